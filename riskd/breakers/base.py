@@ -1,0 +1,126 @@
+"""What every breaker shares: its configuration, its inputs and how a value is judged.
+
+A breaker is a pure function from a `Context` (the tick's snapshot, the account's
+remembered state, the time) and its typed configuration to readings. It never reads a
+clock, a database or the exchange, so every edge can be tested with plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Callable, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from riskd.domain import AccountState, Reading, Snapshot, Status
+from riskd.units import Percent, format_duration, format_percent, parse_duration
+
+WARN_FRACTION = 0.8
+"""Warnings start at 80 % of the way to the limit unless `warn_at` says otherwise."""
+
+
+def parse_resume(value: object) -> str | timedelta:
+    """`manual`, `next_day`, or a duration after which the breaker may release."""
+    if isinstance(value, str) and value.strip().lower() in ("manual", "next_day"):
+        return value.strip().lower()
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"resume must be manual, next_day or a duration like 1h, got {value!r}") from None
+
+
+Resume = Annotated[
+    str | timedelta,
+    BeforeValidator(parse_resume),
+    PlainSerializer(lambda value: value if isinstance(value, str) else format_duration(value)),
+]
+
+ActionName = Literal["alert", "reduce", "halt", "flatten", "close"]
+
+
+class BreakerConfig(BaseModel):
+    """Settings every breaker takes. Subclasses type `limit` and set the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    higher_is_worse: ClassVar[bool] = True
+    per_position: ClassVar[bool] = False
+
+    enabled: bool = True
+    limit: float
+    warn_at: float | None = None
+    action: ActionName = "alert"
+    reduce_by: Percent = 0.5
+    resume: Resume = "manual"
+    confirm: Annotated[int, Field(ge=1, le=100)] = 2
+
+    @model_validator(mode="after")
+    def _check(self) -> "BreakerConfig":
+        if self.action == "close" and not self.per_position:
+            raise ValueError("action close applies to one position; this breaker is account-wide")
+        if self.warn_at is not None:
+            beyond = self.warn_at > self.limit if self.higher_is_worse else self.warn_at < self.limit
+            if beyond:
+                raise ValueError("warn_at must come before the limit")
+        return self
+
+    @property
+    def warning_level(self) -> float:
+        if self.warn_at is not None:
+            return self.warn_at
+        return self.limit * WARN_FRACTION if self.higher_is_worse else self.limit / WARN_FRACTION
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The inputs of one evaluation. `snapshot` is None when the tick has no usable read."""
+
+    account: str
+    state: AccountState
+    now: datetime
+    snapshot: Snapshot | None = None
+
+    @property
+    def equity(self) -> float | None:
+        return self.snapshot.equity if self.snapshot is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    """A registered breaker: its YAML key, a one-line description, its model and function."""
+
+    name: str
+    description: str
+    config: type[BreakerConfig]
+    evaluate: Callable[[Context, BreakerConfig], tuple[Reading, ...]]
+    describe: Callable[[float], str] = format_percent
+    """Turns a value or limit of this breaker into words with its unit."""
+
+
+def judge(
+    name: str, value: float, config: BreakerConfig, describe: Callable[[float], str], symbol: str | None = None
+) -> Reading:
+    """A reading for `value`: breached at or past the limit, warning at or past warn level.
+
+    `describe` turns a value or limit into words with its unit, so the reason reads
+    "drawdown 12.3% is past the limit of 10.0%" in the breaker's own terms.
+    """
+    limit, warn = config.limit, config.warning_level
+    if config.higher_is_worse:
+        breached, warning = value >= limit, value >= warn
+    else:
+        breached, warning = value <= limit, value <= warn
+    if breached:
+        status, verdict = Status.BREACHED, f"is past the limit of {describe(limit)}"
+    elif warning:
+        status, verdict = Status.WARNING, f"is near the limit of {describe(limit)}"
+    else:
+        status, verdict = Status.OK, f"is within the limit of {describe(limit)}"
+    subject = f"{name.replace('_', ' ')} of {symbol}" if symbol else name.replace("_", " ")
+    return Reading(name, status, value, limit, warn, f"{subject} {describe(value)} {verdict}", symbol)
+
+
+def no_data(name: str, config: BreakerConfig, why: str, symbol: str | None = None) -> Reading:
+    """A reading that says plainly the breaker could not measure, and why."""
+    return Reading(name, Status.NO_DATA, None, config.limit, config.warning_level, why, symbol)

@@ -1,0 +1,30 @@
+"""Concentration: the largest single position's notional as a share of equity."""
+
+from __future__ import annotations
+
+from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, no_data
+from riskd.breakers.exposure import share_of_equity
+from riskd.domain import Reading
+from riskd.units import Share, format_percent
+
+
+class ConcentrationConfig(BreakerConfig):
+    limit: Share = 1.5
+    warn_at: Share | None = None
+    action: ActionName = "alert"
+
+
+def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
+    snapshot = context.snapshot
+    if snapshot is None or snapshot.equity is None:
+        return (no_data("concentration", config, "no good snapshot to measure concentration"),)
+    largest = max((position.notional for position in snapshot.positions), default=0.0)
+    return (share_of_equity("concentration", largest, snapshot, config, format_percent),)
+
+
+BREAKER = Breaker(
+    "concentration",
+    "the largest position's notional as a share of equity",
+    ConcentrationConfig,
+    evaluate,
+)

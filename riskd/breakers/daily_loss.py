@@ -1,0 +1,32 @@
+"""Daily loss: how much equity has been lost since the day's reset time (UTC)."""
+
+from __future__ import annotations
+
+from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
+from riskd.domain import Reading
+from riskd.units import Percent, format_percent
+
+
+class DailyLossConfig(BreakerConfig):
+    limit: Percent = 0.05
+    warn_at: Percent | None = None
+    action: ActionName = "halt"
+    resume: Resume = "next_day"
+
+
+def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
+    equity, start = context.equity, context.state.day_start_equity
+    if equity is None:
+        return (no_data("daily_loss", config, "no good snapshot to measure the day's loss"),)
+    if start is None or start <= 0:
+        return (no_data("daily_loss", config, "no positive equity recorded at the day's start"),)
+    value = (start - equity) / start
+    return (judge("daily_loss", value, config, format_percent),)
+
+
+BREAKER = Breaker(
+    "daily_loss",
+    "equity lost since the day's reset time, as a share of the day-start equity",
+    DailyLossConfig,
+    evaluate,
+)

@@ -1,0 +1,25 @@
+"""Exposure as a multiple of equity, shared by the leverage and concentration breakers."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from riskd.breakers.base import BreakerConfig, judge
+from riskd.domain import Reading, Snapshot, Status
+from riskd.units import format_money
+
+
+def share_of_equity(
+    name: str, amount: float, snapshot: Snapshot, config: BreakerConfig, describe: Callable[[float], str]
+) -> Reading:
+    """Judge `amount / equity`; open exposure on zero or negative equity is a breach."""
+    equity = snapshot.equity or 0.0
+    if amount <= 0:
+        return judge(name, 0.0, config, describe)
+    if equity <= 0:
+        reason = (
+            f"{name.replace('_', ' ')} is unbounded: equity is {format_money(equity, snapshot.quote)} "
+            f"while {format_money(amount, snapshot.quote)} of positions are open"
+        )
+        return Reading(name, Status.BREACHED, None, config.limit, config.warning_level, reason)
+    return judge(name, amount / equity, config, describe)

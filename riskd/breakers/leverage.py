@@ -1,0 +1,35 @@
+"""Leverage: gross notional of all positions divided by equity."""
+
+from __future__ import annotations
+
+from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, no_data
+from riskd.breakers.exposure import share_of_equity
+from riskd.domain import Reading
+from riskd.units import Ratio
+
+
+class LeverageConfig(BreakerConfig):
+    limit: Ratio = 5.0
+    warn_at: Ratio | None = None
+    action: ActionName = "reduce"
+    resume: Resume = "1h"
+
+
+def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
+    snapshot = context.snapshot
+    if snapshot is None or snapshot.equity is None:
+        return (no_data("leverage", config, "no good snapshot to measure leverage"),)
+    return (share_of_equity("leverage", snapshot.gross_notional, snapshot, config, format_multiple),)
+
+
+def format_multiple(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+BREAKER = Breaker(
+    "leverage",
+    "gross notional of all positions divided by equity",
+    LeverageConfig,
+    evaluate,
+    format_multiple,
+)

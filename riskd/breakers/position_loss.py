@@ -1,0 +1,46 @@
+"""Position loss: one position's unrealized loss as a share of account equity.
+
+Its natural action is `close`, which closes only the losing position.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, judge, no_data
+from riskd.domain import Reading, Status
+from riskd.units import Percent, format_percent
+
+
+class PositionLossConfig(BreakerConfig):
+    per_position: ClassVar[bool] = True
+
+    limit: Percent = 0.03
+    warn_at: Percent | None = None
+    action: ActionName = "close"
+
+
+def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
+    snapshot, equity = context.snapshot, context.equity
+    if snapshot is None or equity is None:
+        return (no_data("position_loss", config, "no good snapshot to measure position losses"),)
+    if not snapshot.positions:
+        return (_flat(config),)
+    if equity <= 0:
+        return (no_data("position_loss", config, "equity is zero or negative, so a share of it means nothing"),)
+    return tuple(
+        judge("position_loss", max(0.0, -position.unrealized_pnl) / equity, config, format_percent, position.key)
+        for position in snapshot.positions
+    )
+
+
+def _flat(config: BreakerConfig) -> Reading:
+    return Reading("position_loss", Status.OK, 0.0, config.limit, config.warning_level, "no open positions")
+
+
+BREAKER = Breaker(
+    "position_loss",
+    "one position's unrealized loss as a share of equity; `close` closes that position",
+    PositionLossConfig,
+    evaluate,
+)

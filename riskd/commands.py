@@ -1,0 +1,127 @@
+"""What a person can ask of riskd, independent of how they ask.
+
+The CLI (and any other transport) only parses and formats; these functions check the
+request, record it and return data, or raise `Refusal` with a sentence to show. Control
+commands reach a running daemon through the database's commands table, so they need
+no open port: the daemon picks them up within about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from riskd.config import Settings
+from riskd.domain import Command, CommandKind, Reading, TradingState
+from riskd.store import Store
+
+COMMAND_LIFETIME = timedelta(minutes=5)
+"""A queued command older than this is refused rather than carried out late."""
+
+
+class Refusal(Exception):
+    """The request cannot be carried out; the message says why in words."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """One account as the daemon last saw it."""
+
+    account: str
+    exchange: str
+    live: bool
+    trading_state: TradingState
+    reason: str
+    since: datetime | None
+    updated_at: datetime | None
+    equity: float | None
+    peak_equity: float | None
+    day_start_equity: float | None
+    quote: str
+    readings: list[Reading] = field(default_factory=list)
+    positions: list[dict] = field(default_factory=list)
+
+    @property
+    def drawdown(self) -> float | None:
+        if self.equity is None or not self.peak_equity:
+            return None
+        return max(0.0, (self.peak_equity - self.equity) / self.peak_equity)
+
+    @property
+    def day_pnl(self) -> float | None:
+        if self.equity is None or self.day_start_equity is None:
+            return None
+        return self.equity - self.day_start_equity
+
+
+def resolve_accounts(settings: Settings, account: str | None) -> list[str]:
+    """The named account, or every account when none is named."""
+    if account is None:
+        return list(settings.accounts)
+    if account not in settings.accounts:
+        raise Refusal(f"no account named {account!r}; known: {', '.join(settings.accounts)}")
+    return [account]
+
+
+def status(store: Store, settings: Settings) -> list[AccountStatus]:
+    result = []
+    for name, account in settings.accounts.items():
+        state = store.load_state(name)
+        snapshot = store.latest_snapshot(name)
+        result.append(
+            AccountStatus(
+                account=name,
+                exchange=account.exchange,
+                live=settings.live,
+                trading_state=state.trading_state,
+                reason=state.reason,
+                since=state.since,
+                updated_at=store.state_updated_at(name),
+                equity=state.last_equity,
+                peak_equity=state.peak_equity,
+                day_start_equity=state.day_start_equity,
+                quote=account.quote,
+                readings=store.readings(name),
+                positions=store.positions_of(snapshot["id"]) if snapshot else [],
+            )
+        )
+    return result
+
+
+def submit(
+    store: Store,
+    settings: Settings,
+    kind: CommandKind,
+    account: str | None,
+    source: str,
+    who: str,
+    now: datetime,
+    reason: str = "",
+    fraction: float | None = None,
+) -> list[int]:
+    """Queue a control command for the daemon, one row per account; returns the row ids."""
+    if kind is CommandKind.REDUCE and not (fraction and 0 < fraction <= 1):
+        raise Refusal("reduce needs a fraction above 0% and at most 100%, such as 25%")
+    return [
+        store.submit_command(Command(kind, name, source, who, reason, fraction), now)
+        for name in resolve_accounts(settings, account)
+    ]
+
+
+async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[dict]:
+    """Wait until the daemon has handled the commands, or the timeout passes."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = [store.command(command_id) for command_id in ids]
+        if all(row["status"] != "pending" for row in rows) or asyncio.get_running_loop().time() >= deadline:
+            return rows
+        await asyncio.sleep(0.1)
+
+
+def expired(queued_at: datetime, now: datetime) -> bool:
+    return now - queued_at > COMMAND_LIFETIME
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,224 @@
+"""Configuration: `config.yaml` for structure, environment variables for secrets.
+
+Settings are read once at start by pydantic-settings from, in order of precedence,
+the environment (`RISKD_` prefix, `__` for nesting), a `.env` file, and the YAML
+file. Every problem becomes a `ConfigError` whose lines each name a key and what is
+wrong with it, so `riskd` can stop with a clear message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.units import Duration
+
+DEFAULT_CONFIG = Path("config.yaml")
+SECRET_KEYS = ("api_key", "secret", "password")
+ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; each line of the message names a key."""
+
+
+class SimSettings(BaseModel):
+    """How the embedded exchange starts when an account says `exchange: sim`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 7
+    scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
+    latency: Duration | None = None
+    volatility: float = Field(default=0.0005, ge=0, le=0.1)
+
+
+class AccountConfig(BaseModel):
+    """One exchange account that riskd guards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exchange: str
+    quote: str = "USDT"
+    market: Literal["spot", "futures"] | None = None
+    keep_assets: tuple[str, ...] = ()
+    ccxt: dict[str, Any] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=10)
+    breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sim: SimSettings = SimSettings()
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+
+    @field_validator("quote")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("keep_assets", mode="before")
+    @classmethod
+    def _assets(cls, value: Any) -> Any:
+        return tuple(str(asset).upper() for asset in value) if isinstance(value, (list, tuple)) else value
+
+    @property
+    def is_sim(self) -> bool:
+        return self.exchange == "sim"
+
+    def secrets(self) -> list[str]:
+        """The secret values, for scrubbing them out of any text riskd writes."""
+        return [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RISKD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    live: bool = False
+    poll_interval: Duration = timedelta(seconds=10)
+    database: Path = Path("riskd.db")
+    day_reset: time = time(0, 0)
+    alert_cooldown: Duration = timedelta(minutes=15)
+    retention: Duration = timedelta(days=30)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    accounts: dict[str, AccountConfig] = Field(min_length=1)
+    breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
+
+    def breakers_for(self, account: str) -> dict[str, BreakerConfig]:
+        """Each enabled breaker's configuration for `account`: defaults, then overrides."""
+        overrides = self.accounts[account].breakers
+        configs = {
+            name: breaker.config.model_validate({**self.breakers.get(name, {}), **overrides.get(name, {})})
+            for name, breaker in BREAKERS.items()
+        }
+        return {name: config for name, config in configs.items() if config.enabled}
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The file chosen by `--config`, else `RISKD_CONFIG`, else `./config.yaml`."""
+    return Path(path or os.environ.get("RISKD_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read and check the configuration, or raise ConfigError saying what to fix."""
+    path = config_path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found (choose one with --config or RISKD_CONFIG)")
+    _check_yaml(path)
+    settings_cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": path}})
+    try:
+        settings = settings_cls(**overrides)
+    except ValidationError as error:
+        raise ConfigError("\n".join(_describe(item) for item in error.errors())) from None
+    problems = [*_breaker_problems(settings), *_account_problems(settings)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings
+
+
+def _check_yaml(path: Path) -> None:
+    """What the settings model cannot see: unknown top-level keys and secrets in YAML.
+
+    The model ignores unknown top-level names so that a `.env` file may hold other
+    programs' variables; the YAML file has no such excuse.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(error, 'problem', error)}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    for key in document:
+        if key not in Settings.model_fields:
+            problems = f"{key}: unknown key (check its spelling)"
+            raise ConfigError(problems)
+    accounts = document.get("accounts")
+    for name, account in (accounts.items() if isinstance(accounts, dict) else ()):
+        for key in SECRET_KEYS:
+            if isinstance(account, dict) and key in account:
+                variable = f"RISKD_ACCOUNTS__{str(name).upper()}__{key.upper()}"
+                raise ConfigError(f"accounts.{name}.{key}: secrets do not belong in {path}; set {variable} instead")
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "configuration"
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        message = "unknown key (check its spelling)"
+    elif kind == "missing":
+        message = "missing (required)"
+    return f"{where}: {message.removeprefix('Value error, ')}"
+
+
+def _breaker_problems(settings: Settings) -> list[str]:
+    problems = []
+    sections = [("breakers", settings.breakers)] + [
+        (f"accounts.{name}.breakers", account.breakers) for name, account in settings.accounts.items()
+    ]
+    for prefix, section in sections:
+        for name in section:
+            if name not in BREAKERS:
+                problems.append(f"{prefix}.{name}: unknown breaker (known: {', '.join(BREAKERS)})")
+    for account in settings.accounts:
+        for name, breaker in BREAKERS.items():
+            merged = {**settings.breakers.get(name, {}), **settings.accounts[account].breakers.get(name, {})}
+            try:
+                breaker.config.model_validate(merged)
+            except ValidationError as error:
+                prefix = f"accounts.{account}.breakers" if name in settings.accounts[account].breakers else "breakers"
+                for item in error.errors():
+                    item = {**item, "loc": (prefix, name, *item["loc"])}
+                    problems.append(_describe(item))
+    return list(dict.fromkeys(problems))
+
+
+def _account_problems(settings: Settings) -> list[str]:
+    import ccxt  # imported here: it is large, and only needed to check exchange ids
+
+    problems = []
+    for name, account in settings.accounts.items():
+        if not ACCOUNT_NAME.match(name):
+            problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
+        if not account.is_sim and account.exchange not in ccxt.exchanges:
+            problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
+        elif not account.is_sim and not (account.api_key and account.secret):
+            variable = f"RISKD_ACCOUNTS__{name.upper()}"
+            problems.append(
+                f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
+            )
+    return problems

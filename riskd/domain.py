@@ -1,0 +1,258 @@
+"""The values riskd passes around: what it saw, what it decided, what it remembers.
+
+Everything here is an immutable value with no behaviour beyond simple derived
+figures, so the engine and the breakers can be pure functions of these values and
+tests can build them by hand. Nothing in this module imports the rest of riskd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Mapping
+
+
+def frozen_mapping(values: Mapping | None = None) -> Mapping:
+    """A read-only view of a copy of `values`, so frozen dataclasses stay frozen."""
+    return MappingProxyType(dict(values or {}))
+
+
+class TradingState(StrEnum):
+    """How much trading an account may do, from most to least permissive."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+    @property
+    def severity(self) -> int:
+        return list(TradingState).index(self)
+
+
+class Status(StrEnum):
+    """Where a breaker's reading stands against its limit."""
+
+    OK = "ok"
+    WARNING = "warning"
+    BREACHED = "breached"
+    NO_DATA = "no_data"
+
+
+class Severity(StrEnum):
+    """How loudly an alert must reach a person."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    EMERGENCY = "emergency"
+
+
+class ActionKind(StrEnum):
+    """What the executor can do to an account."""
+
+    CANCEL_ORDERS = "cancel_orders"
+    REDUCE = "reduce"
+    CLOSE = "close"
+    FLATTEN = "flatten"
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One open exposure. Spot holdings are long positions of kind `spot`.
+
+    `contracts` is always positive; `side` carries the direction. `notional` is the
+    absolute value in the quote currency at the mark price.
+    """
+
+    symbol: str
+    side: Side
+    contracts: float
+    notional: float
+    entry_price: float | None = None
+    mark_price: float | None = None
+    unrealized_pnl: float = 0.0
+    liquidation_price: float | None = None
+    leverage: float | None = None
+    kind: str = "derivative"
+    position_side: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identifies the position, also in hedge mode where a symbol has two."""
+        return f"{self.symbol}:{self.position_side}" if self.position_side else self.symbol
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One open order on the exchange."""
+
+    id: str
+    symbol: str
+    side: str
+    type: str
+    amount: float
+    price: float | None = None
+    client_order_id: str | None = None
+    reduce_only: bool = False
+    remaining: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything riskd read from one account in one tick.
+
+    A snapshot whose read failed has `error` set and holds no figures; the engine
+    treats it as missing data, never as an account worth zero.
+    """
+
+    account: str
+    fetched_at: datetime
+    latency: float = 0.0
+    equity: float | None = None
+    quote: str = "USDT"
+    balances: Mapping[str, float] = field(default_factory=frozen_mapping)
+    positions: tuple[Position, ...] = ()
+    orders: tuple[Order, ...] = ()
+    prices: Mapping[str, float] = field(default_factory=frozen_mapping)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.equity is not None
+
+    @property
+    def gross_notional(self) -> float:
+        return sum(position.notional for position in self.positions)
+
+    @property
+    def exposure(self) -> dict[str, float]:
+        """Contracts held per position key, signed (short is negative)."""
+        return {
+            position.key: position.contracts if position.side is Side.LONG else -position.contracts
+            for position in self.positions
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one breaker saw: a value against a limit, and why, in words."""
+
+    breaker: str
+    status: Status
+    value: float | None
+    limit: float
+    warn_at: float
+    reason: str
+    symbol: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Names the condition: the breaker, and the position for per-position ones."""
+        return f"{self.breaker}:{self.symbol}" if self.symbol else self.breaker
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An instruction to the executor, with the reason a person will read."""
+
+    kind: ActionKind
+    account: str
+    reason: str
+    symbol: str | None = None
+    fraction: float | None = None
+    order_ids: tuple[str, ...] = ()
+    contracts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A message for the owner. `key` names the condition for the cooldown."""
+
+    account: str
+    severity: Severity
+    key: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact worth keeping: a warning, a breach, a clear, a state change."""
+
+    account: str
+    kind: str
+    message: str
+    breaker: str | None = None
+    severity: Severity = Severity.INFO
+    data: Mapping = field(default_factory=frozen_mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class Latch:
+    """A breaker that tripped and holds the account until its resume policy allows."""
+
+    breaker: str
+    state: TradingState
+    tripped_at: datetime
+    reason: str
+    resume: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What riskd remembers about an account between ticks (and restarts)."""
+
+    account: str
+    trading_state: TradingState = TradingState.ACTIVE
+    reason: str = ""
+    since: datetime | None = None
+    peak_equity: float | None = None
+    day_start_equity: float | None = None
+    day_start: datetime | None = None
+    last_equity: float | None = None
+    last_good_at: datetime | None = None
+    started_at: datetime | None = None
+    latches: Mapping[str, Latch] = field(default_factory=frozen_mapping)
+    streaks: Mapping[str, int] = field(default_factory=frozen_mapping)
+    statuses: Mapping[str, Status] = field(default_factory=frozen_mapping)
+    last_alerts: Mapping[str, datetime] = field(default_factory=frozen_mapping)
+    halt_exposure: Mapping[str, float] | None = None
+    implausible_ticks: int = 0
+
+
+class CommandKind(StrEnum):
+    """What a person can ask of riskd, from any transport."""
+
+    FREEZE = "freeze"
+    RESUME = "resume"
+    FLATTEN = "flatten"
+    REDUCE = "reduce"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A person's instruction for one account, with who gave it and through what."""
+
+    kind: CommandKind
+    account: str
+    source: str
+    who: str
+    reason: str = ""
+    fraction: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The engine's answer for one tick."""
+
+    state: AccountState
+    readings: tuple[Reading, ...] = ()
+    actions: tuple[Action, ...] = ()
+    events: tuple[Event, ...] = ()
+    alerts: tuple[Alert, ...] = ()

@@ -1,0 +1,458 @@
+"""The pure step: account state × snapshot × time → new state, actions, events, alerts.
+
+Everything riskd decides is decided here, from values: no clock (``now`` is an
+argument), no database, no exchange. The supervisor feeds it what the adapter read and
+the store remembered, then persists and carries out what it returns.
+
+Rules, in the order `step` applies them:
+
+1. A snapshot that failed, or whose equity is implausible against the last good one,
+   is not acted on: every breaker reads "no data" except `stale_data`.
+2. Peak and day-start equity follow good snapshots; the day starts at `day_reset` UTC.
+3. Each breaker's reading counts consecutive breaching ticks; at `confirm` it trips:
+   one breach event, one alert, its action, and for `reduce`, `halt` and `flatten` a
+   latch that holds the account in `reducing` or `halted`.
+4. Latches release by their resume policy, and only while their breaker is not
+   breached; the trading state is the most severe remaining latch.
+5. While halted, open orders are cancelled and exposure that grew since the halt is
+   closed; while reducing, orders that would add exposure are cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from typing import Iterable, Mapping
+
+from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.domain import (
+    AccountState,
+    Action,
+    ActionKind,
+    Alert,
+    Command,
+    CommandKind,
+    Event,
+    Latch,
+    Reading,
+    Severity,
+    Snapshot,
+    Status,
+    StepResult,
+    TradingState,
+    frozen_mapping,
+)
+from riskd.units import format_duration, format_money, format_percent
+
+IMPLAUSIBLE_FACTOR = 5.0
+"""Equity that moves by more than this factor in one tick is held back as a likely glitch."""
+
+IMPLAUSIBLE_ACCEPT = 3
+"""After this many consecutive implausible ticks the new level is taken as real."""
+
+EPSILON = 1e-9
+
+ACTION_STATE = {"reduce": TradingState.REDUCING, "halt": TradingState.HALTED, "flatten": TradingState.HALTED}
+MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the engine needs to know of the configuration for one account."""
+
+    breakers: Mapping[str, BreakerConfig]
+    day_reset: time = time(0, 0)
+    alert_cooldown: timedelta = timedelta(minutes=15)
+    live: bool = False
+
+
+def day_start(now: datetime, reset: time) -> datetime:
+    """The most recent reset time at or before `now` (both in UTC)."""
+    today = now.replace(hour=reset.hour, minute=reset.minute, second=0, microsecond=0)
+    return today if today <= now else today - timedelta(days=1)
+
+
+class _Tick:
+    """Collects what one step decides; only `step` and `apply_command` use it."""
+
+    def __init__(self, state: AccountState, policy: Policy, now: datetime, snapshot: Snapshot | None):
+        self.state, self.policy, self.now, self.snapshot = state, policy, now, snapshot
+        self.actions: list[Action] = []
+        self.events: list[Event] = []
+        self.alerts: list[Alert] = []
+        self.last_alerts = dict(state.last_alerts)
+
+    def event(self, kind: str, message: str, severity: Severity, breaker: str | None = None, **data) -> None:
+        self.events.append(Event(self.state.account, kind, message, breaker, severity, frozen_mapping(data)))
+
+    def alert(self, key: str, severity: Severity, text: str, always: bool = False) -> bool:
+        """Queue an alert unless the same condition was announced within the cooldown."""
+        last = self.last_alerts.get(key)
+        if not always and last is not None and self.now - last < self.policy.alert_cooldown:
+            return False
+        self.last_alerts[key] = self.now
+        self.alerts.append(Alert(self.state.account, severity, key, text))
+        return True
+
+    def act(self, kind: ActionKind, reason: str, **fields) -> None:
+        self.actions.append(Action(kind, self.state.account, reason, **fields))
+
+    def result(self, readings: Iterable[Reading] = ()) -> StepResult:
+        state = replace(self.state, last_alerts=frozen_mapping(self.last_alerts))
+        return StepResult(state, tuple(readings), tuple(self.actions), tuple(self.events), tuple(self.alerts))
+
+    @property
+    def verb(self) -> str:
+        return "riskd is" if self.policy.live else "DRY-RUN: riskd would be"
+
+
+def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime) -> StepResult:
+    """Decide one tick for one account. Pure: the same inputs give the same result."""
+    state = replace(state, started_at=state.started_at or now)
+    tick = _Tick(state, policy, now, None)
+    good = _accept(tick, snapshot)
+    tick.snapshot = good
+    if good is not None:
+        _follow_equity(tick, good)
+    readings = [
+        reading
+        for name, config in policy.breakers.items()
+        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good), config)
+    ]
+    _judge(tick, readings)
+    _release_latches(tick, readings)
+    _settle_state(tick)
+    _enforce(tick)
+    return tick.result(readings)
+
+
+def _accept(tick: _Tick, snapshot: Snapshot | None) -> Snapshot | None:
+    """The snapshot if it can be acted on; a glitch is recorded, not believed."""
+    if snapshot is None or not snapshot.ok:
+        return None
+    last, equity = tick.state.last_equity, snapshot.equity
+    implausible = last is not None and last > 0 and not last / IMPLAUSIBLE_FACTOR <= equity <= last * IMPLAUSIBLE_FACTOR
+    if not implausible:
+        tick.state = replace(tick.state, implausible_ticks=0)
+        return snapshot
+    count = tick.state.implausible_ticks + 1
+    if count >= IMPLAUSIBLE_ACCEPT:
+        tick.event(
+            "implausible_accepted",
+            f"equity {equity:,.2f} held for {count} ticks after {last:,.2f}; taking it as real",
+            Severity.WARNING,
+        )
+        tick.state = replace(tick.state, implausible_ticks=0)
+        return snapshot
+    tick.event(
+        "implausible_snapshot",
+        f"equity read as {equity:,.2f} after {last:,.2f}; not acted on until it repeats",
+        Severity.WARNING,
+        equity=equity,
+        last_equity=last,
+    )
+    tick.state = replace(tick.state, implausible_ticks=count)
+    return None
+
+
+def _follow_equity(tick: _Tick, snapshot: Snapshot) -> None:
+    state, equity = tick.state, snapshot.equity
+    start = day_start(tick.now, tick.policy.day_reset)
+    fields = {"last_equity": equity, "last_good_at": tick.now}
+    fields["peak_equity"] = equity if state.peak_equity is None else max(state.peak_equity, equity)
+    if state.day_start != start or state.day_start_equity is None:
+        fields.update(day_start=start, day_start_equity=equity)
+    if state.trading_state is TradingState.HALTED and state.halt_exposure is None:
+        fields["halt_exposure"] = frozen_mapping(snapshot.exposure)
+    tick.state = replace(state, **fields)
+
+
+def _judge(tick: _Tick, readings: list[Reading]) -> None:
+    """Count streaks, record warnings and clears, and trip what is confirmed.
+
+    A breach already tripped stays `breached` while it lasts; each further `confirm`
+    ticks of it trip again, so an action that did not take is sent again.
+    """
+    streaks, statuses = dict(tick.state.streaks), dict(tick.state.statuses)
+    tripped = []
+    for reading in readings:
+        config = tick.policy.breakers[reading.breaker]
+        key, previous = reading.key, statuses.get(reading.key, Status.OK)
+        if reading.status is Status.NO_DATA:
+            continue
+        if reading.status is Status.BREACHED:
+            streaks[key] = streaks.get(key, 0) + 1
+            if streaks[key] >= config.confirm:
+                streaks[key] = 0
+                statuses[key] = Status.BREACHED
+                tripped.append((reading, config, previous is Status.BREACHED))
+            if previous is Status.BREACHED or streaks[key] == 0:
+                continue
+            status = Status.WARNING
+        else:
+            streaks[key] = 0
+            status = reading.status
+        if status is Status.WARNING and previous is not Status.WARNING:
+            confirming = reading.status is Status.BREACHED
+            note = f" (breach seen, waiting for {config.confirm} ticks to confirm)" if confirming else ""
+            tick.event("warning", reading.reason + note, Severity.WARNING, reading.breaker, key=key, value=reading.value)
+            tick.alert(f"warning:{key}", Severity.WARNING, f"⚠️ [{tick.state.account}] Warning: {reading.reason}{note}.")
+        elif status is Status.OK and previous in (Status.WARNING, Status.BREACHED):
+            tick.event("clear", reading.reason, Severity.INFO, reading.breaker, key=key, value=reading.value)
+            tick.alert(f"clear:{key}", Severity.INFO, f"✅ [{tick.state.account}] Back to normal: {reading.reason}.")
+        statuses[key] = status
+    current = {reading.key for reading in readings}
+    tick.state = replace(
+        tick.state,
+        streaks=frozen_mapping({key: value for key, value in streaks.items() if key in current}),
+        statuses=frozen_mapping({key: value for key, value in statuses.items() if key in current}),
+    )
+    for reading, config, repeat in tripped:
+        _trip(tick, reading, config, repeat)
+
+
+def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) -> None:
+    """A confirmed breach: its event, its actions, its latch and its alert.
+
+    A repeat (the breach persists after tripping) refreshes the latch and is only
+    recorded and announced when it has something left to do.
+    """
+    snapshot, account = tick.snapshot, tick.state.account
+    queued = len(tick.actions)
+    doing = _carry_out(tick, config.action, reading)
+    if repeat and len(tick.actions) == queued:
+        if reading.breaker in tick.state.latches:
+            latches = dict(tick.state.latches)
+            latches[reading.breaker] = replace(latches[reading.breaker], tripped_at=tick.now)
+            tick.state = replace(tick.state, latches=frozen_mapping(latches))
+        return
+    latches = dict(tick.state.latches)
+    state = ACTION_STATE.get(config.action)
+    resume = config.resume if isinstance(config.resume, str) else format_duration(config.resume)
+    if state is not None:
+        latches[reading.breaker] = Latch(reading.breaker, state, tick.now, reading.reason, resume)
+        tick.state = replace(tick.state, latches=frozen_mapping(latches))
+    if config.action == "flatten":
+        tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
+    severity = Severity.EMERGENCY if config.action == "flatten" else Severity.CRITICAL
+    text = f"🚨 [{account}] BREACH: {reading.reason}. {doing} {_resume_text(account, state, config)}".strip()
+    if not tick.alert(f"breach:{reading.key}", severity, text) and repeat:
+        return  # the repeat's actions are recorded; its event waits for the cooldown like its alert
+    tick.event(
+        "breach",
+        f"still breached: {reading.reason}" if repeat else reading.reason,
+        Severity.CRITICAL,
+        reading.breaker,
+        key=reading.key,
+        value=reading.value,
+        limit=reading.limit,
+        action=config.action,
+        equity=snapshot.equity if snapshot else None,
+    )
+
+
+def _resume_text(account: str, state: TradingState | None, config: BreakerConfig) -> str:
+    """What the owner can expect or do next, in words."""
+    if state is None:
+        return ""
+    if config.resume == MANUAL:
+        return f"It stays {state} until you resume it: `riskd resume {account}` or /resume {account}."
+    if config.resume == "next_day":
+        return f"It stays {state} until the next daily reset, or `riskd resume {account}`."
+    return f"It stays {state} until {format_duration(config.resume)} after the breach ends, or `riskd resume {account}`."
+
+
+def _carry_out(tick: _Tick, action: str, reading: Reading) -> str:
+    """Queue the actions for a tripped breaker; return what they do, in words."""
+    snapshot, reason = tick.snapshot, reading.reason
+    positions = snapshot.positions if snapshot else ()
+    orders = snapshot.orders if snapshot else ()
+    if action == "alert":
+        return "No action is configured beyond this alert."
+    if action == "close":
+        if any(position.key == reading.symbol for position in positions):
+            tick.act(ActionKind.CLOSE, reason, symbol=reading.symbol)
+        return f"{tick.verb} closing {reading.symbol}."
+    if action == "reduce":
+        targets = [p for p in positions if reading.symbol in (None, p.key)]
+        fraction = tick.policy.breakers[reading.breaker].reduce_by
+        if targets:
+            tick.act(ActionKind.REDUCE, reason, symbol=reading.symbol, fraction=fraction)
+        what = reading.symbol or "every position"
+        return f"{tick.verb} reducing {what} by {format_percent(fraction)}; new exposure is refused."
+    if action == "halt":
+        if orders:
+            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in orders))
+        return f"{tick.verb} cancelling all open orders and halting trading."
+    if positions or orders:
+        tick.act(ActionKind.FLATTEN, reason)
+    return f"{tick.verb} flattening the account: cancelling every order and closing every position."
+
+
+def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
+    breached = {r.breaker for r in readings if r.status in (Status.BREACHED, Status.NO_DATA)}
+    latches = dict(tick.state.latches)
+    for name, latch in tick.state.latches.items():
+        config = tick.policy.breakers.get(name)
+        if name == MANUAL or name in breached:
+            continue
+        if config is None:
+            due = True  # the breaker was removed from the configuration
+        elif config.resume == "next_day":
+            due = latch.tripped_at < day_start(tick.now, tick.policy.day_reset)
+        elif config.resume == MANUAL:
+            due = False
+        else:
+            due = tick.now - latch.tripped_at >= config.resume
+        if due:
+            del latches[name]
+            tick.event("released", f"{name} released by its resume policy ({latch.resume})", Severity.INFO, name)
+    tick.state = replace(tick.state, latches=frozen_mapping(latches))
+
+
+def _settle_state(tick: _Tick, who: str = "") -> None:
+    """Set the trading state to the most severe latch and announce a change."""
+    state = tick.state
+    latches = sorted(state.latches.values(), key=lambda latch: latch.state.severity)
+    target = latches[-1] if latches else None
+    new = target.state if target else TradingState.ACTIVE
+    if new is state.trading_state:
+        return
+    reason = target.reason if target else (f"resumed by {who}" if who else "every breaker released")
+    fields = {"trading_state": new, "reason": reason, "since": tick.now}
+    if new is TradingState.HALTED and state.halt_exposure is None:
+        fields["halt_exposure"] = frozen_mapping(tick.snapshot.exposure) if tick.snapshot else None
+    if new is not TradingState.HALTED:
+        fields["halt_exposure"] = None
+    tick.state = replace(state, **fields)
+    severity = {
+        TradingState.HALTED: Severity.CRITICAL,
+        TradingState.REDUCING: Severity.WARNING,
+        TradingState.ACTIVE: Severity.INFO,
+    }[new]
+    by = f" by {who}" if who else ""
+    tick.event(
+        "state_change",
+        f"{state.trading_state} → {new}{by}: {reason}",
+        severity,
+        target.breaker if target else None,
+        previous=str(state.trading_state),
+        new=str(new),
+        who=who,
+    )
+    tick.alert(
+        f"state:{new}",
+        severity,
+        f"[{state.account}] Trading state {state.trading_state} → {new.upper()}{by}: {reason}.",
+        always=True,
+    )
+
+
+def _enforce(tick: _Tick) -> None:
+    """Hold a halted or reducing account to its state against whatever else trades it."""
+    snapshot, state = tick.snapshot, tick.state
+    if snapshot is None or any(action.kind is ActionKind.FLATTEN for action in tick.actions):
+        return
+    if state.trading_state is TradingState.HALTED:
+        _enforce_halt(tick, snapshot)
+    elif state.trading_state is TradingState.REDUCING:
+        _enforce_reducing(tick, snapshot)
+
+
+def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
+    cancelled = {order_id for action in tick.actions for order_id in action.order_ids}
+    stray = tuple(order.id for order in snapshot.orders if order.id not in cancelled)
+    if stray:
+        reason = f"account is halted: {len(stray)} open order(s) to cancel"
+        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=stray)
+        if tick.alert("enforce:orders", Severity.WARNING, f"🛑 [{snapshot.account}] {reason}."):
+            tick.event("enforce", reason, Severity.WARNING, orders=list(stray))
+    allowed = dict(tick.state.halt_exposure or {})
+    exposure = snapshot.exposure
+    for position in snapshot.positions:
+        held, limit = exposure[position.key], allowed.get(position.key, 0.0)
+        flipped = limit and held * limit < 0
+        growth = abs(held) if flipped else abs(held) - abs(limit)
+        if growth > EPSILON * max(1.0, abs(held)):
+            reason = (
+                f"account is halted: {position.key} holds {abs(held):g} contracts {position.side}, "
+                f"{growth:g} more than the {abs(limit):g} allowed since the halt"
+            )
+            tick.act(ActionKind.CLOSE, reason, symbol=position.key, contracts=growth)
+            if tick.alert(f"enforce:{position.key}", Severity.CRITICAL, f"🛑 [{snapshot.account}] {reason}; closing the excess."):
+                tick.event("enforce", reason, Severity.CRITICAL, symbol=position.key, contracts=growth)
+        elif abs(held) < abs(limit):
+            allowed[position.key] = held
+    ratcheted = {key: value for key, value in allowed.items() if key in exposure}
+    tick.state = replace(tick.state, halt_exposure=frozen_mapping(ratcheted))
+
+
+def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
+    held: dict[str, float] = {}
+    for position in snapshot.positions:
+        held[position.symbol] = held.get(position.symbol, 0.0) + snapshot.exposure[position.key]
+    adding = tuple(
+        order.id
+        for order in snapshot.orders
+        if not order.reduce_only and _adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
+    )
+    if adding:
+        reason = f"account is reducing: {len(adding)} order(s) that add exposure to cancel"
+        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
+        if tick.alert("enforce:orders", Severity.WARNING, f"🛑 [{snapshot.account}] {reason}."):
+            tick.event("enforce", reason, Severity.WARNING, orders=list(adding))
+
+
+def _adds_exposure(side: str, amount: float, held: float) -> bool:
+    """True when an order on the `held` signed position would grow or flip it."""
+    if side == "buy":
+        return held >= 0 or amount > -held + EPSILON
+    return held <= 0 or amount > held + EPSILON
+
+
+def apply_command(
+    state: AccountState, command: Command, snapshot: Snapshot | None, policy: Policy, now: datetime
+) -> StepResult:
+    """A person's freeze, resume, flatten or reduce, decided like a breach is."""
+    tick = _Tick(state, policy, now, snapshot if snapshot is not None and snapshot.ok else None)
+    who = f"{command.who} via {command.source}"
+    tick.event("command", f"{command.kind} by {who}", Severity.WARNING, command=str(command.kind), who=who)
+    if command.kind is CommandKind.RESUME:
+        equity = state.last_equity
+        tick.state = replace(
+            state,
+            latches=frozen_mapping({}),
+            streaks=frozen_mapping({}),
+            statuses=frozen_mapping({}),
+            peak_equity=equity if equity is not None else state.peak_equity,
+            day_start_equity=equity if equity is not None else state.day_start_equity,
+        )
+        _settle_state(tick, who)
+        return tick.result()
+    reason = command.reason or f"{command.kind} ordered by {who}"
+    if command.kind is CommandKind.REDUCE:
+        tick.act(ActionKind.REDUCE, reason, fraction=command.fraction)
+        doing = f"{tick.verb} reducing every position by {format_percent(command.fraction or 0)}"
+        tick.alert("command", Severity.WARNING, f"[{state.account}] {doing} ({who}).", always=True)
+        return tick.result()
+    latches = dict(state.latches)
+    latches[MANUAL] = Latch(MANUAL, TradingState.HALTED, now, reason, MANUAL)
+    tick.state = replace(state, latches=frozen_mapping(latches))
+    if command.kind is CommandKind.FLATTEN:
+        tick.act(ActionKind.FLATTEN, reason)
+        tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
+    elif tick.snapshot is not None and tick.snapshot.orders:
+        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in tick.snapshot.orders))
+        doing = f"{tick.verb} flattening the account"
+        tick.alert("command", Severity.CRITICAL, f"[{state.account}] {doing} ({who}).", always=True)
+    _settle_state(tick, who)
+    return tick.result()
+
+
+def describe_equity(snapshot: Snapshot) -> str:
+    """One line a person reads: equity, exposure, positions and orders."""
+    return (
+        f"equity {format_money(snapshot.equity or 0.0, snapshot.quote)}, "
+        f"gross {format_money(snapshot.gross_notional, snapshot.quote)}, "
+        f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} order(s)"
+    )

@@ -1,0 +1,262 @@
+"""The ccxt adapter: one immutable Snapshot per account per tick, and the orders riskd sends.
+
+It speaks ccxt's unified API so any exchange ccxt supports can be guarded; Binance
+USDⓈ-M futures and Binance spot are the ones tested. It never lets an exchange's
+failure look like an account worth zero: a reply that is not JSON is an error, and any
+failed read gives a Snapshot with `error` set instead of figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import ccxt.async_support as ccxt
+
+from riskd.config import AccountConfig
+from riskd.domain import Order, Position, Side, Snapshot, frozen_mapping
+from riskd.redact import redact
+
+FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
+
+
+class ExchangeTrouble(Exception):
+    """An exchange call failed. `transient` says whether the next tick may simply retry.
+
+    Non-transient trouble (rejected credentials, missing permissions, a suspended
+    account) needs the operator and is announced as such.
+    """
+
+    def __init__(self, message: str, transient: bool, kind: str):
+        super().__init__(message)
+        self.transient = transient
+        self.kind = kind
+
+
+def explain(error: BaseException) -> ExchangeTrouble:
+    """Map a ccxt (or other) exception to riskd's words, without secrets or signatures."""
+    if isinstance(error, ExchangeTrouble):
+        return error
+    text = redact(f"{type(error).__name__}: {error}")[:300]
+    if isinstance(error, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
+        return ExchangeTrouble(f"the exchange refused the credentials or permissions ({text}); check the API key", False, "auth")
+    if isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return ExchangeTrouble(f"rate limited by the exchange ({text})", True, "rate_limit")
+    if isinstance(error, ccxt.RequestTimeout | asyncio.TimeoutError | TimeoutError):
+        return ExchangeTrouble(f"the exchange did not answer in time ({text})", True, "timeout")
+    if isinstance(error, ccxt.NetworkError):
+        return ExchangeTrouble(f"the exchange is unreachable or unavailable ({text})", True, "network")
+    if isinstance(error, ccxt.BadResponse):
+        return ExchangeTrouble(f"the exchange sent a reply riskd cannot read ({text})", True, "malformed")
+    if isinstance(error, ccxt.ExchangeError):
+        return ExchangeTrouble(f"the exchange rejected the request ({text})", True, "rejected")
+    return ExchangeTrouble(f"unexpected reply from the exchange ({text})", True, "malformed")
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
+    """The ccxt client for `account`: its `ccxt` mapping deep-merged over riskd's defaults."""
+    exchange_id = "binanceusdm" if account.is_sim else account.exchange
+    settings: dict[str, Any] = {"enableRateLimit": True, "timeout": int(account.timeout.total_seconds() * 1000)}
+    for name, field in (("apiKey", account.api_key), ("secret", account.secret), ("password", account.password)):
+        if field is not None:
+            settings[name] = field.get_secret_value()
+    if exchange_id.startswith("binance"):
+        settings["options"] = {"warnOnFetchOpenOrdersWithoutSymbol": False, "fetchCurrencies": False}
+    settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
+    client = getattr(ccxt, exchange_id)(settings)
+    linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None
+    if linear:  # futures error codes, which ccxt only applies to its own hosts
+        client.exceptions["exact"].update(linear)
+    _refuse_non_json(client)
+    return client
+
+
+def _refuse_non_json(client: Any) -> None:
+    """Make a 200 reply that is not JSON (a proxy's HTML page) an error, not an empty account."""
+    original = client.handle_errors
+
+    def handle_errors(code, reason, url, method, headers, body, response, *rest):
+        if response is None and body and str(code).startswith("2"):
+            raise ccxt.BadResponse(f"{method} {url.split('?')[0]} answered {code} with a body that is not JSON")
+        return original(code, reason, url, method, headers, body, response, *rest)
+
+    client.handle_errors = handle_errors
+
+
+class ExchangeAdapter:
+    """Reads one account and sends riskd's orders to it."""
+
+    def __init__(self, name: str, account: AccountConfig, client: Any, clock: Callable[[], datetime] | None = None):
+        self.name, self.account, self.client = name, account, client
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.quote = account.quote
+        self.futures: bool | None = None if account.market is None else account.market == "futures"
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One ccxt call with a hard time limit, in case a library layer ignores its own."""
+        limit = self.account.timeout.total_seconds() * 2 + 1
+        return await asyncio.wait_for(getattr(self.client, method)(*args, **kwargs), limit)
+
+    async def load(self) -> None:
+        if not self.client.markets:
+            await self._call("load_markets")
+        if self.futures is None:
+            self.futures = self.client.options.get("defaultType") in FUTURES_TYPES
+
+    async def snapshot(self) -> Snapshot:
+        """Read the account once, concurrently; any failure gives a Snapshot with `error`."""
+        fetched_at, started = self.clock(), time.monotonic()
+        try:
+            await self.load()
+            if self.futures:
+                balance, positions, orders = await asyncio.gather(
+                    self._call("fetch_balance"), self._call("fetch_positions"), self._call("fetch_open_orders")
+                )
+                prices = {p["symbol"]: float(p["markPrice"]) for p in positions if p.get("markPrice")}
+                held = tuple(_position(p) for p in positions if (p.get("contracts") or 0) > 0)
+            else:
+                balance, orders, tickers = await asyncio.gather(
+                    self._call("fetch_balance"), self._call("fetch_open_orders"), self._call("fetch_tickers")
+                )
+                prices = {symbol: float(t["last"]) for symbol, t in tickers.items() if t.get("last")}
+                held = self._spot_positions(balance, prices)
+            equity = self._equity(balance, held, prices)
+            return Snapshot(
+                account=self.name,
+                fetched_at=fetched_at,
+                latency=time.monotonic() - started,
+                equity=equity,
+                quote=self.quote,
+                balances=frozen_mapping(_totals(balance)),
+                positions=held,
+                orders=tuple(_order(o) for o in orders),
+                prices=frozen_mapping(prices),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # every failure is a failed read, never a crash
+            return Snapshot(self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=str(explain(error)))
+
+    def _equity(self, balance: dict, held: tuple[Position, ...], prices: dict[str, float]) -> float:
+        if not isinstance(balance.get("info"), (dict, list)):
+            raise ccxt.BadResponse("the balance reply holds no account data")
+        totals = _totals(balance)
+        if self.quote not in totals and not held:
+            raise ccxt.BadResponse(f"the balance reply has no {self.quote} and no positions")
+        equity = totals.get(self.quote, 0.0)
+        if not self.futures:
+            equity += sum(p.notional for p in held)
+            equity += sum(
+                amount * self._price(asset, prices) for asset, amount in totals.items() if asset in self.account.keep_assets
+            )
+        return equity
+
+    def _price(self, asset: str, prices: dict[str, float]) -> float:
+        return prices.get(f"{asset}/{self.quote}", 0.0)
+
+    def _spot_positions(self, balance: dict, prices: dict[str, float]) -> tuple[Position, ...]:
+        """Spot holdings as long positions valued at market; kept assets are not positions."""
+        positions = []
+        for asset, amount in sorted(_totals(balance).items()):
+            if asset == self.quote or asset in self.account.keep_assets or amount <= 0:
+                continue
+            price = self._price(asset, prices)
+            if price:
+                symbol = f"{asset}/{self.quote}"
+                positions.append(Position(symbol, Side.LONG, amount, amount * price, None, price, kind="spot"))
+        return tuple(positions)
+
+    # --- orders ----------------------------------------------------------------
+
+    def market(self, symbol: str) -> dict:
+        return self.client.market(symbol)
+
+    def round_amount(self, symbol: str, amount: float) -> float:
+        """Round down to the market's step so a close can never exceed the position."""
+        try:
+            return float(self.client.amount_to_precision(symbol, amount))
+        except ccxt.InvalidOrder:
+            return 0.0
+
+    def minimum(self, symbol: str) -> float:
+        return float((self.market(symbol).get("limits", {}).get("amount", {}) or {}).get("min") or 0.0)
+
+    async def cancel_orders(self, orders: list[Order], whole_symbols: list[str] = ()) -> None:
+        """Cancel `orders` one by one, and every order of `whole_symbols` in one call each.
+
+        Exchanges without a cancel-all call get the orders of those symbols one by one.
+        """
+        calls = [self._call("cancel_order", order.id, order.symbol) for order in orders]
+        if self.client.has.get("cancelAllOrders"):
+            calls += [self._call("cancel_all_orders", symbol) for symbol in whole_symbols]
+        else:
+            open_orders = await self._call("fetch_open_orders")
+            calls += [self._call("cancel_order", o["id"], o["symbol"]) for o in open_orders if o["symbol"] in whole_symbols]
+        await asyncio.gather(*calls)
+
+    async def reduce(self, position: Position, amount: float, client_order_id: str) -> dict:
+        """A market order that can only shrink `position`: reduce-only on derivatives."""
+        side = "sell" if position.side is Side.LONG else "buy"
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if position.kind != "spot":
+            if position.position_side:  # hedge mode: the position side makes it reduce-only
+                params["positionSide"] = position.position_side
+            else:
+                params["reduceOnly"] = True
+        return await self._call("create_order", position.symbol, "market", side, amount, None, params)
+
+
+def _totals(balance: dict) -> dict[str, float]:
+    totals = balance.get("total") or {}
+    return {asset: float(amount) for asset, amount in totals.items() if amount}
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def _position(raw: dict) -> Position:
+    info = raw.get("info") or {}
+    side = info.get("positionSide") if isinstance(info, dict) else None
+    contracts = float(raw["contracts"])
+    mark = _float(raw.get("markPrice"))
+    notional = abs(_float(raw.get("notional")) or contracts * float(raw.get("contractSize") or 1) * (mark or 0.0))
+    return Position(
+        symbol=raw["symbol"],
+        side=Side.SHORT if raw.get("side") == "short" else Side.LONG,
+        contracts=contracts,
+        notional=notional,
+        entry_price=_float(raw.get("entryPrice")),
+        mark_price=mark,
+        unrealized_pnl=_float(raw.get("unrealizedPnl")) or 0.0,
+        liquidation_price=_float(raw.get("liquidationPrice")) or None,
+        leverage=_float(raw.get("leverage")),
+        kind="derivative",
+        position_side=side if side in ("LONG", "SHORT") else None,
+    )
+
+
+def _order(raw: dict) -> Order:
+    return Order(
+        id=str(raw["id"]),
+        symbol=raw["symbol"],
+        side=raw["side"],
+        type=raw.get("type") or "",
+        amount=float(raw.get("amount") or 0.0),
+        price=_float(raw.get("price")),
+        client_order_id=raw.get("clientOrderId"),
+        reduce_only=bool(raw.get("reduceOnly")),
+        remaining=_float(raw.get("remaining")),
+    )

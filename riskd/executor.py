@@ -1,0 +1,215 @@
+"""Carries out the engine's actions: cancel, reduce, close, flatten. Idempotent and verified.
+
+Every order is written to the store before it is sent and updated with what the
+exchange answered. Orders are market orders, reduce-only on derivatives, rounded down
+to the market's step, with a client order id derived from the action's row id, the
+position and the attempt, so a retry after a lost reply cannot send twice unnoticed.
+After sending, the executor re-reads the account and sends again for whatever is still
+open, a bounded number of times; what remains after that is a critical alert, and the
+engine keeps enforcing it on later ticks.
+
+In dry-run nothing reaches the exchange: each order that would have been sent is
+recorded with status `dry_run` and announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from riskd.domain import Action, ActionKind, Alert, Event, Position, Severity, Snapshot
+from riskd.exchange import ExchangeAdapter, explain
+from riskd.store import Store
+
+log = logging.getLogger("riskd.executor")
+
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one action: done, or what is still open and why."""
+
+    action: Action
+    done: bool
+    detail: str
+    snapshot: Snapshot | None = None
+
+
+def client_order_id(action_id: int, key: str, attempt: int) -> str:
+    """Deterministic and within Binance's 36 characters: the same order gets the same id."""
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"riskd-{action_id}-{digest}-{attempt}"
+
+
+class Executor:
+    """Runs actions against one account through its adapter, recording each step."""
+
+    def __init__(self, adapter: ExchangeAdapter, store: Store, live: bool, clock: Callable[[], datetime]):
+        self.adapter, self.store, self.live, self.clock = adapter, store, live, clock
+
+    async def run(self, actions: tuple[Action, ...], snapshot: Snapshot) -> list[Outcome]:
+        """Carry out `actions` in order against the account as `snapshot` saw it."""
+        outcomes = []
+        for action in actions:
+            outcome = await self.execute(action, snapshot)
+            outcomes.append(outcome)
+            snapshot = outcome.snapshot or snapshot
+        return outcomes
+
+    async def execute(self, action: Action, snapshot: Snapshot) -> Outcome:
+        action_id = self.store.record_action(action, self.clock(), not self.live)
+        if not self.live:
+            return self._dry_run(action_id, action, snapshot)
+        try:
+            outcome = await self._live(action_id, action, snapshot)
+        except asyncio.CancelledError:
+            self.store.update_action(action_id, self.clock(), status="interrupted")
+            raise
+        status = "done" if outcome.done else "unconfirmed"
+        self.store.update_action(action_id, self.clock(), status=status, error=None if outcome.done else outcome.detail)
+        if not outcome.done:
+            text = (
+                f"🆘 [{action.account}] Could not confirm {action.kind} after {ATTEMPTS} attempts: "
+                f"{outcome.detail}. riskd keeps enforcing; check the account now."
+            )
+            self.store.record_event(
+                Event(action.account, "action_unconfirmed", outcome.detail, severity=Severity.EMERGENCY),
+                self.clock(),
+                Alert(action.account, Severity.EMERGENCY, f"unconfirmed:{action.kind}", text),
+            )
+        return outcome
+
+    # --- dry run ---------------------------------------------------------------
+
+    def _dry_run(self, action_id: int, action: Action, snapshot: Snapshot) -> Outcome:
+        orders = _orders_to_cancel(action, snapshot)
+        for order in orders:
+            self.store.record_action(
+                action, self.clock(), True, kind="cancel", symbol=order.symbol, exchange_order_id=order.id, status="dry_run"
+            )
+        for position, amount in self._orders_to_send(action, snapshot, snapshot):
+            self.store.record_action(
+                action,
+                self.clock(),
+                True,
+                kind="order",
+                symbol=position.key,
+                side="sell" if position.side == "long" else "buy",
+                amount=amount,
+                client_order_id=client_order_id(action_id, position.key, 1),
+                status="dry_run",
+            )
+        self.store.update_action(action_id, self.clock(), status="dry_run")
+        return Outcome(action, True, "dry-run: recorded, nothing sent")
+
+    # --- live --------------------------------------------------------------------
+
+    async def _live(self, action_id: int, action: Action, snapshot: Snapshot) -> Outcome:
+        original, current, problems = snapshot, snapshot, []
+        for attempt in range(1, ATTEMPTS + 1):
+            cancels = _orders_to_cancel(action, current)
+            if cancels:
+                problems += await self._cancel(action, cancels, current)
+            sends = self._orders_to_send(action, original, current)
+            if not sends and not cancels:
+                return Outcome(action, True, "done", current)
+            results = await asyncio.gather(
+                *(self._send(action, action_id, position, amount, attempt) for position, amount in sends)
+            )
+            problems += [problem for problem in results if problem]
+            current = await self.adapter.snapshot()
+            if not current.ok:
+                problems.append(f"re-reading the account failed: {current.error}")
+                current = snapshot
+                continue
+            if not _orders_to_cancel(action, current) and not self._orders_to_send(action, original, current):
+                return Outcome(action, True, "done", current)
+        left = [position.key for position, _ in self._orders_to_send(action, original, current)]
+        orders = len(_orders_to_cancel(action, current))
+        detail = f"still open: {', '.join(left) or 'no positions'}; {orders} order(s)"
+        if problems:
+            detail += f"; last error: {problems[-1]}"
+        return Outcome(action, False, detail, current)
+
+    async def _cancel(self, action: Action, orders: list, snapshot: Snapshot) -> list[str]:
+        ids = {order.id for order in orders}
+        whole = sorted({o.symbol for o in orders} - {o.symbol for o in snapshot.orders if o.id not in ids})
+        row = self.store.record_action(
+            action, self.clock(), False, kind="cancel", symbol=", ".join(sorted({o.symbol for o in orders})),
+            exchange_order_id=", ".join(sorted(ids))[:500], status="sent",
+        )
+        try:
+            await self.adapter.cancel_orders([o for o in orders if o.symbol not in whole], whole)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            problem = str(explain(error))
+            self.store.update_action(row, self.clock(), status="failed", error=problem)
+            return [problem]
+        self.store.update_action(row, self.clock(), status="done")
+        return []
+
+    async def _send(self, action: Action, action_id: int, position: Position, amount: float, attempt: int) -> str | None:
+        order_id = client_order_id(action_id, position.key, attempt)
+        side = "sell" if position.side == "long" else "buy"
+        row = self.store.record_action(
+            action, self.clock(), False, kind="order", symbol=position.key, side=side, amount=amount,
+            client_order_id=order_id, status="sent",
+        )
+        try:
+            reply = await self.adapter.reduce(position, amount, order_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            problem = str(explain(error))
+            self.store.update_action(row, self.clock(), status="failed", error=problem)
+            log.warning("%s: order %s for %s failed: %s", action.account, order_id, position.key, problem)
+            return problem
+        self.store.update_action(row, self.clock(), status=str(reply.get("status") or "sent"), exchange_order_id=str(reply.get("id")))
+        return None
+
+    def _orders_to_send(self, action: Action, original: Snapshot, current: Snapshot) -> list[tuple[Position, float]]:
+        """The reduce-only orders that would bring `current` to the action's target."""
+        targets = _targets(action, original)
+        orders = []
+        for position in current.positions:
+            if position.key not in targets:
+                continue
+            excess = position.contracts - targets[position.key]
+            amount = self.adapter.round_amount(position.symbol, min(excess, position.contracts)) if excess > 0 else 0.0
+            if amount > 0 and amount >= self.adapter.minimum(position.symbol) * 0.999:
+                orders.append((position, amount))
+        return orders
+
+
+def _targets(action: Action, snapshot: Snapshot) -> dict[str, float]:
+    """Contracts each affected position may keep once the action is done."""
+    if action.kind is ActionKind.FLATTEN:
+        return {position.key: 0.0 for position in snapshot.positions}
+    if action.kind is ActionKind.CLOSE:
+        return {
+            position.key: max(0.0, position.contracts - action.contracts) if action.contracts else 0.0
+            for position in snapshot.positions
+            if position.key == action.symbol
+        }
+    if action.kind is ActionKind.REDUCE:
+        return {
+            position.key: position.contracts * (1 - (action.fraction or 0.0))
+            for position in snapshot.positions
+            if action.symbol in (None, position.key)
+        }
+    return {}
+
+
+def _orders_to_cancel(action: Action, snapshot: Snapshot) -> list:
+    if action.kind is ActionKind.FLATTEN:
+        return list(snapshot.orders)
+    if action.kind is ActionKind.CANCEL_ORDERS:
+        wanted = set(action.order_ids)
+        return [order for order in snapshot.orders if order.id in wanted]
+    return []

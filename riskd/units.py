@@ -1,0 +1,119 @@
+"""Parsing and printing of the units people write in configuration and commands.
+
+Percentages are written `10%` or `0.10`, durations `30s`, `5m`, `1h`, `2d`, ratios
+`3` or `3x`. Each parser raises ValueError with a sentence a person can act on, and
+each is used as a pydantic validator so a bad value fails at start, naming its key.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_percent(value: object) -> float:
+    """`10%` or `0.10` → 0.10. A bare number above 1 is refused as ambiguous."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage like 10% or 0.10")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if text.endswith("%"):
+                number = float(text[:-1]) / 100
+            else:
+                number = float(text)
+        except ValueError:
+            raise ValueError(f"expected a percentage like 10% or 0.10, got {value!r}") from None
+        if not text.endswith("%") and number > 1:
+            raise ValueError(f"{value!r} is ambiguous: write {text}% or {float(text) / 100:g}")
+    elif isinstance(value, (int, float)):
+        number = float(value)
+        if number > 1:
+            raise ValueError(f"{value!r} is ambiguous: write {value}% or {value / 100:g}")
+    else:
+        raise ValueError(f"expected a percentage like 10% or 0.10, got {value!r}")
+    if not 0 < number <= 1:
+        raise ValueError(f"a percentage must be above 0% and at most 100%, got {value!r}")
+    return number
+
+
+def parse_share(value: object) -> float:
+    """Like a percentage, but may exceed 100% (`150%` or `1.5`), for shares of equity."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a percentage like 150% or 1.5, got {value!r}") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if number > 10:
+            raise ValueError(f"{value!r} is ambiguous: write {value}% or {value / 100:g}")
+    else:
+        raise ValueError(f"expected a percentage like 150% or 1.5, got {value!r}")
+    if number <= 0:
+        raise ValueError(f"a share must be above 0%, got {value!r}")
+    return number
+
+
+def parse_duration(value: object) -> timedelta:
+    """`30s`, `5m`, `1h`, `2d` or a number of seconds → timedelta (positive)."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 5m or 1h")
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.lower())):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"a duration must be longer than zero, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_ratio(value: object) -> float:
+    """`3`, `3x` or `2.5` → 3.0, 2.5 (a multiple, such as leverage)."""
+    text = value.strip().lower().removesuffix("x") if isinstance(value, str) else value
+    try:
+        number = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a multiple like 3 or 3x, got {value!r}") from None
+    if isinstance(value, bool) or number <= 0:
+        raise ValueError(f"a multiple must be above zero, got {value!r}")
+    return number
+
+
+def format_percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def format_duration(value: timedelta | float) -> str:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def format_money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}"
+
+
+Percent = Annotated[float, BeforeValidator(parse_percent)]
+Share = Annotated[float, BeforeValidator(parse_share)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+Ratio = Annotated[float, BeforeValidator(parse_ratio)]
