@@ -23,6 +23,7 @@ from riskd.units import Duration
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
+CCXT_SECRET_KEYS = {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token"}
 ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -99,6 +100,13 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
+    @field_validator("day_reset", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("write the time quoted, like \"23:30\" (YAML reads 23:30 unquoted as a number)")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level(cls, value: Any) -> Any:
@@ -163,16 +171,19 @@ def _check_yaml(path: Path) -> None:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    for key in document:
-        if key not in Settings.model_fields:
-            problems = f"{key}: unknown key (check its spelling)"
-            raise ConfigError(problems)
+    problems = [f"{key}: unknown key (check its spelling)" for key in document if key not in Settings.model_fields]
     accounts = document.get("accounts")
     for name, account in (accounts.items() if isinstance(accounts, dict) else ()):
+        account = account if isinstance(account, dict) else {}
         for key in SECRET_KEYS:
-            if isinstance(account, dict) and key in account:
+            if key in account:
                 variable = f"RISKD_ACCOUNTS__{str(name).upper()}__{key.upper()}"
-                raise ConfigError(f"accounts.{name}.{key}: secrets do not belong in {path}; set {variable} instead")
+                problems.append(f"accounts.{name}.{key}: secrets do not belong in {path}; set {variable} instead")
+        ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
+        for key in CCXT_SECRET_KEYS & set(ccxt_settings):
+            problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _describe(error: Any) -> str:
@@ -200,10 +211,11 @@ def _breaker_problems(settings: Settings) -> list[str]:
             try:
                 breaker.config.model_validate(merged)
             except ValidationError as error:
-                prefix = f"accounts.{account}.breakers" if name in settings.accounts[account].breakers else "breakers"
+                override = settings.accounts[account].breakers.get(name, {})
                 for item in error.errors():
-                    item = {**item, "loc": (prefix, name, *item["loc"])}
-                    problems.append(_describe(item))
+                    written_here = bool(item["loc"]) and item["loc"][0] in override
+                    prefix = f"accounts.{account}.breakers" if written_here else "breakers"
+                    problems.append(_describe({**item, "loc": (prefix, name, *item["loc"])}))
     return list(dict.fromkeys(problems))
 
 

@@ -7,6 +7,7 @@ each is used as a pydantic validator so a bad value fails at start, naming its k
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -14,6 +15,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_DURATION = 3650 * 86400
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
@@ -38,26 +40,25 @@ def parse_percent(value: object) -> float:
             raise ValueError(f"{value!r} is ambiguous: write {value}% or {value / 100:g}")
     else:
         raise ValueError(f"expected a percentage like 10% or 0.10, got {value!r}")
-    if not 0 < number <= 1:
+    if not math.isfinite(number) or not 0 < number <= 1:
         raise ValueError(f"a percentage must be above 0% and at most 100%, got {value!r}")
     return number
 
 
 def parse_share(value: object) -> float:
     """Like a percentage, but may exceed 100% (`150%` or `1.5`), for shares of equity."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            number = float(value.strip()[:-1]) / 100
-        except ValueError:
-            raise ValueError(f"expected a percentage like 150% or 1.5, got {value!r}") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-        if number > 10:
-            raise ValueError(f"{value!r} is ambiguous: write {value}% or {value / 100:g}")
-    else:
-        raise ValueError(f"expected a percentage like 150% or 1.5, got {value!r}")
-    if number <= 0:
-        raise ValueError(f"a share must be above 0%, got {value!r}")
+    text = value.strip() if isinstance(value, str) else value
+    percent = isinstance(text, str) and text.endswith("%")
+    try:
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise ValueError
+        number = float(text[:-1]) / 100 if percent else float(text)
+    except ValueError:
+        raise ValueError(f"expected a percentage like 150% or 1.5, got {value!r}") from None
+    if not percent and number > 10:
+        raise ValueError(f"{value!r} is ambiguous: write {text}% or {number / 100:g}")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"a share must be a finite percentage above 0%, got {value!r}")
     return number
 
 
@@ -73,8 +74,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"a duration must be longer than zero, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION:
+        raise ValueError(f"a duration must be longer than zero and at most 3650d, got {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -85,8 +86,8 @@ def parse_ratio(value: object) -> float:
         number = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"expected a multiple like 3 or 3x, got {value!r}") from None
-    if isinstance(value, bool) or number <= 0:
-        raise ValueError(f"a multiple must be above zero, got {value!r}")
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"a multiple must be a finite number above zero, got {value!r}")
     return number
 
 

@@ -7,11 +7,12 @@ clock, a database or the exchange, so every edge can be tested with plain values
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Callable, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
 from riskd.domain import AccountState, Reading, Snapshot, Status
 from riskd.units import Percent, format_duration, format_percent, parse_duration
@@ -55,15 +56,21 @@ class BreakerConfig(BaseModel):
     resume: Resume = "manual"
     confirm: Annotated[int, Field(ge=1, le=100)] = 2
 
-    @model_validator(mode="after")
-    def _check(self) -> "BreakerConfig":
-        if self.action == "close" and not self.per_position:
-            raise ValueError("action close applies to one position; this breaker is account-wide")
-        if self.warn_at is not None:
-            beyond = self.warn_at > self.limit if self.higher_is_worse else self.warn_at < self.limit
-            if beyond:
+    @field_validator("action")
+    @classmethod
+    def _close_needs_a_position(cls, value: str) -> str:
+        if value == "close" and not cls.per_position:
+            raise ValueError("close applies to one position; this breaker is account-wide")
+        return value
+
+    @field_validator("warn_at")
+    @classmethod
+    def _warn_before_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
+        limit = info.data.get("limit")
+        if value is not None and limit is not None:
+            if (value > limit) if cls.higher_is_worse else (value < limit):
                 raise ValueError("warn_at must come before the limit")
-        return self
+        return value
 
     @property
     def warning_level(self) -> float:
@@ -107,10 +114,8 @@ def judge(
     "drawdown 12.3% is past the limit of 10.0%" in the breaker's own terms.
     """
     limit, warn = config.limit, config.warning_level
-    if config.higher_is_worse:
-        breached, warning = value >= limit, value >= warn
-    else:
-        breached, warning = value <= limit, value <= warn
+    sign = 1 if config.higher_is_worse else -1
+    breached, warning = _reaches(sign * value, sign * limit), _reaches(sign * value, sign * warn)
     if breached:
         status, verdict = Status.BREACHED, f"is past the limit of {describe(limit)}"
     elif warning:
@@ -119,6 +124,11 @@ def judge(
         status, verdict = Status.OK, f"is within the limit of {describe(limit)}"
     subject = f"{name.replace('_', ' ')} of {symbol}" if symbol else name.replace("_", " ")
     return Reading(name, status, value, limit, warn, f"{subject} {describe(value)} {verdict}", symbol)
+
+
+def _reaches(value: float, level: float) -> bool:
+    """`value >= level`, forgiving the float noise of figures like 0.1 * 0.8."""
+    return value >= level or math.isclose(value, level, rel_tol=1e-9)
 
 
 def no_data(name: str, config: BreakerConfig, why: str, symbol: str | None = None) -> Reading:

@@ -20,7 +20,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         return (no_data("daily_loss", config, "no good snapshot to measure the day's loss"),)
     if start is None or start <= 0:
         return (no_data("daily_loss", config, "no positive equity recorded at the day's start"),)
-    value = (start - equity) / start
+    value = max(0.0, (start - equity) / start)
     return (judge("daily_loss", value, config, format_percent),)
 
 

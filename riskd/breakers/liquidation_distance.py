@@ -25,7 +25,7 @@ class LiquidationDistanceConfig(BreakerConfig):
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     snapshot = context.snapshot
-    if snapshot is None:
+    if snapshot is None or not snapshot.ok:
         return (no_data("liquidation_distance", config, "no good snapshot to measure liquidation distance"),)
     readings = tuple(
         judge(

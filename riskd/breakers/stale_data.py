@@ -6,7 +6,9 @@ the owner learns of it.
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from typing import Annotated
+
+from pydantic import Field, field_validator
 
 from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
 from riskd.domain import Reading
@@ -18,7 +20,7 @@ class StaleDataConfig(BreakerConfig):
     warn_at: float | None = None
     action: ActionName = "alert"
     resume: Resume = "1m"
-    confirm: int = 1
+    confirm: Annotated[int, Field(ge=1, le=100)] = 1
 
     @field_validator("limit", "warn_at", mode="before")
     @classmethod

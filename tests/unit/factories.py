@@ -1,0 +1,115 @@
+"""Plain functions that build riskd's values for tests, with sensible defaults.
+
+Every argument has a default, so a test names only what it is about:
+`snapshot(equity=9_000, positions=[position(notional=5_000)])`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Iterable
+
+from riskd.breakers import Context
+from riskd.domain import AccountState, Order, Position, Side, Snapshot
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+"""The fixed time every test runs at; breakers never read a clock."""
+
+
+def position(
+    symbol: str = "BTC/USDT:USDT",
+    *,
+    side: str | Side = Side.LONG,
+    notional: float = 1_000.0,
+    contracts: float | None = None,
+    unrealized_pnl: float = 0.0,
+    entry_price: float | None = None,
+    mark_price: float | None = None,
+    liquidation_price: float | None = None,
+    leverage: float | None = None,
+    kind: str = "derivative",
+    position_side: str | None = None,
+) -> Position:
+    """An open position; `contracts` follows from notional and mark when not given."""
+    if contracts is None:
+        contracts = notional / mark_price if mark_price else 1.0
+    return Position(
+        symbol=symbol,
+        side=Side(side),
+        contracts=contracts,
+        notional=notional,
+        entry_price=entry_price,
+        mark_price=mark_price,
+        unrealized_pnl=unrealized_pnl,
+        liquidation_price=liquidation_price,
+        leverage=leverage,
+        kind=kind,
+        position_side=position_side,
+    )
+
+
+def order(order_id: str = "1", symbol: str = "BTC/USDT:USDT", **fields) -> Order:
+    """An open limit order."""
+    values = {"side": "buy", "type": "limit", "amount": 1.0, "price": 100.0, **fields}
+    return Order(id=order_id, symbol=symbol, **values)
+
+
+def snapshot(
+    equity: float | None = 10_000.0,
+    positions: Iterable[Position] = (),
+    *,
+    account: str = "main",
+    fetched_at: datetime = NOW,
+    quote: str = "USDT",
+    orders: Iterable[Order] = (),
+    balances: dict[str, float] | None = None,
+    prices: dict[str, float] | None = None,
+    error: str | None = None,
+) -> Snapshot:
+    """One tick's read of an account. `snapshot(equity=None, error=...)` is a failed read."""
+    return Snapshot(
+        account=account,
+        fetched_at=fetched_at,
+        equity=equity,
+        quote=quote,
+        positions=tuple(positions),
+        orders=tuple(orders),
+        balances=dict(balances or {}),
+        prices=dict(prices or {}),
+        error=error,
+    )
+
+
+def state(
+    account: str = "main",
+    *,
+    peak_equity: float | None = None,
+    day_start_equity: float | None = None,
+    last_good_at: datetime | None = None,
+    started_at: datetime | None = None,
+    **fields,
+) -> AccountState:
+    """What riskd remembers about an account; only the figures a test names are set."""
+    return AccountState(
+        account=account,
+        peak_equity=peak_equity,
+        day_start_equity=day_start_equity,
+        last_good_at=last_good_at,
+        started_at=started_at,
+        **fields,
+    )
+
+
+def context(
+    snapshot: Snapshot | None = None,
+    state: AccountState | None = None,
+    *,
+    now: datetime = NOW,
+    account: str = "main",
+) -> Context:
+    """The inputs of one breaker evaluation; no snapshot means the tick had no usable read."""
+    return Context(account=account, state=state if state is not None else AccountState(account), now=now, snapshot=snapshot)
+
+
+def seconds_ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
