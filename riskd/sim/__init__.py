@@ -1,0 +1,29 @@
+"""An embedded Binance USDⓈ-M futures exchange for riskd: the keyless "sim" account,
+the demo, integration tests and benchmarks.
+
+Why it exists: the guardian has to be exercised end to end (the real ccxt client,
+real HTTP, real error mapping) without keys, money or a network, against prices and
+failures that can be scripted. `Simulator` is the account and its market,
+`SimServer` serves it to ccxt over HTTP, `ccxt_config` points `binanceusdm` at it.
+"""
+
+from riskd.sim.server import SimServer, ccxt_config, serve
+from riskd.sim.simulator import Simulator
+
+__all__ = ["SimServer", "Simulator", "ccxt_config", "serve", "start_embedded"]
+
+
+async def start_embedded(settings) -> tuple[SimServer, dict]:
+    """Start the demo exchange for an `exchange: sim` account (its `sim:` settings).
+
+    Returns the running server and the ccxt settings that point `binanceusdm` at it.
+    The embedded exchange is local, so ccxt's rate limiter is off.
+    """
+    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility)
+    if settings.scenario:
+        simulator.run_scenario(settings.scenario)
+    if settings.latency:
+        simulator.add_fault("latency", seconds=settings.latency.total_seconds())
+    server = SimServer(simulator)
+    url = await server.start()
+    return server, {**ccxt_config(url), "enableRateLimit": False}

@@ -1,0 +1,90 @@
+"""Injected failures for the simulator's HTTP API.
+
+Why it exists: the guardian matters most when the exchange misbehaves, so tests,
+benchmarks and demos must be able to make it misbehave on purpose, in the ways a
+real exchange and the network between do: 503s, 429 rate limits, slow replies,
+replies that never come, and 200 OK bodies that are not JSON. A fault lasts for a
+duration (seconds on the simulator's clock), a count of requests, or until cleared,
+and may be limited to paths starting with a prefix. This module only decides which
+faults apply to a request; the server acts them out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+DEFAULT_SECONDS = {"latency": 0.05, "timeout": 30.0}
+BODIES = {
+    "http_503": ("unavailable", "internal", "unknown"),
+    "malformed": ("html", "truncated"),
+}
+KINDS = ("http_503", "http_429", "latency", "timeout", "malformed")
+
+
+@dataclass
+class Fault:
+    """One injected failure.
+
+    kind: http_503 | http_429 | latency | timeout | malformed.
+    seconds: the delay (latency) or the hang (timeout; ends early when the server stops).
+    body: for http_503, "unavailable" (no error code), "internal" (-1001, refused) or
+    "unknown" (-1000, executed but unanswered, Binance's "execution status unknown");
+    for malformed, "html" (a proxy's error page) or "truncated" (the real JSON cut short).
+    """
+
+    kind: str
+    seconds: float = 0.0
+    duration: float | None = None
+    count: int | None = None
+    path: str = ""
+    body: str = ""
+    started: float = 0.0
+    hits: int = 0
+
+    def live(self, now: float) -> bool:
+        return ((self.duration is None or now < self.started + self.duration)
+                and (self.count is None or self.hits < self.count))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Faults:
+    """The faults in force, expired lazily against the injected clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self._clock = clock
+        self._faults: list[Fault] = []
+
+    def add(self, kind: str, duration: float | None = None, count: int | None = None,
+            path: str = "", seconds: float | None = None, body: str | None = None) -> Fault:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
+        bodies = BODIES.get(kind, ("",))
+        body = body or bodies[0]
+        if body not in bodies:
+            raise ValueError(f"fault {kind!r} has no body {body!r}; known: {', '.join(bodies)}")
+        fault = Fault(kind, DEFAULT_SECONDS.get(kind, 0.0) if seconds is None else float(seconds),
+                      None if duration is None else float(duration),
+                      None if count is None else int(count), path, body, self._clock())
+        self._faults.append(fault)
+        return fault
+
+    def clear(self) -> int:
+        cleared = len(self.active())
+        self._faults.clear()
+        return cleared
+
+    def active(self) -> list[Fault]:
+        now = self._clock()
+        self._faults = [f for f in self._faults if f.live(now)]
+        return list(self._faults)
+
+    def take(self, path: str) -> list[Fault]:
+        """The faults that apply to a request for `path`, each counting it as one hit."""
+        hit = [f for f in self.active() if path.startswith(f.path)]
+        for fault in hit:
+            fault.hits += 1
+        return hit
