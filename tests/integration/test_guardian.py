@@ -1,0 +1,222 @@
+"""The guardian end to end: the daemon, the real ccxt client, the embedded exchange over HTTP.
+
+The account here is configured as a real Binance USDⓈ-M account would be
+(`exchange: binanceusdm`, credentials from the environment), only its URLs pointed at
+a simulator this test owns. The daemon's clock is fake, so ticks are driven by hand and
+"a minute" of trouble takes a few seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from riskd import commands
+from riskd.config import load_settings
+from riskd.domain import CommandKind, TradingState
+from riskd.sim import SimServer, Simulator, ccxt_config
+from riskd.supervisor import Daemon
+
+BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
+ORDER_PATH = "/fapi/v1/order"
+
+
+class Clock:
+    """One fake time for the daemon (datetime) and the simulator (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def exchange(clock):
+    server = SimServer(Simulator.demo(seed=7, clock=clock.epoch, volatility=0))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def configure(tmp_path, exchange, monkeypatch):
+    """Write a config.yaml for one Binance account pointed at the simulator; returns its path."""
+    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "test-key-not-secret")
+    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "test-secret-not-secret")
+    monkeypatch.chdir(tmp_path)
+
+    def write(live: bool = True, **extra) -> str:
+        ccxt_settings = {**ccxt_config(exchange.url), "enableRateLimit": False, "timeout_on_exit": 0}
+        for key in ("apiKey", "secret"):
+            ccxt_settings.pop(key, None)
+        document = {
+            "live": live,
+            "database": str(tmp_path / "riskd.db"),
+            "accounts": {"main": {"exchange": "binanceusdm", "timeout": "2s", "ccxt": ccxt_settings}},
+            **extra,
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return str(path)
+
+    return write
+
+
+async def started(path: str, clock: Clock) -> Daemon:
+    daemon = Daemon(load_settings(path), clock=clock)
+    await daemon.startup()
+    return daemon
+
+
+async def tick(daemon: Daemon, clock: Clock, seconds: float = 10.0):
+    clock.advance(seconds)
+    return await daemon.tick("main")
+
+
+def orders_sent(sim: Simulator) -> list[dict]:
+    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == ORDER_PATH]
+
+
+def open_positions(sim: Simulator) -> dict:
+    return {position["symbol"]: position for position in sim.state()["positions"]}
+
+
+async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock):
+    sim = exchange.simulator
+    path = configure(live=True)
+    daemon = await started(path, clock)
+    await tick(daemon, clock)
+    peak = daemon.store.load_state("main").peak_equity
+    assert sim.state()["openOrders"] and open_positions(sim)
+
+    sim.move(-0.20)  # the crash: every price falls 20 %
+    first = await tick(daemon, clock)
+    assert first.actions == ()  # one breaching tick is not enough (confirm: 2)
+    await tick(daemon, clock)
+
+    assert open_positions(sim) == {}
+    assert sim.state()["openOrders"] == []
+    sent = orders_sent(sim)
+    assert sent and all(entry["params"].get("reduceOnly") == "true" for entry in sent)
+    assert all(entry["params"].get("type") == "MARKET" for entry in sent)
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.HALTED
+    assert "drawdown" in state.latches
+    breaches = [e for e in daemon.store.events("main", 100) if e["kind"] == "breach"]
+    assert any(e["breaker"] == "drawdown" for e in breaches)
+    actions = daemon.store.actions("main", 100)
+    assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
+    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"]["newClientOrderId"] for e in sent}
+    await daemon.shutdown()
+
+    restarted = await started(path, clock)
+    again = restarted.store.load_state("main")
+    assert again.trading_state is TradingState.HALTED and again.peak_equity == peak
+
+    ids = commands.submit(
+        restarted.store, restarted.settings, CommandKind.RESUME, "main", "cli", "tester", clock()
+    )
+    await restarted.process_commands()
+    assert restarted.store.command(ids[0])["status"] == "done"
+    assert restarted.store.load_state("main").trading_state is TradingState.ACTIVE
+    await tick(restarted, clock)
+    await tick(restarted, clock)
+    assert restarted.store.load_state("main").trading_state is TradingState.ACTIVE  # no re-trip on old losses
+    await restarted.shutdown()
+
+
+async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_recorded(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=False), clock)
+    await tick(daemon, clock)
+    sim.move(-0.20)
+    await tick(daemon, clock)
+    await tick(daemon, clock)
+
+    assert orders_sent(sim) == []
+    assert not [entry for entry in sim.requests if entry["method"] == "DELETE"]
+    assert set(open_positions(sim)) == {BTC, ETH, SOL}
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
+    assert {a["symbol"] for a in would} >= {BTC, ETH, SOL}
+    assert all(a["status"] == "dry_run" and a["dry_run"] == 1 and a["amount"] > 0 for a in would)
+    alerts = [row["text"] for row in daemon.store.alerts()]
+    assert any("DRY-RUN" in text and "flattening" in text for text in alerts)
+    await daemon.shutdown()
+
+
+async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_closed(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    commands.submit(daemon.store, daemon.settings, CommandKind.FREEZE, "main", "cli", "tester", clock(), reason="test")
+    await daemon.process_commands()
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    assert sim.state()["openOrders"] == []  # freezing cancels what was open
+
+    sim.place_order(BTC, "BUY", "0.01", "LIMIT", "50000", client_order_id="bot-bid")
+    sim.place_order(BTC, "BUY", "0.05", "MARKET")
+    sim.place_order("XRP/USDT:USDT", "SELL", "100", "MARKET")
+    assert float(open_positions(sim)[BTC]["amount"]) == pytest.approx(0.20)
+    await tick(daemon, clock)
+
+    assert sim.state()["openOrders"] == []
+    positions = open_positions(sim)
+    assert float(positions[BTC]["amount"]) == pytest.approx(0.15)
+    assert "XRP/USDT:USDT" not in positions
+    assert set(positions) == {BTC, ETH, SOL}
+    await daemon.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["http_503", "http_429", "timeout", "malformed"])
+async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configure, exchange, clock, kind):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "60s"}}), clock)
+    await tick(daemon, clock)
+    equity = daemon.store.load_state("main").last_equity
+    sim.add_fault(kind, seconds=3 if kind == "timeout" else None)
+
+    for _ in range(6):
+        result = await tick(daemon, clock)
+        assert result.actions == ()
+    stale = next(r for r in result.readings if r.breaker == "stale_data")
+    assert stale.status.value in ("warning", "breached")
+    assert all(r.status.value == "no_data" for r in result.readings if r.breaker == "drawdown")
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.ACTIVE and state.last_equity == equity  # never read as zero
+    kinds = {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
+    assert "warning" in kinds
+
+    sim.clear_faults()
+    result = await tick(daemon, clock)
+    assert all(r.status.value == "ok" for r in result.readings if r.breaker in ("stale_data", "drawdown"))
+    assert "clear" in {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
+    await daemon.shutdown()
+
+
+async def test_a_flatten_command_closes_everything_with_reduce_only_orders(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, None, "cli", "tester", clock())
+    await daemon.process_commands()
+    row = daemon.store.command(ids[0])
+    assert row["status"] == "done" and row["who"] == "tester" and row["source"] == "cli"
+    assert open_positions(sim) == {} and sim.state()["openOrders"] == []
+    assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(sim))
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    await daemon.shutdown()
