@@ -10,12 +10,32 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-import sqlite_utils
+
+def _import_sqlite_utils():
+    """Import sqlite-utils without letting it import pandas and numpy.
+
+    sqlite-utils imports both when they are installed, only to map their scalar types
+    to column types. riskd never hands it either, and the import would cost the daemon
+    some 40 MB of its memory budget. Modules that need pandas still import it normally.
+    """
+    blocked = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # makes `import name` raise ImportError
+    try:
+        import sqlite_utils
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 from riskd.domain import (
     AccountState,
