@@ -41,12 +41,13 @@ DEMO_CONFIG = {
 NARRATED = {"warning", "breach", "state_change", "enforce", "action_unconfirmed", "clear"}
 
 
-async def run_demo(seconds: float = 60.0, out=print) -> int:
-    """Run the demo for about `seconds`; returns the exit status."""
+async def run_demo(seconds: float = 60.0, out=print, crash: dict = CRASH, poll_interval: str = "2s") -> int:
+    """Run the demo for about `seconds`; returns the exit status. Tests speed it up."""
     logging.getLogger().setLevel(logging.CRITICAL + 1)  # the narration says it all
     with tempfile.TemporaryDirectory(prefix="riskd-demo-") as folder:
         path = Path(folder) / "config.yaml"
-        path.write_text(yaml.safe_dump({**DEMO_CONFIG, "database": str(Path(folder) / "demo.db")}))
+        config = {**DEMO_CONFIG, "poll_interval": poll_interval, "database": str(Path(folder) / "demo.db")}
+        path.write_text(yaml.safe_dump(config))
         daemon = Daemon(load_settings(path))
         running = asyncio.create_task(daemon.run())
         while "demo" not in daemon.runners:
@@ -55,26 +56,27 @@ async def run_demo(seconds: float = 60.0, out=print) -> int:
             await asyncio.sleep(0.05)
         simulator = daemon.runners["demo"].sim.simulator
         try:
-            await _narrate(daemon, simulator, seconds, out)
+            await _narrate(daemon, simulator, seconds, out, crash)
         finally:
             daemon.stop()
             await running
     return 0
 
 
-async def _narrate(daemon: Daemon, simulator, seconds: float, out) -> None:
+async def _narrate(daemon: Daemon, simulator, seconds: float, out, crash: dict) -> None:
     start = simulator.state()
     out("riskd demo: a simulated Binance futures account, guarded by riskd (the orders go to the simulator).")
     out(f"  equity {format_money(start['equity'], 'USDT')}; positions: " + ", ".join(
         f"{p['symbol'].split('/')[0]} {'long' if p['amount'] > 0 else 'short'} {abs(p['amount']):g}" for p in start["positions"]
     ) + f"; {len(start['openOrders'])} resting orders.")
     out("  limits: daily loss 6% → halt (cancel orders); drawdown 10% → flatten (close everything).")
-    out(f"  in {CRASH['after']:.0f} s the market starts to crash: -{CRASH['depth']:.0%} over {CRASH['duration']:.0f} s.\n")
-    simulator.run_scenario("crash", **CRASH)
+    out(f"  in {crash['after']:.0f} s the market starts to crash: -{crash['depth']:.0%} over {crash['duration']:.0f} s.\n")
+    simulator.run_scenario("crash", **crash)
+    pause = min(2.0, daemon.settings.poll_interval.total_seconds())
     loop = asyncio.get_running_loop()
     began, seen_events, seen_actions, flat_since = loop.time(), 0, 0, None
     while (elapsed := loop.time() - began) < seconds:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(pause)
         now = simulator.state()
         state = daemon.store.load_state("demo")
         peak = state.peak_equity or now["equity"]
@@ -97,7 +99,7 @@ async def _narrate(daemon: Daemon, simulator, seconds: float, out) -> None:
         seen_actions = len(actions)
         if not now["positions"] and not now["openOrders"]:
             flat_since = flat_since or elapsed
-            if elapsed - flat_since >= 8 and elapsed >= CRASH["after"] + CRASH["duration"]:
+            if elapsed - flat_since >= 4 * pause and elapsed >= crash["after"] + crash["duration"]:
                 break
     _summary(start, simulator.state(), daemon, out)
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,6 +28,9 @@ from riskd.redact import register
 from riskd.store import Store
 
 log = logging.getLogger("riskd")
+
+HEARTBEAT = timedelta(minutes=10)
+"""How often a quiet account still logs one line of its figures."""
 
 STOP_GRACE = 8.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is cancelled."""
@@ -52,6 +55,7 @@ class AccountRunner:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_snapshot: Snapshot | None = None
     last_tick_at: datetime | None = None
+    last_heartbeat: datetime | None = None
     sim: object | None = None
 
 
@@ -203,9 +207,18 @@ class Daemon:
             result = engine.step(self.store.load_state(name), snapshot, runner.policy, now)
             self._record(result, now)
             runner.last_tick_at = now
+            self._heartbeat(runner, snapshot, result, now)
             if result.actions and snapshot.ok:
                 await runner.executor.run(result.actions, snapshot)
             return result
+
+    def _heartbeat(self, runner: AccountRunner, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
+        """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""
+        if runner.last_heartbeat is not None and now - runner.last_heartbeat < HEARTBEAT:
+            return
+        runner.last_heartbeat = now
+        figures = engine.describe_equity(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
+        log.info("%s: %s, %s, read in %.0f ms", runner.name, result.state.trading_state, figures, snapshot.latency * 1000)
 
     def _record(self, result: StepResult, now: datetime) -> None:
         self.store.record_step(result, now)

@@ -1,0 +1,120 @@
+"""The `riskd` command as a user runs it: a separate process, the shipped config.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from riskd.cli import HANDLERS, parser
+from riskd.demo import run_demo
+from riskd.sim import ccxt_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A scratch folder holding a copy of the shipped config.yaml, and no RISKD_ variables."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    for name in list(os.environ):
+        if name.startswith("RISKD_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+def riskd(workdir: Path, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "riskd", *arguments],
+        cwd=workdir, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    assert "DRY-RUN" in ran.stderr  # the banner says which mode is on
+    status = riskd(workdir, "status")
+    assert status.returncode == 0, status.stderr
+    assert "demo (sim, DRY-RUN): ACTIVE" in status.stdout
+    for breaker in ("drawdown", "daily_loss", "leverage", "stale_data"):
+        assert breaker in status.stdout
+    assert "equity 10,1" in status.stdout
+    assert riskd(workdir, "events").returncode == 0
+
+
+def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("limit: 10%", "limit: ten"))
+    result = riskd(workdir, "run", "--once")
+    assert result.returncode == 2
+    assert "breakers.drawdown.limit" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_credentials_in_the_environment_never_reach_output_or_database(workdir):
+    # Every URL points at a closed local port: the read fails, and its error is recorded.
+    urls = {key: value for key, value in ccxt_config("http://127.0.0.1:9").items() if key in ("urls", "options")}
+    document = yaml.safe_load((workdir / "config.yaml").read_text())
+    document["accounts"] = {"demo": {"exchange": "binanceusdm", "timeout": "2s", "ccxt": urls}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(document))
+    environment = {**os.environ, "RISKD_ACCOUNTS__DEMO__API_KEY": "KEY-abcdef123456", "RISKD_ACCOUNTS__DEMO__SECRET": "SECRET-987654zyx"}
+    result = subprocess.run(
+        [sys.executable, "-m", "riskd", "run", "--once"], cwd=workdir, env=environment,
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "reading the account failed" in output
+    dump = "\n".join(sqlite3.connect(workdir / "riskd.db").iterdump())
+    for secret in ("KEY-abcdef123456", "SECRET-987654zyx"):
+        assert secret not in output and secret not in dump
+
+
+def test_freeze_without_a_running_daemon_is_queued_and_recorded(workdir):
+    result = riskd(workdir, "freeze", "demo", "--reason", "going to bed")
+    assert result.returncode == 0, result.stderr
+    assert "queued" in result.stdout
+    rows = sqlite3.connect(workdir / "riskd.db").execute("select command, account, source, status, args from commands").fetchall()
+    assert [row[:4] for row in rows] == [("freeze", "demo", "cli", "pending")]
+    assert "going to bed" in rows[0][4]
+
+
+def test_flatten_asks_for_confirmation_and_does_nothing_without_it(workdir):
+    result = riskd(workdir, "flatten", "demo")
+    assert result.returncode == 1
+    assert "not confirmed" in result.stdout
+    database = workdir / "riskd.db"
+    assert not database.exists() or sqlite3.connect(database).execute("select count(*) from commands").fetchone()[0] == 0
+
+
+def test_an_unknown_account_is_refused_in_words(workdir):
+    result = riskd(workdir, "freeze", "nosuch")
+    assert result.returncode == 1
+    assert "no account named 'nosuch'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help_and_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    commands = parser()._subparsers._group_actions[0].choices
+    assert set(HANDLERS) | {"sim", "demo"} == set(commands)
+    for name, command in commands.items():
+        assert command.format_help().strip(), name
+        assert f"riskd {name}" in readme, f"README does not document riskd {name}"
+
+
+async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
+    lines: list[str] = []
+    status = await run_demo(
+        seconds=20, out=lines.append, crash={"depth": 0.35, "duration": 4.0, "after": 1.0}, poll_interval="0.5s"
+    )
+    text = "\n".join(lines)
+    assert status == 0
+    assert "warning:" in text and "breach: drawdown" in text and "HALTED" in text
+    assert text.count("reduce-only market: closed") == 3
+    assert "left alone it would be" in text
