@@ -122,6 +122,8 @@ class Snapshot:
     orders: tuple[Order, ...] = ()
     prices: Mapping[str, float] = field(default_factory=frozen_mapping)
     error: str | None = None
+    error_kind: str | None = None
+    """auth, rate_limit, timeout, network, malformed or rejected, when `error` is set."""
 
     @property
     def ok(self) -> bool:

@@ -127,7 +127,16 @@ def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: da
 
 
 def _accept(tick: _Tick, snapshot: Snapshot | None) -> Snapshot | None:
-    """The snapshot if it can be acted on; a glitch is recorded, not believed."""
+    """The snapshot if it can be acted on; a glitch is recorded, not believed.
+
+    A read refused for its credentials needs a person at once, not after stale_data's
+    limit: it is announced as critical (once per cooldown).
+    """
+    if snapshot is not None and snapshot.error_kind == "auth":
+        account = tick.state.account
+        text = f"🔑 [{account}] The exchange refused riskd's credentials: {snapshot.error}. riskd cannot see or protect this account until the API key is fixed."
+        if tick.alert("auth", Severity.CRITICAL, text):
+            tick.event("credentials_refused", snapshot.error, Severity.CRITICAL)
     if snapshot is None or not snapshot.ok:
         return None
     last, equity = tick.state.last_equity, snapshot.equity
@@ -201,7 +210,8 @@ def _judge(tick: _Tick, readings: list[Reading]) -> None:
             tick.event("clear", reading.reason, Severity.INFO, reading.breaker, key=key, value=reading.value)
             tick.alert(f"clear:{key}", Severity.INFO, f"✅ [{tick.state.account}] Back to normal: {reading.reason}.")
         statuses[key] = status
-    current = {reading.key for reading in readings}
+    blind = {reading.breaker for reading in readings if reading.status is Status.NO_DATA}
+    current = {reading.key for reading in readings} | {key for key in statuses if key.split(":")[0] in blind}
     tick.state = replace(
         tick.state,
         streaks=frozen_mapping({key: value for key, value in streaks.items() if key in current}),
@@ -236,8 +246,10 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) ->
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
     severity = Severity.EMERGENCY if config.action == "flatten" else Severity.CRITICAL
     text = f"🚨 [{account}] BREACH: {reading.reason}. {doing} {_resume_text(account, state, config)}".strip()
-    if not tick.alert(f"breach:{reading.key}", severity, text) and repeat:
-        return  # the repeat's actions are recorded; its event waits for the cooldown like its alert
+    if not tick.alert(f"breach:{reading.key}", severity, text, always=not repeat):
+        if not tick.policy.live:
+            del tick.actions[queued:]  # in dry-run a repeat changes nothing; it waits for the cooldown
+        return  # the repeat's event waits for the cooldown like its alert
     tick.event(
         "breach",
         f"still breached: {reading.reason}" if repeat else reading.reason,
@@ -340,10 +352,11 @@ def _settle_state(tick: _Tick, who: str = "") -> None:
         new=str(new),
         who=who,
     )
+    mode = "" if tick.policy.live else " (DRY-RUN: no order is sent)"
     tick.alert(
         f"state:{new}",
         severity,
-        f"[{state.account}] Trading state {state.trading_state} → {new.upper()}{by}: {reason}.",
+        f"[{state.account}] Trading state {state.trading_state} → {new.upper()}{by}: {reason}.{mode}",
         always=True,
     )
 
@@ -363,10 +376,9 @@ def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
     cancelled = {order_id for action in tick.actions for order_id in action.order_ids}
     stray = tuple(order.id for order in snapshot.orders if order.id not in cancelled)
     if stray:
-        reason = f"account is halted: {len(stray)} open order(s) to cancel"
-        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=stray)
-        if tick.alert("enforce:orders", Severity.WARNING, f"🛑 [{snapshot.account}] {reason}."):
-            tick.event("enforce", reason, Severity.WARNING, orders=list(stray))
+        reason = f"account is halted: {len(stray)} open order(s) appeared"
+        text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} cancelling them."
+        _enforcement(tick, "enforce:orders", Severity.WARNING, text, reason, ActionKind.CANCEL_ORDERS, order_ids=stray)
     allowed = dict(tick.state.halt_exposure or {})
     exposure = snapshot.exposure
     for position in snapshot.positions:
@@ -378,13 +390,31 @@ def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
                 f"account is halted: {position.key} holds {abs(held):g} contracts {position.side}, "
                 f"{growth:g} more than the {abs(limit):g} allowed since the halt"
             )
-            tick.act(ActionKind.CLOSE, reason, symbol=position.key, contracts=growth)
-            if tick.alert(f"enforce:{position.key}", Severity.CRITICAL, f"🛑 [{snapshot.account}] {reason}; closing the excess."):
-                tick.event("enforce", reason, Severity.CRITICAL, symbol=position.key, contracts=growth)
+            text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} closing the excess."
+            _enforcement(
+                tick, f"enforce:{position.key}", Severity.CRITICAL, text, reason, ActionKind.CLOSE,
+                symbol=position.key, contracts=growth,
+            )
+            if flipped:
+                allowed[position.key] = 0.0
         elif abs(held) < abs(limit):
             allowed[position.key] = held
     ratcheted = {key: value for key, value in allowed.items() if key in exposure}
     tick.state = replace(tick.state, halt_exposure=frozen_mapping(ratcheted))
+
+
+def _enforcement(tick: _Tick, key: str, severity: Severity, text: str, reason: str, kind: ActionKind, **fields) -> None:
+    """Queue an enforcing action with its alert and event (once per cooldown).
+
+    Live, the action is queued every tick until it takes. In dry-run nothing changes
+    between ticks, so the same action would be recorded every tick for ever: there it
+    is recorded with its alert, once per cooldown.
+    """
+    announced = tick.alert(key, severity, text)
+    if announced:
+        tick.event("enforce", reason, severity, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+    if announced or tick.policy.live:
+        tick.act(kind, reason, **fields)
 
 
 def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
@@ -397,10 +427,9 @@ def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
         if not order.reduce_only and _adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
     )
     if adding:
-        reason = f"account is reducing: {len(adding)} order(s) that add exposure to cancel"
-        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
-        if tick.alert("enforce:orders", Severity.WARNING, f"🛑 [{snapshot.account}] {reason}."):
-            tick.event("enforce", reason, Severity.WARNING, orders=list(adding))
+        reason = f"account is reducing: {len(adding)} order(s) would add exposure"
+        text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} cancelling them."
+        _enforcement(tick, "enforce:orders", Severity.WARNING, text, reason, ActionKind.CANCEL_ORDERS, order_ids=adding)
 
 
 def _adds_exposure(side: str, amount: float, held: float) -> bool:
@@ -441,10 +470,13 @@ def apply_command(
     if command.kind is CommandKind.FLATTEN:
         tick.act(ActionKind.FLATTEN, reason)
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
-    elif tick.snapshot is not None and tick.snapshot.orders:
-        tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in tick.snapshot.orders))
-        doing = f"{tick.verb} flattening the account"
+        doing = f"{tick.verb} flattening the account: cancelling every order and closing every position"
         tick.alert("command", Severity.CRITICAL, f"[{state.account}] {doing} ({who}).", always=True)
+    else:
+        if tick.snapshot is not None and tick.snapshot.orders:
+            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in tick.snapshot.orders))
+        doing = f"{tick.verb} cancelling open orders and halting trading; positions are kept"
+        tick.alert("command", Severity.WARNING, f"[{state.account}] Freeze: {doing} ({who}).", always=True)
     _settle_state(tick, who)
     return tick.result()
 

@@ -147,7 +147,10 @@ class ExchangeAdapter:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # every failure is a failed read, never a crash
-            return Snapshot(self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=str(explain(error)))
+            trouble = explain(error)
+            return Snapshot(
+                self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=str(trouble), error_kind=trouble.kind
+            )
 
     def _equity(self, balance: dict, held: tuple[Position, ...], prices: dict[str, float]) -> float:
         if not isinstance(balance.get("info"), (dict, list)):

@@ -386,6 +386,7 @@ def _state_to_json(state: AccountState) -> dict:
         "day_start": _text(state.day_start),
         "last_equity": state.last_equity,
         "last_good_at": _text(state.last_good_at),
+        "started_at": _text(state.started_at),
         "latches": {
             name: {"state": str(latch.state), "tripped_at": _text(latch.tripped_at), "reason": latch.reason, "resume": latch.resume}
             for name, latch in state.latches.items()
@@ -410,6 +411,7 @@ def _state_from_json(account: str, data: dict) -> AccountState:
         day_start=_moment(data.get("day_start")),
         last_equity=data.get("last_equity"),
         last_good_at=_moment(data.get("last_good_at")),
+        started_at=_moment(data.get("started_at")),
         latches=frozen_mapping(
             {
                 name: Latch(name, TradingState(item["state"]), _moment(item["tripped_at"]), item["reason"], item["resume"])

@@ -113,3 +113,80 @@ def context(
 
 def seconds_ago(seconds: float) -> datetime:
     return NOW - timedelta(seconds=seconds)
+
+
+# --- values for the engine and the store -------------------------------------------
+
+from datetime import time  # noqa: E402
+
+from riskd.breakers import BREAKERS  # noqa: E402
+from riskd.domain import Alert, Command, CommandKind, Event, Latch, Severity, TradingState, frozen_mapping  # noqa: E402
+from riskd.engine import Policy  # noqa: E402
+
+TODAY = datetime(2025, 3, 1, tzinfo=UTC)
+"""The start of NOW's trading day at the default reset time, 00:00 UTC."""
+
+
+def policy(
+    *,
+    day_reset: time = time(0, 0),
+    alert_cooldown: timedelta = timedelta(minutes=15),
+    live: bool = False,
+    **breakers: dict,
+) -> Policy:
+    """The engine's view of an account's configuration. Each keyword names a breaker and
+    its settings, `policy(drawdown={}, leverage={"limit": 3})`; none gives every breaker
+    with its defaults."""
+    chosen = breakers or {name: {} for name in BREAKERS}
+    configs = {name: BREAKERS[name].config.model_validate(fields) for name, fields in chosen.items()}
+    return Policy(configs, day_reset=day_reset, alert_cooldown=alert_cooldown, live=live)
+
+
+def watched_state(equity: float = 10_000.0, *, account: str = "main", **fields) -> AccountState:
+    """An account riskd has watched for an hour: last, peak and day-start equity all at
+    `equity`, today's day already started, the last good read 10 s before NOW."""
+    values = {
+        "peak_equity": equity,
+        "day_start_equity": equity,
+        "day_start": TODAY,
+        "last_equity": equity,
+        "last_good_at": NOW - timedelta(seconds=10),
+        "started_at": NOW - timedelta(hours=1),
+        **fields,
+    }
+    return AccountState(account=account, **values)
+
+
+def latch(
+    breaker: str = "drawdown",
+    *,
+    state: TradingState = TradingState.HALTED,
+    tripped_at: datetime = NOW,
+    resume: str = "manual",
+    reason: str = "",
+) -> Latch:
+    """A breaker holding the account in `state` since `tripped_at`."""
+    return Latch(breaker, state, tripped_at, reason or f"{breaker} tripped", resume)
+
+
+def command(
+    kind: str | CommandKind = CommandKind.FREEZE,
+    *,
+    account: str = "main",
+    source: str = "telegram",
+    who: str = "alice",
+    reason: str = "",
+    fraction: float | None = None,
+) -> Command:
+    """A person's instruction for an account."""
+    return Command(CommandKind(kind), account, source, who, reason, fraction)
+
+
+def alert(text: str = "⚠️ [main] Warning", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
+    """A message for the owner, as the engine queues it."""
+    return Alert(account, severity, key, text)
+
+
+def event(kind: str = "warning", message: str = "", *, account: str = "main", breaker: str | None = None, severity: Severity = Severity.INFO, **data) -> Event:
+    """A fact for the event log."""
+    return Event(account, kind, message or kind, breaker, severity, frozen_mapping(data))
