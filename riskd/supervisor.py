@@ -24,7 +24,7 @@ from riskd.config import AccountConfig, Settings
 from riskd.domain import CommandKind, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
-from riskd.redact import register
+from riskd.redact import redact, register
 from riskd.store import Store
 
 log = logging.getLogger("riskd")
@@ -237,7 +237,14 @@ class Daemon:
             elif expired(queued_at, now):
                 self.store.finish_command(command_id, now, "refused", "expired: riskd was not running when it was given")
             else:
-                result = await self.apply(runner, command)
+                try:
+                    result = await self.apply(runner, command)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # recorded as failed, never retried blindly every second
+                    log.exception("%s: %s failed", command.account, command.kind)
+                    self.store.finish_command(command_id, self.clock(), "failed", redact(f"{command.kind} failed: {error}"))
+                    continue
                 self.store.finish_command(command_id, self.clock(), "done", result)
 
     async def apply(self, runner: AccountRunner, command) -> str:

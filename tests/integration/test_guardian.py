@@ -220,3 +220,19 @@ async def test_a_flatten_command_closes_everything_with_reduce_only_orders(confi
     assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(sim))
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     await daemon.shutdown()
+
+
+async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(configure, exchange, clock, monkeypatch):
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+
+    async def broken(*arguments):
+        raise RuntimeError("executor exploded")
+
+    monkeypatch.setattr(daemon.runners["main"].executor, "run", broken)
+    ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
+    await daemon.process_commands()
+    row = daemon.store.command(ids[0])
+    assert row["status"] == "failed" and "executor exploded" in row["result"]
+    assert daemon.store.pending_commands() == []
+    await daemon.shutdown()
