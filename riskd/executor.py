@@ -110,8 +110,18 @@ class Executor:
     # --- live --------------------------------------------------------------------
 
     async def _live(self, action_id: int, action: Action, snapshot: Snapshot) -> Outcome:
-        original, current, problems = snapshot, snapshot, []
+        """Send, re-read, and send again what is left; never send twice without a read between.
+
+        If the re-read fails, nothing is sent on the next attempt until a read succeeds:
+        orders whose replies were lost may have been carried out.
+        """
+        original, problems = snapshot, []
+        current: Snapshot | None = snapshot
         for attempt in range(1, ATTEMPTS + 1):
+            if current is None:
+                current = await self._reread(problems)
+                if current is None:
+                    continue
             cancels = _orders_to_cancel(action, current)
             if cancels:
                 problems += await self._cancel(action, cancels, current)
@@ -122,19 +132,24 @@ class Executor:
                 *(self._send(action, action_id, position, amount, attempt) for position, amount in sends)
             )
             problems += [problem for problem in results if problem]
-            current = await self.adapter.snapshot()
-            if not current.ok:
-                problems.append(f"re-reading the account failed: {current.error}")
-                current = snapshot
-                continue
-            if not _orders_to_cancel(action, current) and not self._orders_to_send(action, original, current):
+            current = await self._reread(problems)
+            if current is not None and not _orders_to_cancel(action, current) and not self._orders_to_send(action, original, current):
                 return Outcome(action, True, "done", current)
+        if current is None:
+            return Outcome(action, False, f"could not re-read the account to confirm; last error: {problems[-1]}")
         left = [position.key for position, _ in self._orders_to_send(action, original, current)]
         orders = len(_orders_to_cancel(action, current))
         detail = f"still open: {', '.join(left) or 'no positions'}; {orders} order(s)"
         if problems:
             detail += f"; last error: {problems[-1]}"
         return Outcome(action, False, detail, current)
+
+    async def _reread(self, problems: list[str]) -> Snapshot | None:
+        current = await self.adapter.snapshot()
+        if current.ok:
+            return current
+        problems.append(f"re-reading the account failed: {current.error}")
+        return None
 
     async def _cancel(self, action: Action, orders: list, snapshot: Snapshot) -> list[str]:
         ids = {order.id for order in orders}

@@ -1,0 +1,76 @@
+"""The executor against the embedded exchange when replies go missing or the account moves.
+
+The promise: an order whose reply was lost is not sent again before the account has
+been re-read, so a retry can never double a close; what could not be confirmed is said.
+"""
+
+from __future__ import annotations
+
+from riskd.domain import Action, ActionKind
+
+from .conftest import BTC, ORDER_PATH, open_positions, orders_sent, started, tick
+
+
+def flatten() -> Action:
+    return Action(ActionKind.FLATTEN, "main", "test: flatten")
+
+
+async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    snapshot = daemon.runners["main"].last_snapshot
+    sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")  # executed, then unanswered
+
+    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+
+    assert outcome.done
+    assert open_positions(sim) == {}
+    assert len(orders_sent(sim)) == 3  # one per position, none repeated
+    failed = [a for a in daemon.store.actions("main", 50) if a["kind"] == "order"]
+    assert all(a["status"] == "failed" and a["error"] for a in failed)
+    await daemon.shutdown()
+
+
+async def test_nothing_is_resent_while_the_account_cannot_be_re_read(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    snapshot = daemon.runners["main"].last_snapshot
+    sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")
+    sim.add_fault("http_503", count=1, path="/fapi/v3/positionRisk")  # the first re-read fails
+
+    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+
+    assert outcome.done and open_positions(sim) == {}
+    assert len(orders_sent(sim)) == 3
+    await daemon.shutdown()
+
+
+async def test_a_position_closed_by_someone_else_meanwhile_is_not_an_error(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    snapshot = daemon.runners["main"].last_snapshot
+    sim.place_order(BTC, "SELL", "0.15", "MARKET", reduce_only=True)  # the bot closes BTC first
+
+    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+
+    assert outcome.done and open_positions(sim) == {}
+    await daemon.shutdown()
+
+
+async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    snapshot = daemon.runners["main"].last_snapshot
+    sim.add_fault("http_503", path=ORDER_PATH)  # every order refused, for good
+
+    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+
+    assert not outcome.done and "still open" in outcome.detail
+    events = [e for e in daemon.store.events("main", 50) if e["kind"] == "action_unconfirmed"]
+    assert events and events[0]["severity"] == "emergency"
+    assert any(a["severity"] == "emergency" and "Could not confirm" in a["text"] for a in daemon.store.alerts())
+    await daemon.shutdown()
