@@ -71,6 +71,8 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
             settings[name] = field.get_secret_value()
     if exchange_id.startswith("binance"):
         settings["options"] = {"warnOnFetchOpenOrdersWithoutSymbol": False, "fetchCurrencies": False}
+        if exchange_id == "binance" and account.market == "spot":  # not also futures markets and margin pairs
+            settings["options"].update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
     client = getattr(ccxt, exchange_id)(settings)
     linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None
@@ -159,10 +161,9 @@ class ExchangeAdapter:
         if self.quote not in totals and not held:
             raise ccxt.BadResponse(f"the balance reply has no {self.quote} and no positions")
         equity = totals.get(self.quote, 0.0)
-        if not self.futures:
-            equity += sum(p.notional for p in held)
+        if not self.futures:  # every holding at its last price: positions, kept assets, dust
             equity += sum(
-                amount * self._price(asset, prices) for asset, amount in totals.items() if asset in self.account.keep_assets
+                amount * self._price(asset, prices) for asset, amount in totals.items() if asset != self.quote and amount > 0
             )
         return equity
 
@@ -170,16 +171,26 @@ class ExchangeAdapter:
         return prices.get(f"{asset}/{self.quote}", 0.0)
 
     def _spot_positions(self, balance: dict, prices: dict[str, float]) -> tuple[Position, ...]:
-        """Spot holdings as long positions valued at market; kept assets are not positions."""
+        """Spot holdings as long positions valued at market; kept assets are not positions,
+        nor is dust too small to sell (both still count in equity)."""
         positions = []
         for asset, amount in sorted(_totals(balance).items()):
             if asset == self.quote or asset in self.account.keep_assets or amount <= 0:
                 continue
             price = self._price(asset, prices)
-            if price:
-                symbol = f"{asset}/{self.quote}"
+            symbol = f"{asset}/{self.quote}"
+            if price and self._sellable(symbol, amount, price):
                 positions.append(Position(symbol, Side.LONG, amount, amount * price, None, price, kind="spot"))
         return tuple(positions)
+
+    def _sellable(self, symbol: str, amount: float, price: float) -> bool:
+        """Whether a market sell of `amount` passes the market's step, minimum amount and
+        minimum notional. What does not is dust: the exchange refuses to sell it."""
+        if symbol not in self.client.markets:
+            return True
+        rounded = self.round_amount(symbol, amount)
+        cost = (self.market(symbol).get("limits", {}).get("cost", {}) or {}).get("min") or 0.0
+        return rounded > 0 and rounded >= self.minimum(symbol) * 0.999 and rounded * price >= cost
 
     # --- orders ----------------------------------------------------------------
 
@@ -187,9 +198,13 @@ class ExchangeAdapter:
         return self.client.market(symbol)
 
     def round_amount(self, symbol: str, amount: float) -> float:
-        """Round down to the market's step so a close can never exceed the position."""
+        """Round down to the market's step so a close can never exceed the position.
+
+        Float noise goes first: 0.05999 - 0.05 is 0.009989999999999999, which must
+        truncate to 0.00999, not 0.00998.
+        """
         try:
-            return float(self.client.amount_to_precision(symbol, amount))
+            return float(self.client.amount_to_precision(symbol, round(amount, 10)))
         except ccxt.InvalidOrder:
             return 0.0
 

@@ -1,8 +1,9 @@
-"""The simulator over HTTP: Binance USDⓈ-M futures REST for ccxt, plus /_sim controls.
+"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, plus /_sim controls.
 
 Why it exists: the guardian talks to exchanges only through the real, unmodified
 ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at the
-paths `binanceusdm` requests, answering with Binance's JSON and error codes. Signed
+paths `binanceusdm` (futures, /fapi) and `binance` (spot, /api/v3) request, answering
+with Binance's JSON and error codes. Signed
 endpoints need an `X-MBX-APIKEY` header but no valid signature. Every API request is
 logged and passes through the injected faults. The /_sim/ routes (unsigned JSON,
 never faulted or logged) expose the simulator's controls to other processes.
@@ -17,7 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from riskd.sim import wire
+from riskd.sim import spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.ledger import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
@@ -48,15 +49,25 @@ Endpoint = Callable[[Simulator, Params], Any]
 _dumps = partial(json.dumps, separators=(",", ":"))
 
 
-def ccxt_config(base_url: str) -> dict:
-    """Constructor settings that point ccxt's `binanceusdm` at a simulator, every API
-    family included so nothing can reach the real Binance by accident."""
+def ccxt_config(base_url: str, market: str = "futures") -> dict:
+    """Constructor settings that point ccxt at a simulator, every API family included so
+    nothing can reach the real Binance by accident.
+
+    market "futures": for `binanceusdm`. market "spot": for `binance`, with spot as the
+    default type and its markets only (by default ccxt's `binance` also loads the
+    futures markets, and with keys the margin pairs from /sapi).
+    """
     base = base_url.rstrip("/")
+    options: dict[str, Any] = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
+    if market == "spot":
+        options.update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
+    elif market != "futures":
+        raise ValueError(f"market must be 'futures' or 'spot', not {market!r}")
     return {
         "apiKey": "sim",
         "secret": "sim",
         "urls": {"api": {key: base + path for key, path in API_PATHS.items()}},
-        "options": {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False},
+        "options": options,
     }
 
 
@@ -215,12 +226,13 @@ class SimServer:
     async def start(self) -> str:
         """Start serving; returns the base URL, e.g. http://127.0.0.1:41234."""
         app = web.Application(middlewares=[self._middleware])
-        for method, path, private, endpoint in ROUTES:
+        for method, path, private, endpoint in (*ROUTES, *spot.ROUTES):
             app.router.add_route(method, path, self._endpoint(endpoint, private))
         for method, path, control in (
             ("GET", "/_sim/state", self._state), ("POST", "/_sim/price", self._price),
             ("POST", "/_sim/scenario", self._scenario), ("POST", "/_sim/fault", self._fault),
             ("DELETE", "/_sim/fault", self._clear_faults), ("POST", "/_sim/order", self._order),
+            ("POST", "/_sim/spot/order", self._spot_order),
             ("GET", "/_sim/requests", self._requests), ("DELETE", "/_sim/requests", self._clear_requests),
         ):
             app.router.add_route(method, path, self._control(control))
@@ -339,6 +351,14 @@ class SimServer:
             time_in_force=body.get("timeInForce"))
         return wire.order(order)
 
+    def _spot_order(self, body: dict) -> dict:
+        """A spot order from someone else on the spot account: the API's order fields, unsigned."""
+        order = self.simulator.place_spot_order(
+            body.get("symbol"), body.get("side"), body.get("quantity"), body.get("type", "MARKET"),
+            body.get("price"), client_order_id=body.get("newClientOrderId"),
+            time_in_force=body.get("timeInForce"), quote_quantity=body.get("quoteOrderQty"))
+        return spot.order_reply(order, "new")
+
     def _requests(self, body: dict) -> list:
         return list(self.simulator.requests)
 
@@ -358,7 +378,7 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
         simulator.add_fault("latency", seconds=latency)
     server = SimServer(simulator, host, port)
     url = await server.start()
-    print(f"riskd sim: Binance USDⓈ-M futures API at {url} (state: {url}/_sim/state)", flush=True)
+    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url} (state: {url}/_sim/state)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -1,10 +1,11 @@
-"""One simulated exchange account: the ledger, its market and its faults together.
+"""One simulated exchange: a futures account and a spot account, their market and faults.
 
 Why it exists: the server, the demo and in-process tests all need the same object
-to drive: it keeps the ledger's marks in step with the market, runs Binance's
-countdown cancel, logs API requests, and offers every control (prices, scenarios,
-faults, third-party orders) as a plain method. `Simulator.demo()` builds the
-portfolio the daemon's keyless "exchange: sim" account and the demo start from.
+to drive: it keeps both accounts in step with one market (so a crash hits both),
+runs Binance's countdown cancel, logs API requests, and offers every control
+(prices, scenarios, faults, third-party orders) as a plain method.
+`Simulator.demo()` builds the portfolios the daemon's keyless "exchange: sim" account,
+the demo and the tests start from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Iterable
 from riskd.sim.faults import Fault, Faults
 from riskd.sim.ledger import Contract, Ledger, Order
 from riskd.sim.market import VOLATILITY, Market, scenario
+from riskd.sim.spot import DEMO_SPOT_BALANCES, DEMO_SPOT_ORDERS, SPOT_LISTING, Pair, SpotAccount
 
 REQUEST_LOG = 10_000
 
@@ -71,15 +73,22 @@ DEMO_ORDERS = (
 
 
 class Simulator:
-    """A Binance USDⓈ-M account on simulated prices, driven in-process or over HTTP."""
+    """A Binance USDⓈ-M futures account (`ledger`) and a Binance spot account (`spot`) on
+    one set of simulated prices, driven in-process or over HTTP.
+
+    The spot pairs are those of `spot_listing` that the futures listing also has: each
+    spot price is the futures mark of the same id, rounded to the spot tick.
+    """
 
     def __init__(self, listing: Iterable[tuple[Contract, float]] = LISTING,
                  wallet: float = DEMO_WALLET, seed: int = 0,
-                 clock: Callable[[], float] = time.time, volatility: float = VOLATILITY):
+                 clock: Callable[[], float] = time.time, volatility: float = VOLATILITY,
+                 spot_listing: Iterable[Pair] = SPOT_LISTING):
         listing = list(listing)
         self.clock = clock
         self.ledger = Ledger((c for c, _ in listing), wallet, clock)
         self.market = Market({c.id: p for c, p in listing}, seed, clock, volatility)
+        self.spot = SpotAccount((p for p in spot_listing if p.id in self.ledger.contracts), clock=clock)
         self.faults = Faults(clock)
         self.requests: deque[dict] = deque(maxlen=REQUEST_LOG)
         self.countdowns: dict[str, int] = {}  # contract id -> epoch ms when its orders go
@@ -88,23 +97,30 @@ class Simulator:
     @classmethod
     def demo(cls, seed: int = 7, clock: Callable[[], float] = time.time,
              volatility: float = VOLATILITY) -> Simulator:
-        """10,000 USDT wallet; BTC long 0.15, ETH short 2, SOL long 20; four far limit orders."""
+        """Futures: 10,000 USDT wallet; BTC long 0.15, ETH short 2, SOL long 20; four far
+        limit orders. Spot: 5,000 USDT, 0.05 BTC, 1.5 ETH, 40 SOL, 2 BNB; two far limit orders."""
         simulator = cls(LISTING, DEMO_WALLET, seed, clock, volatility)
         for symbol, amount, entry in DEMO_POSITIONS:
             simulator.ledger.open_position(symbol, amount, entry)
         for symbol, side, quantity, price, reduce_only, client_id in DEMO_ORDERS:
             simulator.place_order(symbol, side, quantity, "LIMIT", price,
                                   reduce_only=reduce_only, client_order_id=client_id)
+        for asset, amount in DEMO_SPOT_BALANCES.items():
+            simulator.spot.deposit(asset, amount)
+        for symbol, side, quantity, price, client_id in DEMO_SPOT_ORDERS:
+            simulator.place_spot_order(symbol, side, quantity, "LIMIT", price, client_order_id=client_id)
         return simulator
 
     def sync(self) -> None:
-        """Bring the account up to the clock: due countdown cancels, then new marks."""
+        """Bring the accounts up to the clock: due countdown cancels, then new prices."""
         now = self.ledger.now()
         for contract_id, deadline in list(self.countdowns.items()):
             if now >= deadline:
                 self.ledger.cancel_all(contract_id)
                 del self.countdowns[contract_id]
-        self.ledger.update_marks(self.market.prices())
+        prices = self.market.prices()
+        self.ledger.update_marks(prices)
+        self.spot.update_prices(prices)
 
     # --- controls ----------------------------------------------------------------
 
@@ -138,6 +154,16 @@ class Simulator:
             time_in_force = "GTC"
         return self.ledger.place(symbol, side, type, quantity, price, time_in_force,
                                  reduce_only, client_order_id)
+
+    def place_spot_order(self, symbol: str, side: str, quantity: object = None, type: str = "MARKET",
+                         price: object = None, *, client_order_id: str | None = None,
+                         time_in_force: str | None = None, quote_quantity: object = None) -> Order:
+        """A spot order from someone other than the guardian; `quote_quantity` buys for an amount of USDT."""
+        self.sync()
+        if time_in_force is None and type.upper() == "LIMIT":
+            time_in_force = "GTC"
+        return self.spot.place(symbol, side, type, quantity, price, time_in_force, client_order_id,
+                               quote_quantity)
 
     def countdown(self, symbol: str, milliseconds: int) -> None:
         """Binance's dead man's switch: cancel the symbol's orders unless renewed; 0 stops it."""
@@ -184,4 +210,22 @@ class Simulator:
             "liquidations": len(ledger.liquidations),
             "scenario": self.market.scenario.name if self.market.scenario else None,
             "faults": [f.to_dict() for f in self.faults.active()],
+            "spot": self.spot_state(),
+        }
+
+    def spot_state(self) -> dict:
+        """The spot account in plain JSON: non-zero balances, prices, equity in USDT, open orders."""
+        self.sync()
+        spot = self.spot
+        return {
+            "prices": {p.symbol: float(spot.price(p)) for p in spot.pairs.values()},
+            "balances": {asset: {"free": float(spot.free[asset]), "locked": float(spot.locked[asset]),
+                                 "total": float(spot.total(asset))}
+                         for asset in spot.free if spot.total(asset)},
+            "equity": float(spot.equity()),
+            "openOrders": [{
+                "orderId": o.id, "clientOrderId": o.client_id, "symbol": o.contract.symbol,
+                "side": o.side, "type": o.type, "price": float(o.price), "quantity": float(o.quantity),
+            } for o in spot.open_orders()],
+            "fills": len(spot.fills),
         }
