@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from riskd import __version__, logs
 from riskd.commands import AccountStatus, Refusal, status, submit, utcnow, wait_for
@@ -25,12 +26,15 @@ CONFIG_ERROR, TROUBLE = 2, 1
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="riskd", description="A risk guardian for crypto trading accounts.")
     root.add_argument("--config", metavar="PATH", help="configuration file (default: $RISKD_CONFIG or ./config.yaml)")
+    root.add_argument("--env-file", metavar="PATH", help="environment file with the secrets (default: ./.env)")
     root.add_argument("--version", action="version", version=f"riskd {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the guardian until stopped")
     run.add_argument("--once", action="store_true", help="one tick per account, then exit")
-    commands.add_parser("check", help="validate the configuration and reach every account")
+    commands.add_parser(
+        "check", help="validate the configuration, reach every account, say whether riskd is safe to start (exit 0)"
+    )
     commands.add_parser("status", help="each account's state, figures and breakers")
     events = commands.add_parser("events", help="recent events: warnings, breaches, actions, commands")
     events.add_argument("--account", help="only this account")
@@ -75,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             from riskd.demo import run_demo
 
             return asyncio.run(run_demo(arguments.seconds))
-        settings = load_settings(arguments.config)
-        logs.setup(settings.log_level)
+        settings = _load(arguments)
+        logs.setup(settings.log_level, settings.log_format)
         return HANDLERS[arguments.command](settings, arguments)
     except ConfigError as error:
         print(f"riskd: configuration error:\n{_indent(str(error))}", file=sys.stderr)
@@ -92,20 +96,31 @@ def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
 
 
+def _load(arguments: argparse.Namespace) -> Settings:
+    """The configuration, with secrets from the file given by --env-file instead of ./.env."""
+    if arguments.env_file is None:
+        return load_settings(arguments.config)
+    if not Path(arguments.env_file).is_file():
+        raise ConfigError(f"{arguments.env_file}: env file not found (--env-file)")
+    return load_settings(arguments.config, _env_file=arguments.env_file)
+
+
 def _run(settings: Settings, arguments: argparse.Namespace) -> int:
     from riskd.supervisor import Daemon
 
-    asyncio.run(Daemon(settings).run(once=arguments.once))
+    asyncio.run(Daemon(settings, loader=lambda: _load(arguments)).run(once=arguments.once))
     return 0
 
 
 def _check(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Exit 0 only when riskd is safe to start: every account read, no failed check."""
+    from riskd import checks
     from riskd.supervisor import Daemon
 
     async def check() -> int:
         daemon = Daemon(settings, store=Store(":memory:"))
         await daemon.startup()
-        trouble = 0
+        trouble, findings = 0, []
         try:
             for runner in daemon.runners.values():
                 snapshot = await runner.adapter.snapshot()
@@ -120,10 +135,17 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                 )
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
+                findings += await checks.account(runner.name, runner.config, runner.adapter.client)
         finally:
             await daemon.shutdown()
+        env_file = Path(arguments.env_file or ".env")
+        findings += await checks.local(settings, env_file if env_file.is_file() else None)
+        for finding in findings:
+            print(finding)
+        trouble += sum(finding.level == checks.FAILURE for finding in findings)
         mode = "LIVE (orders will be sent)" if settings.live else "DRY-RUN (no order will be sent)"
         print(f"mode: {mode}; configuration ok")
+        print(f"NOT safe to start: {trouble} problem(s) above" if trouble else "safe to start")
         return TROUBLE if trouble else 0
 
     return asyncio.run(check())

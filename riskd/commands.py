@@ -64,9 +64,11 @@ def resolve_accounts(settings: Settings, account: str | None) -> list[str]:
     return [account]
 
 
-def status(store: Store, settings: Settings) -> list[AccountStatus]:
+def status(store: Store, settings: Settings, account_name: str | None = None) -> list[AccountStatus]:
+    """Every account as last seen, or only the named one (`positions`, `breakers`)."""
     result = []
-    for name, account in settings.accounts.items():
+    for name in resolve_accounts(settings, account_name):
+        account = settings.accounts[name]
         state = store.load_state(name)
         snapshot = store.latest_snapshot(name)
         result.append(
@@ -107,6 +109,32 @@ def submit(
         store.submit_command(Command(kind, name, source, who, reason, fraction), now)
         for name in resolve_accounts(settings, account)
     ]
+
+
+def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[dict]:
+    """The most recent events, oldest first, of one account or all."""
+    if not 1 <= limit <= 200:
+        raise Refusal("the number of events must be between 1 and 200")
+    if account is not None:
+        resolve_accounts(settings, account)
+    return store.events(account, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class DayReport:
+    """One account's trading day so far: its figures, and how many of each event and order."""
+
+    status: AccountStatus
+    day_start: datetime | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def report(store: Store, settings: Settings) -> list[DayReport]:
+    result = []
+    for account in status(store, settings):
+        since = store.load_state(account.account).day_start
+        result.append(DayReport(account, since, store.tally(account.account, since) if since else {}))
+    return result
 
 
 async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[dict]:

@@ -78,6 +78,48 @@ class AccountConfig(BaseModel):
         return [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
 
 
+class TelegramSettings(BaseModel):
+    """Where alerts go and who may give commands. Without a token, alerts go to the log.
+
+    `chat_ids` receive every alert and are the only chats commands are taken from;
+    `user_ids`, when given, are the only people obeyed in them (otherwise anyone in a
+    private chat listed here, and only administrators in a listed group).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = None
+    chat_ids: tuple[int, ...] = ()
+    user_ids: tuple[int, ...] = ()
+    base_url: str = "https://api.telegram.org/bot"
+    timeout: Duration = timedelta(seconds=10)
+    backoff: Duration = timedelta(seconds=2)
+    backoff_max: Duration = timedelta(seconds=60)
+    confirm_within: Duration = timedelta(seconds=60)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, like https://api.telegram.org/bot")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
+class HttpSettings(BaseModel):
+    """The optional HTTP server (/healthz, /metrics, /v1/state). It has no authentication,
+    so it listens on loopback unless told otherwise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9787, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`, not directly."""
 
@@ -97,8 +139,11 @@ class Settings(BaseSettings):
     alert_cooldown: Duration = timedelta(minutes=15)
     retention: Duration = timedelta(days=30)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    http: HttpSettings = HttpSettings()
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    telegram: TelegramSettings = TelegramSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod
@@ -138,6 +183,34 @@ def config_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get("RISKD_CONFIG") or DEFAULT_CONFIG)
 
 
+RELOADABLE = (
+    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts"
+)
+"""Settings a running daemon takes on at SIGHUP; every other one waits for a restart."""
+
+
+def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
+    """What a running daemon can take on of `new`, and the keys that must wait for a restart.
+
+    Breakers, `live`, the poll interval and logging apply at once. The database, the
+    HTTP server, Telegram, accounts added or removed, and an account's connection
+    (exchange, credentials, ccxt settings) need a restart; until then the old values stay.
+    """
+    restart = [key for key in type(old).model_fields if key not in RELOADABLE and getattr(old, key) != getattr(new, key)]
+    kept = {key: getattr(old, key) for key in restart}
+    accounts = {}
+    for name, account in old.accounts.items():
+        if name not in new.accounts:
+            restart.append(f"accounts.{name} (removed)")
+            accounts[name] = account
+            continue
+        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers})
+        if accounts[name] != new.accounts[name]:
+            restart.append(f"accounts.{name}")
+    restart += [f"accounts.{name} (added)" for name in new.accounts if name not in old.accounts]
+    return new.model_copy(update={**kept, "accounts": accounts}), restart
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read and check the configuration, or raise ConfigError saying what to fix."""
     path = config_path(path)
@@ -150,6 +223,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as error:
         raise ConfigError("\n".join(_describe(item) for item in error.errors())) from None
     problems = [*_breaker_problems(settings), *_account_problems(settings)]
+    if settings.telegram.enabled and not settings.telegram.chat_ids:
+        problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
     if problems:
         raise ConfigError("\n".join(problems))
     return settings
@@ -182,6 +257,9 @@ def _check_yaml(path: Path) -> None:
         ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
         for key in CCXT_SECRET_KEYS & set(ccxt_settings):
             problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+    telegram = document.get("telegram")
+    if isinstance(telegram, dict) and "token" in telegram:
+        problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
     if problems:
         raise ConfigError("\n".join(problems))
 

@@ -9,6 +9,7 @@ daemon) and each account's state, so a restarted daemon carries on where it stop
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from dataclasses import asdict
@@ -64,6 +65,33 @@ def _text(moment: datetime | None) -> str | None:
 
 def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def write_problem(path: str | Path) -> str | None:
+    """Why riskd could not write the database at `path`, or None if it can. Changes nothing.
+
+    A missing file needs a writable directory; an existing one gets a write that is
+    rolled back (opening alone succeeds read-only on a read-only file).
+    """
+    path = Path(path)
+    if str(path) == ":memory:":
+        return None
+    if not path.exists():
+        directory = next(parent for parent in path.absolute().parents if parent.exists())
+        return None if os.access(directory, os.W_OK | os.X_OK) else f"{directory} is not writable, so {path} cannot be created"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"{path.parent} is not writable (SQLite creates {path.name}-wal and {path.name}-shm there)"
+    try:
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=5, isolation_level=None)
+        try:
+            connection.execute("begin immediate")
+            connection.execute("create table riskd_write_probe (x)")
+            connection.execute("rollback")
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        return f"{path}: {error}"
+    return None
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -320,6 +348,42 @@ class Store:
         )
         return row.last_pk
 
+    def record_answer(
+        self, source: str, who: str, text: str, status: str, result: str, now: datetime, account: str | None = None
+    ) -> int:
+        """A command answered on the spot (status, a confirmation asked or cancelled): kept, with who."""
+        row = self.db.table("commands").insert(
+            {
+                "at": _text(now), "source": source, "who": who, "account": account, "command": text,
+                "args": "{}", "status": status, "result": result, "handled_at": _text(now),
+            }
+        )
+        return row.last_pk
+
+    def muted_until(self) -> datetime | None:
+        """Until when info and warning alerts are held back (`/mute`), if they are."""
+        row = next(self.db.table("meta").rows_where("key = ?", ["alerts_muted_until"]), None)
+        return _moment(row["value"]) if row else None
+
+    def mute_alerts(self, until: datetime | None) -> None:
+        if until is None:
+            self.db.execute("delete from meta where key = 'alerts_muted_until'")
+        else:
+            self.db.table("meta").upsert({"key": "alerts_muted_until", "value": _text(until)}, pk="key")
+
+    def tally(self, account: str, since: datetime) -> dict[str, int]:
+        """Events of each kind, and orders sent or (in dry-run) not sent, since `since`."""
+        counts = {
+            kind: count
+            for kind, count in self.db.execute(
+                "select kind, count(*) from events where account = ? and at >= ? group by kind", [account, _text(since)]
+            )
+        }
+        for name, where in (("orders", "status != 'dry_run'"), ("dry_run_orders", "status = 'dry_run'")):
+            query = f"select count(*) from actions where account = ? and kind = 'order' and at >= ? and {where}"
+            counts[name] = self.db.execute(query, [account, _text(since)]).fetchone()[0]
+        return counts
+
     def pending_commands(self) -> list[tuple[int, Command, datetime]]:
         rows = self.db.table("commands").rows_where("status = 'pending'", order_by="id")
         return [
@@ -362,6 +426,15 @@ class Store:
         where, args = ("account = ?", [account]) if account else (None, [])
         rows = list(self.db.table(table).rows_where(where, args, order_by="id desc", limit=limit))
         return rows[::-1]
+
+    def alert_backlog(self) -> tuple[int, datetime | None]:
+        """How many alerts wait in the outbox, and since when the oldest has."""
+        count, oldest = self.db.execute("select count(*), min(at) from alerts where status = 'pending'").fetchone()
+        return count, _moment(oldest)
+
+    def action_counts(self) -> list[tuple[str, str, int]]:
+        """(account, status, how many) over the actions still in the database."""
+        return self.db.execute("select account, status, count(*) from actions group by account, status").fetchall()
 
     def prune(self, now: datetime, keep: timedelta) -> int:
         """Delete time series older than `keep`; events, actions and commands stay longer (×4)."""

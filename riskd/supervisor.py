@@ -2,6 +2,8 @@
 
 One asyncio loop runs everything. APScheduler starts a tick per account (no overlap,
 missed runs coalesced), a command poll every second, the alert sender and retention.
+Under systemd it says when it is ready and, while ticks keep completing, that it is
+alive (sd_notify); SIGHUP reloads the configuration.
 Each account has its own adapter and lock, so a slow or failing exchange delays only
 its own account. A tick reads the account, records the snapshot, asks the engine,
 records its answer (state, events, alerts in one transaction) and only then acts.
@@ -12,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, engine
+from riskd import __version__, engine, health, logs
 from riskd.commands import expired, utcnow
-from riskd.config import AccountConfig, Settings
-from riskd.domain import CommandKind, Severity, Snapshot, StepResult, TradingState
+from riskd.config import AccountConfig, ConfigError, Settings, reloadable
+from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
+from riskd.notify import Notifier
 from riskd.redact import redact, register
 from riskd.store import Store
 
@@ -32,8 +37,9 @@ log = logging.getLogger("riskd")
 HEARTBEAT = timedelta(minutes=10)
 """How often a quiet account still logs one line of its figures."""
 
-STOP_GRACE = 8.0
-"""Seconds a tick in flight may take to finish once a stop is asked; then it is cancelled."""
+STOP_GRACE = 5.0
+"""Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
+Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
 
 LEVELS = {
     Severity.INFO: logging.INFO,
@@ -54,7 +60,10 @@ class AccountRunner:
     executor: Executor
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_snapshot: Snapshot | None = None
+    last_read: Snapshot | None = None  # the latest read, failed or not
     last_tick_at: datetime | None = None
+    tick_seconds: float | None = None  # how long the latest tick took to read and judge
+    errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
     sim: object | None = None
 
@@ -62,8 +71,17 @@ class AccountRunner:
 class Daemon:
     """The riskd service: `await Daemon(settings).run()` until SIGTERM or `stop()`."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow, store: Store | None = None):
-        self.settings, self.clock = settings, clock
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+        store: Store | None = None,
+        loader: Callable[[], Settings] | None = None,
+    ):
+        """`loader` reads the configuration again on SIGHUP; without it, SIGHUP changes nothing."""
+        self.settings, self.clock, self.loader = settings, clock, loader
+        self.notifier = Notifier.from_environment()
+        self.http = None
         self.store = store or Store(settings.database)
         self.runners: dict[str, AccountRunner] = {}
         self.scheduler: AsyncIOScheduler | None = None
@@ -71,6 +89,11 @@ class Daemon:
         self.tasks: set[asyncio.Task] = set()
         for account in settings.accounts.values():
             register(*account.secrets())
+        self.telegram = None
+        if settings.telegram.enabled:
+            from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
+
+            self.telegram = TelegramBot(settings, self.store, clock)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -86,14 +109,16 @@ class Daemon:
 
             sim, overrides = await start_embedded(account.sim)
         adapter = ExchangeAdapter(name, account, build_client(account, overrides), self.clock)
-        policy = engine.Policy(
+        executor = Executor(adapter, self.store, self.settings.live, self.clock)
+        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim)
+
+    def _policy(self, name: str) -> engine.Policy:
+        return engine.Policy(
             breakers=self.settings.breakers_for(name),
             day_reset=self.settings.day_reset,
             alert_cooldown=self.settings.alert_cooldown,
             live=self.settings.live,
         )
-        executor = Executor(adapter, self.store, self.settings.live, self.clock)
-        return AccountRunner(name, account, policy, adapter, executor, sim=sim)
 
     def _banner(self) -> None:
         mode = (
@@ -112,6 +137,8 @@ class Daemon:
 
     async def run(self, once: bool = False) -> None:
         """Run until stopped; with `once`, do one tick per account and one command pass."""
+        if not once:
+            self._install_signals()  # before startup, so that a stop asked during it is obeyed
         await self.startup()
         try:
             if once:
@@ -119,10 +146,14 @@ class Daemon:
                 await self.process_commands()
                 await self.deliver_alerts()
                 return
-            self._install_signals()
+            if self.telegram is not None:
+                self.telegram.start()  # in the background: Telegram being down must not delay guarding
+            await self._start_http()
             self._schedule()
+            await self._announce_ready()
             await self.stopping.wait()
         finally:
+            self.notifier.stopping()
             await self.shutdown()
 
     def stop(self) -> None:
@@ -140,6 +171,7 @@ class Daemon:
 
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, on_signal, number)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._tracked(self.reload)))
 
     def _schedule(self) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -156,6 +188,10 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.prune], hours=1, id="retention",
                           max_instances=1, coalesce=True, next_run_time=start)
+        if self.notifier.enabled:
+            pace = min(self.notifier.watchdog_seconds / 2, interval) if self.notifier.watchdog_seconds else interval
+            scheduler.add_job(self._tracked, "interval", args=[self.report_health], seconds=pace, id="health",
+                              max_instances=1, coalesce=True)
         scheduler.start()
         self.scheduler = scheduler
 
@@ -168,22 +204,33 @@ class Daemon:
         try:
             await job(*args)
         except asyncio.CancelledError:
-            raise
+            if not self.stopping.is_set():
+                raise
+            # Cancelled by shutdown itself, after STOP_GRACE: the task ends here either way,
+            # and APScheduler would otherwise log the cancellation as a crash.
+            log.warning("%s %s abandoned at shutdown", getattr(job, "__name__", job), " ".join(map(str, args)))
         except Exception:
             log.exception("%s failed; it runs again at its next turn", getattr(job, "__name__", job))
         finally:
             self.tasks.discard(task)
 
     async def shutdown(self) -> None:
+        """Let jobs in flight finish for STOP_GRACE seconds, abandon the rest, flush, close."""
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # not shutdown() yet: it would cancel the jobs in flight at once
+        if self.http is not None:
+            await self.http.stop()
         pending = [task for task in self.tasks if task is not asyncio.current_task()]
         if pending:
             done, still = await asyncio.wait(pending, timeout=STOP_GRACE)
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         await self.deliver_alerts()
+        if self.telegram is not None:
+            await self.telegram.stop()
         for runner in self.runners.values():
             await runner.adapter.close()
             if runner.sim is not None:
@@ -191,22 +238,102 @@ class Daemon:
         self.store.close()
         log.info("riskd stopped")
 
+    # --- systemd, HTTP and reload ------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        """Serve /healthz, /metrics and /v1/state when configured; failing to is an alert, not a stop."""
+        config = self.settings.http
+        if not config.enabled:
+            return
+        from riskd.http import HttpServer  # the HTTP server and prometheus-client load only when asked for
+
+        server = HttpServer(self, config.host, config.port)
+        try:
+            log.info("HTTP: /healthz, /metrics and /v1/state at %s", await server.start())
+            self.http = server
+        except OSError as error:
+            where = f"{config.host}:{config.port}"
+            text = f"riskd cannot serve HTTP on {where} ({error.strerror or error}); it guards on without it"
+            log.error("%s", text)
+            self._daemon_alert("http_failed", Severity.CRITICAL, text)
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once every account has completed a tick: from then on riskd is guarding."""
+        while not self.stopping.is_set():
+            if all(runner.last_tick_at is not None for runner in self.runners.values()):
+                self.notifier.ready(self.summary())
+                return
+            await asyncio.sleep(0.1)
+
+    async def report_health(self) -> None:
+        """STATUS= always; WATCHDOG=1 only while every account's ticks keep completing."""
+        overdue = health.overdue(self.runners.values(), self.clock(), health.freshness(self.settings.poll_interval))
+        (self.notifier.status if overdue else self.notifier.alive)(self.summary())
+
+    def summary(self) -> str:
+        states = {name: self.store.load_state(name) for name in self.runners}
+        return health.summary(self.runners.values(), states, self.clock(), health.freshness(self.settings.poll_interval))
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration again. A bad one is refused with an alert and the old one kept."""
+        if self.loader is None:
+            log.warning("SIGHUP: nothing to reload (riskd was not started from a configuration file)")
+            return
+        self.notifier.reloading()
+        try:
+            self._apply(self.loader())
+        except ConfigError as error:
+            log.error("configuration reload refused; the previous configuration stays in force: %s", error)
+            text = f"riskd refused the new configuration and keeps the previous one:\n{error}"
+            self._daemon_alert("config_refused", Severity.WARNING, text)
+        finally:
+            self.notifier.ready(self.summary())
+
+    def _apply(self, new: Settings) -> None:
+        """Take on what can change while running; say what waits for a restart (see config.reloadable)."""
+        old = self.settings
+        self.settings, restart = reloadable(old, new)
+        for runner in self.runners.values():
+            runner.config = self.settings.accounts[runner.name]
+            runner.policy = self._policy(runner.name)
+            runner.executor.live = self.settings.live
+        if self.telegram is not None:
+            self.telegram.settings = self.settings  # its answers say LIVE or DRY-RUN, and use the cooldown
+        if self.settings.poll_interval != old.poll_interval and self.scheduler is not None:
+            seconds = self.settings.poll_interval.total_seconds()
+            for name in self.runners:
+                self.scheduler.reschedule_job(f"tick:{name}", trigger="interval", seconds=seconds)
+        if (self.settings.log_level, self.settings.log_format) != (old.log_level, old.log_format):
+            logs.setup(self.settings.log_level, self.settings.log_format)
+        if self.settings.live != old.live:
+            log.warning("now %s", "LIVE: riskd will send orders" if self.settings.live else "DRY-RUN: riskd sends no order")
+        waiting = f"; these need a restart to take effect: {', '.join(restart)}" if restart else ""
+        log.warning("configuration reloaded%s", waiting)
+
+    def _daemon_alert(self, key: str, severity: Severity, text: str) -> None:
+        """An event about riskd itself rather than one account, and its alert."""
+        now = self.clock()
+        self.store.record_event(Event("", key, text, severity=severity), now, Alert("", severity, key, text))
+
     # --- the tick ----------------------------------------------------------------
 
     async def tick(self, name: str) -> StepResult:
         """Read one account, decide, record, then act."""
         runner = self.runners[name]
         async with runner.lock:
+            started = time.monotonic()
             snapshot = await runner.adapter.snapshot()
             now = self.clock()
             self.store.record_snapshot(snapshot)
+            runner.last_read = snapshot
             if snapshot.ok:
                 runner.last_snapshot = snapshot
             else:
+                runner.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", name, snapshot.error)
             result = engine.step(self.store.load_state(name), snapshot, runner.policy, now)
             self._record(result, now)
-            runner.last_tick_at = now
+            runner.last_tick_at, runner.tick_seconds = now, time.monotonic() - started
             self._heartbeat(runner, snapshot, result, now)
             if result.actions and snapshot.ok:
                 await runner.executor.run(result.actions, snapshot)
@@ -270,7 +397,10 @@ class Daemon:
     # --- alerts and housekeeping ---------------------------------------------------
 
     async def deliver_alerts(self) -> None:
-        """Drain the outbox. Until a messenger is configured, alerts go to the log."""
+        """Drain the outbox: to Telegram when it is configured, else to the log."""
+        if self.telegram is not None:
+            await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
+            return
         now = self.clock()
         for row in self.store.due_alerts(now):
             log.log(LEVELS[Severity(row["severity"])], "ALERT %s", row["text"])

@@ -1,0 +1,159 @@
+"""What `riskd check` verifies besides reaching each account: is riskd safe to start?
+
+A failure means riskd should not be started as configured: the exchange would refuse
+its signed requests (clock), it could not keep its records (database) or could not
+tell anyone (Telegram). A warning means riskd will run but something deserves a look
+now: an API key that can withdraw, an env file other users can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from riskd.config import AccountConfig, Settings
+from riskd.exchange import explain
+from riskd.redact import redact, register
+from riskd.store import write_problem
+
+OK, WARNING, FAILURE = "ok", "warning", "failure"
+
+SKEW_WARNING = 0.5
+SKEW_FAILURE = 1.0
+"""Seconds. Binance refuses a signed request stamped more than 1 s ahead of its clock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    subject: str
+    level: str
+    text: str
+
+    def __str__(self) -> str:
+        mark = "" if self.level == OK else f"{self.level.upper()}: "
+        return f"{self.subject}: {mark}{self.text}"
+
+
+async def account(name: str, config: AccountConfig, client: Any) -> list[Finding]:
+    """The account's clock against this machine's, and what its API key may do."""
+    limit = config.timeout.total_seconds()
+    return [await clock_skew(name, client, limit), await key_permissions(name, config, client, limit)]
+
+
+async def clock_skew(name: str, client: Any, limit: float) -> Finding:
+    if not client.has.get("fetchTime"):
+        return Finding(name, OK, f"{client.id} does not tell its time; the clock was not compared")
+    try:
+        before = time.time()
+        server = await asyncio.wait_for(client.fetch_time(), limit)
+        after = time.time()
+    except Exception as error:
+        return Finding(name, FAILURE, f"could not read the exchange's clock: {explain(error)}")
+    skew = server / 1000 - (before + after) / 2
+    text = f"this machine's clock is {abs(skew):.2f} s {'ahead of' if skew < 0 else 'behind'} the exchange's"
+    if abs(skew) >= SKEW_FAILURE:
+        advice = "signed requests will be refused; synchronise the clock (timedatectl set-ntp true)"
+        return Finding(name, FAILURE, f"{text}: {advice}")
+    return Finding(name, WARNING if abs(skew) >= SKEW_WARNING else OK, text)
+
+
+async def key_permissions(name: str, config: AccountConfig, client: Any, limit: float) -> Finding:
+    """What the exchange says the API key may do, where ccxt gives a way to ask."""
+    if config.is_sim:
+        return Finding(name, OK, "the embedded exchange has no API key to check")
+    try:
+        if client.id.startswith("binance"):
+            return binance_permissions(name, await asyncio.wait_for(client.sapi_get_account_apirestrictions(), limit))
+        if client.id == "okx":
+            return okx_permissions(name, await asyncio.wait_for(client.private_get_account_config(), limit))
+    except Exception as error:
+        return Finding(name, WARNING, f"could not read the API key's permissions ({explain(error)}); {_MAKE_SURE}")
+    return Finding(name, OK, f"{client.id} does not report API key permissions; {_MAKE_SURE}")
+
+
+def binance_permissions(name: str, reply: dict) -> Finding:
+    """Binance's GET /sapi/v1/account/apiRestrictions reply, judged."""
+    if reply.get("enableWithdrawals"):
+        return Finding(name, WARNING, _WITHDRAWALS)
+    if reply.get("permitsUniversalTransfer") or reply.get("enableInternalTransfer"):
+        return Finding(name, WARNING, "the API key can transfer funds between accounts; riskd never needs that, disable it")
+    allowed = [label for key, label in _BINANCE_LABELS.items() if reply.get(key)]
+    where = "" if reply.get("ipRestrict") else "; consider restricting it to this machine's IP address"
+    return Finding(name, OK, f"API key may: {', '.join(allowed) or 'nothing reported'}; no withdrawals{where}")
+
+
+def okx_permissions(name: str, reply: dict) -> Finding:
+    """OKX's GET /api/v5/account/config reply: `perm` lists read_only, trade, withdraw."""
+    data = reply.get("data") or [{}]
+    permissions = [part.strip() for part in str(data[0].get("perm", "")).split(",") if part.strip()]
+    if "withdraw" in permissions:
+        return Finding(name, WARNING, _WITHDRAWALS)
+    return Finding(name, OK, f"API key may: {', '.join(permissions) or 'nothing reported'}; no withdrawals")
+
+
+_WITHDRAWALS = "WITHDRAWALS ARE ENABLED on this API key. riskd never needs them: disable them on the exchange now"
+_MAKE_SURE = "make sure on the exchange's website that withdrawals are disabled"
+_BINANCE_LABELS = {
+    "enableReading": "read",
+    "enableSpotAndMarginTrading": "spot and margin trading",
+    "enableFutures": "futures trading",
+    "enableMargin": "margin loans",
+    "enableVanillaOptions": "options trading",
+}
+
+
+async def local(settings: Settings, env_file: Path | None) -> list[Finding]:
+    """This machine: who runs the check, the env file, the database and Telegram."""
+    findings = []
+    if os.geteuid() == 0:
+        advice = "run check as the service user (sudo -u riskd ...) to test its permissions"
+        findings.append(Finding("user", WARNING, f"running as root: {advice}"))
+    if env_file is not None:
+        findings.append(env_file_permissions(env_file))
+    problem = write_problem(settings.database)
+    if problem:
+        findings.append(Finding("database", FAILURE, problem))
+    else:
+        findings.append(Finding("database", OK, f"{settings.database} is writable"))
+    findings.append(await telegram(settings))
+    return findings
+
+
+def env_file_permissions(path: Path) -> Finding:
+    mode = path.stat().st_mode & 0o777
+    subject = f"env file {path}"
+    if mode & 0o004:
+        advice = "chmod 640 it (owner root, group riskd)"
+        return Finding(subject, WARNING, f"readable by every user on this machine (mode {mode:04o}); {advice}")
+    if mode & 0o022:
+        return Finding(subject, WARNING, f"writable by others than its owner (mode {mode:04o}); chmod 640 it")
+    return Finding(subject, OK, f"mode {mode:04o}, not readable by other users")
+
+
+async def telegram(settings: Settings) -> Finding:
+    """Ask the Bot API who the bot is: proves the network path and the token."""
+    configured = getattr(settings, "telegram", None)
+    token = getattr(configured, "token", None)
+    if token is None:
+        return Finding("telegram", WARNING, "not configured: alerts only reach the log (set RISKD_TELEGRAM__TOKEN)")
+    register(token.get_secret_value())
+    url = f"{configured.base_url}{token.get_secret_value()}/getMe"  # base_url ends in /bot, as python-telegram-bot has it
+    limit = getattr(configured, "timeout", None)
+    try:
+        timeout = aiohttp.ClientTimeout(total=limit.total_seconds() if limit else 10)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            reply = await response.json(content_type=None) if response.status == 200 else {}
+            status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        return Finding("telegram", FAILURE, redact(f"the Bot API is unreachable: {type(error).__name__}: {error}"))
+    if status in (401, 404):
+        return Finding("telegram", FAILURE, "the bot token was refused; check RISKD_TELEGRAM__TOKEN")
+    if status != 200 or not reply.get("ok"):
+        return Finding("telegram", FAILURE, f"the Bot API answered HTTP {status}")
+    return Finding("telegram", OK, f"reachable, bot @{reply.get('result', {}).get('username', '?')}")

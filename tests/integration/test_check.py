@@ -1,0 +1,110 @@
+"""`riskd check`: is riskd safe to start? Against the embedded exchange, a fake Telegram Bot
+API and real files; its exit status is the answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import ccxt.async_support as ccxt
+import pytest
+
+from riskd import checks
+from riskd.cli import HANDLERS, TROUBLE, parser
+from riskd.config import Settings, load_settings
+from riskd.sim import SimServer, Simulator, ccxt_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """The shipped config.yaml in a scratch folder, run from there, with no RISKD_ variables."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    for name in [name for name in os.environ if name.startswith("RISKD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def check(*arguments: str) -> int:
+    parsed = parser().parse_args([*arguments, "check"])
+    extra = {"_env_file": parsed.env_file} if parsed.env_file else {}
+    return HANDLERS["check"](load_settings(parsed.config, **extra), parsed)
+
+
+def test_the_shipped_configuration_is_safe_to_start(workdir, capsys):
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "demo: ok, sim, equity 10,1" in out
+    assert "demo: this machine's clock is 0.0" in out
+    assert "database: riskd.db is writable" in out
+    assert "telegram: WARNING: not configured" in out
+    assert out.endswith("safe to start\n")
+
+
+def test_an_env_file_others_can_read_is_a_warning(workdir, capsys):
+    secrets = workdir / "riskd.env"
+    secrets.write_text("RISKD_LIVE=false\n")
+    secrets.chmod(0o644)
+    assert check("--config", "config.yaml", "--env-file", str(secrets)) == 0
+    assert f"env file {secrets}: WARNING: readable by every user on this machine (mode 0644)" in capsys.readouterr().out
+    secrets.chmod(0o640)
+    assert check("--config", "config.yaml", "--env-file", str(secrets)) == 0
+    assert f"env file {secrets}: mode 0640, not readable by other users" in capsys.readouterr().out
+
+
+def test_a_database_riskd_cannot_write_is_not_safe(workdir, capsys):
+    (workdir / "riskd.db").write_text("not a database\n")
+    assert check("--config", "config.yaml") == TROUBLE
+    out = capsys.readouterr().out
+    assert "database: FAILURE: riskd.db: file is not a database" in out
+    assert out.endswith("NOT safe to start: 1 problem(s) above\n")
+
+
+async def test_a_clock_out_of_step_with_the_exchange_is_not_safe():
+    server = SimServer(Simulator.demo(clock=lambda: time.time() + 3, volatility=0))
+    await server.start()
+    client = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
+    try:
+        finding = await checks.clock_skew("main", client, limit=5)
+    finally:
+        await client.close()
+        await server.stop()
+    assert finding.level == checks.FAILURE
+    assert finding.text.startswith("this machine's clock is 3.0")
+    assert "behind the exchange's: signed requests will be refused" in finding.text
+
+
+@pytest.fixture
+async def telegram_api():
+    fakes = pytest.importorskip("tests.fakes.telegram_api", reason="the fake Telegram Bot API comes with the Telegram work")
+    api = fakes.FakeTelegram("123:good-token")
+    await api.start()
+    yield api
+    await api.stop()
+
+
+def telegram_settings(token: str, base_url: str) -> Settings:
+    if "telegram" not in Settings.model_fields:
+        pytest.skip("settings.telegram comes with the Telegram work")
+    telegram = {"token": token, "chat_ids": [1], "base_url": base_url, "timeout": "2s"}
+    return Settings(accounts={"demo": {"exchange": "sim"}}, telegram=telegram)
+
+
+async def test_telegram_reachable_with_its_token(telegram_api):
+    finding = await checks.telegram(telegram_settings("123:good-token", telegram_api.url))
+    assert (finding.level, finding.text) == (checks.OK, "reachable, bot @riskd_test_bot")
+
+
+async def test_telegram_refusing_the_token_is_not_safe(telegram_api):
+    finding = await checks.telegram(telegram_settings("123:bad-token", telegram_api.url))
+    assert (finding.level, finding.text) == (checks.FAILURE, "the bot token was refused; check RISKD_TELEGRAM__TOKEN")
+
+
+async def test_telegram_unreachable_is_not_safe_and_the_token_stays_secret():
+    finding = await checks.telegram(telegram_settings("123:secret-token", "http://127.0.0.1:9/bot"))
+    assert finding.level == checks.FAILURE and finding.text.startswith("the Bot API is unreachable")
+    assert "secret-token" not in finding.text
