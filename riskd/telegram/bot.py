@@ -1,0 +1,366 @@
+"""The bot: python-telegram-bot's Application on riskd's loop, its handlers and who may use them.
+
+Only allow-listed chats (and users) reach the command handlers; the rest is recorded
+and, once per cooldown, raised as a warning to the owners, but never answered.
+Destructive commands wait for their giver's Confirm within `confirm_within`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.request import HTTPXRequest
+
+from riskd import commands, messages
+from riskd.commands import Refusal
+from riskd.config import Settings, TelegramSettings
+from riskd.domain import Alert, CommandKind, Event, Severity
+from riskd.messages import escape
+from riskd.redact import redact, register
+from riskd.store import Store
+from riskd.telegram.menu import COMMANDS, SPECS, SOURCE, Reply, Request, Usage
+from riskd.telegram.sender import Sender
+from riskd.units import format_duration
+
+log = logging.getLogger("riskd.telegram")
+
+KEY = "riskd"
+"""Where the handlers find the running TelegramBot: `context.bot_data[KEY]`."""
+
+COMMAND_WAIT = 15.0
+"""Seconds a command's answer waits for the daemon to carry it out before saying it is queued."""
+
+STOP_LIMIT = 2.0
+"""Seconds the last alerts, and telling Telegram which updates were read, may take at
+shutdown, so an unreachable Telegram cannot hold up a stop. What is not sent by then
+waits in the outbox for the next start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A destructive command waiting for the Confirm or Cancel of the person who gave it."""
+
+    request: Request
+    question: str
+    kind: CommandKind
+    account: str | None
+    expires_at: datetime
+    reason: str = ""
+    fraction: float | None = None
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A known command from an allowed chat: check the sender, run it, answer, record."""
+    bot: TelegramBot = context.bot_data[KEY]
+    message = update.effective_message
+    name = message.text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+    spec = SPECS[name]
+    request = Request(tuple(context.args or ()), message.text[:300], describe(update), update.effective_user.id)
+    refusal = await bot.sender_refusal(update, context)
+    if refusal:
+        await bot.ignore(update, refusal)
+        return
+    now = bot.clock()
+    if now - message.date > commands.COMMAND_LIFETIME:
+        reason = f"sent at {messages.when(message.date)} while riskd was not running"
+        bot.store.record_refusal(SOURCE, request.who, request.text, reason, now)
+        reply = Reply(f"⛔ This command was {escape(reason)}; nothing was done. Send it again if you still want it.")
+    else:
+        try:
+            reply = await spec.run(bot, request)
+        except Usage as error:
+            bot.store.record_refusal(SOURCE, request.who, request.text, f"usage: {error or spec.usage}", now)
+            detail = f"{escape(error)}\n" if str(error) else ""
+            reply = Reply(f"{detail}Usage: {escape(spec.usage)}, for example {escape(spec.example)}")
+        except Refusal as error:
+            bot.store.record_refusal(SOURCE, request.who, request.text, str(error), now)
+            reply = Reply(f"⛔ {escape(error)}")
+    await message.reply_text(reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.buttons)
+
+
+async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command riskd does not have, from an allowed chat."""
+    bot: TelegramBot = context.bot_data[KEY]
+    message = update.effective_message
+    if _for_another_bot(message.text, context.bot.username):
+        return
+    refusal = await bot.sender_refusal(update, context)
+    if refusal:
+        await bot.ignore(update, refusal)
+        return
+    bot.store.record_refusal(SOURCE, describe(update), message.text[:300], "unknown command", bot.clock())
+    await message.reply_text("Unknown command. /help lists what riskd understands.")
+
+
+async def on_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command from a chat or person not on the allow-list: recorded, never answered."""
+    bot: TelegramBot = context.bot_data[KEY]
+    if _for_another_bot(update.effective_message.text, context.bot.username):
+        return
+    chat, user = update.effective_chat, update.effective_user
+    if chat.id not in bot.config.chat_ids:
+        await bot.ignore(update, f"chat {chat.id} is not in telegram.chat_ids")
+    else:
+        await bot.ignore(update, f"user {user.id if user else '?'} is not in telegram.user_ids")
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Confirm or Cancel under a destructive command's question. Every press is answered."""
+    bot: TelegramBot = context.bot_data[KEY]
+    query = update.callback_query
+    choice, _, token = (query.data or "").partition(":")
+    confirmation, now, who = bot.confirmations.get(token), bot.clock(), describe(update)
+    if confirmation is None or now > confirmation.expires_at:
+        bot.confirmations.pop(token, None)
+        await query.answer("This confirmation has expired; nothing was done.")
+        if confirmation is not None:
+            bot.record(confirmation.request, "confirmation expired; nothing done", confirmation.account, status="expired")
+            await query.edit_message_text(
+                f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it.",
+                parse_mode=ParseMode.HTML,
+            )
+        return
+    if query.from_user.id != confirmation.request.user_id:
+        bot.store.record_refusal(SOURCE, who, f"{choice} button of {confirmation.request.text}", "only the person who asked may confirm", now)
+        await query.answer("Only the person who gave this command can confirm it.", show_alert=True)
+        return
+    del bot.confirmations[token]
+    if choice != "confirm":
+        bot.record(confirmation.request, "cancelled; nothing done", confirmation.account, status="cancelled")
+        await query.answer("Cancelled.")
+        await query.edit_message_text(f"{confirmation.question}\n\n✖️ Cancelled: nothing was done.", parse_mode=ParseMode.HTML)
+        return
+    await query.answer("Confirmed.")
+    await query.edit_message_text(f"{confirmation.question}\n\n⏳ Confirmed; working on it…", parse_mode=ParseMode.HTML)
+    reply = await bot.carry_out(
+        confirmation.request, confirmation.kind, confirmation.account,
+        reason=confirmation.reason, fraction=confirmation.fraction,
+    )
+    await query.edit_message_text(f"{confirmation.question}\n\n{reply.text}", parse_mode=ParseMode.HTML)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The one error handler: a line in the log, and for a person we obey, a short answer."""
+    error = context.error
+    if isinstance(error, TelegramError):
+        log.warning("telegram: answering an update failed: %s", error)
+        return
+    log.error("telegram: handling an update failed", exc_info=error)
+    bot: TelegramBot = context.bot_data[KEY]
+    if isinstance(update, Update) and update.effective_message and update.effective_chat.id in bot.config.chat_ids:
+        with contextlib.suppress(TelegramError):
+            await update.effective_message.reply_text("Something went wrong with that command; riskd's log has the details.")
+
+
+def describe(update: Update) -> str:
+    """Who gave a command, as the commands table records it."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None:
+        return f"unknown user in chat {chat.id if chat else '?'}"
+    name = f"@{user.username}" if user.username else user.full_name
+    return f"user {user.id} ({name}) in chat {chat.id if chat else '?'}"
+
+
+def _for_another_bot(text: str | None, username: str | None) -> bool:
+    """`/status@otherbot` in a group is none of riskd's business."""
+    first = (text or "").split(maxsplit=1)[0] if text else ""
+    _, at, target = first.partition("@")
+    return bool(at) and target.lower() != (username or "").lower()
+
+
+# --- the bot -------------------------------------------------------------------------
+
+
+class TelegramBot:
+    """The Telegram side of a running daemon: the bot, its pending confirmations, the sender."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]):
+        self.settings, self.config, self.store, self.clock = settings, settings.telegram, store, clock
+        register(self.config.token.get_secret_value())
+        self.application = build_application(self.config)
+        self.application.bot_data[KEY] = self
+        self.confirmations: dict[str, Confirmation] = {}
+        self.ignored_alerted_at: datetime | None = None
+        self.starting: asyncio.Task | None = None
+        self.sender = Sender(self.application.bot, self.config, store, clock)
+
+    @property
+    def bot(self):
+        return self.application.bot
+
+    async def deliver(self, final: bool = False) -> None:
+        """Send the alerts that are due: the daemon's alert job, and its `final` pass at a stop."""
+        if not final:
+            await self.sender.deliver()
+            return
+        try:
+            await asyncio.wait_for(self.sender.deliver(), STOP_LIMIT)
+        except asyncio.TimeoutError:
+            log.warning("telegram: stopping with alerts still in the outbox; they go out at the next start")
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start in the background: an unreachable Telegram must not hold up riskd's start."""
+        self.starting = asyncio.create_task(self._start(), name="telegram-start")
+
+    async def _start(self) -> None:
+        if not await self._initialize():
+            log.error("telegram: the bot token was rejected; set a valid RISKD_TELEGRAM__TOKEN. Alerts wait in the outbox.")
+            return
+        try:
+            await self.bot.set_my_commands([BotCommand(spec.name, spec.summary) for spec in COMMANDS])
+        except TelegramError as error:
+            log.warning("telegram: the command menu could not be registered: %s", error)
+        await self.application.start()
+        await self.application.updater.start_polling(
+            bootstrap_retries=-1,
+            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+            error_callback=lambda error: log.warning("telegram: reading commands failed: %s; retrying", error),
+        )
+        log.info("telegram: bot @%s ready; alerts go to %d chat(s)", self.bot.username, len(self.config.chat_ids))
+
+    async def _initialize(self) -> bool:
+        """Reach the Bot API (getMe), retrying with backoff; False if it refuses the token.
+
+        PTB's InvalidToken carries the token in its message, so it is not logged here.
+        """
+        delay = self.config.backoff.total_seconds()
+        while True:
+            try:
+                await self.application.initialize()
+                return True
+            except InvalidToken:
+                return False
+            except TelegramError as error:
+                log.warning("telegram: cannot reach the Bot API (%s); trying again in %.1fs", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.backoff_max.total_seconds())
+
+    async def stop(self) -> None:
+        if self.starting is not None and not self.starting.done():
+            self.starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.starting
+        application = self.application
+        if application.updater is not None and application.updater.running:
+            with contextlib.suppress(asyncio.TimeoutError):  # commands read but not confirmed are read again, and refused if stale
+                await asyncio.wait_for(application.updater.stop(), STOP_LIMIT)
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+        await application.bot.shutdown()
+
+    # --- commands ----------------------------------------------------------------
+
+    def record(self, request: Request, result: str, account: str | None = None, status: str = "done") -> None:
+        self.store.record_answer(SOURCE, request.who, request.text, status, result, self.clock(), account)
+
+    async def carry_out(
+        self, request: Request, kind: CommandKind, account: str | None, reason: str = "", fraction: float | None = None
+    ) -> Reply:
+        """Queue a control command for the daemon like the CLI does, and wait for its result."""
+        ids = commands.submit(
+            self.store, self.settings, kind, account, SOURCE, request.who, self.clock(), reason=reason, fraction=fraction
+        )
+        lines = []
+        for row in await commands.wait_for(self.store, ids, timeout=COMMAND_WAIT):
+            if row["status"] == "pending":
+                lines.append(f"⏳ {escape(row['account'])}: queued; riskd is busy and will carry it out shortly (see /events)")
+            else:
+                mark = "✅" if row["status"] == "done" else "⛔"
+                lines.append(f"{mark} {escape(row['result'])}")
+        return Reply("\n".join(lines))
+
+    def ask(
+        self, request: Request, question: str, kind: CommandKind, account: str | None,
+        reason: str = "", fraction: float | None = None,
+    ) -> Reply:
+        """Hold a destructive command until the person who gave it confirms it, within the time limit."""
+        now = self.clock()
+        self.confirmations = {token: c for token, c in self.confirmations.items() if c.expires_at >= now}
+        token = secrets.token_urlsafe(12)
+        within = self.config.confirm_within
+        self.confirmations[token] = Confirmation(request, question, kind, account, now + within, reason, fraction)
+        self.record(request, "asked for confirmation", account, status="asked")
+        buttons = InlineKeyboardMarkup(
+            [[InlineKeyboardButton("Confirm", callback_data=f"confirm:{token}"),
+              InlineKeyboardButton("Cancel", callback_data=f"cancel:{token}")]]
+        )
+        return Reply(f"{question}\nOnly you can confirm, within {format_duration(within)}.", buttons)
+
+    async def sender_refusal(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+        """Why the sender of a command in an allowed chat is not obeyed, or None if they are.
+
+        The handlers' filters already hold the chat (and user) allow-lists. What is
+        left: in a group with no `user_ids`, only the group's administrators are obeyed.
+        """
+        chat, user = update.effective_chat, update.effective_user
+        if self.config.user_ids or chat.type == ChatType.PRIVATE:
+            return None
+        try:
+            member = await context.bot.get_chat_member(chat.id, user.id)
+        except TelegramError as error:
+            return redact(f"could not check that user {user.id} administers chat {chat.id}: {error}")
+        if member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+            return None
+        return f"user {user.id} is not an administrator of chat {chat.id} (and telegram.user_ids is not set)"
+
+    async def ignore(self, update: Update, reason: str) -> None:
+        """Record a command riskd will not obey, without answering; warn the owners once per cooldown."""
+        now, who = self.clock(), describe(update)
+        text = (update.effective_message.text or "")[:200]
+        self.store.record_refusal(SOURCE, who, text, f"not obeyed: {reason}", now)
+        log.warning("telegram: not obeyed: %r from %s: %s", text, who, reason)
+        cooldown = self.settings.alert_cooldown
+        if self.ignored_alerted_at is not None and now - self.ignored_alerted_at < cooldown:
+            return
+        self.ignored_alerted_at = now
+        self.store.record_event(
+            Event("", "stranger", f"not obeyed: {text!r} from {who}: {reason}", severity=Severity.WARNING),
+            now,
+            Alert(
+                "", Severity.WARNING, "stranger",
+                f"🚫 riskd ignored a command: {who} sent {text!r}, and {reason}. Nothing was done and no answer "
+                f"was given. Further attempts in the next {format_duration(cooldown)} are recorded, not announced.",
+            ),
+        )
+
+
+def build_application(config: TelegramSettings) -> Application:
+    """python-telegram-bot's Application with riskd's handlers and a timeout on every call."""
+    timeout = config.timeout.total_seconds()
+    timeouts = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout, "pool_timeout": timeout}
+    application = (
+        Application.builder()
+        .token(config.token.get_secret_value())
+        .base_url(config.base_url)
+        .request(HTTPXRequest(connection_pool_size=8, **timeouts))
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, **timeouts))
+        .job_queue(None)
+        .build()
+    )
+    allowed = filters.Chat(chat_id=config.chat_ids)
+    if config.user_ids:
+        allowed = allowed & filters.User(user_id=config.user_ids)
+    new_message = filters.UpdateType.MESSAGE  # an edited "/flatten" is not a new command
+    for spec in COMMANDS:
+        application.add_handler(CommandHandler([spec.name, *spec.aliases], on_command, filters=allowed & new_message))
+    application.add_handler(MessageHandler(filters.COMMAND & allowed & new_message, on_unknown))
+    application.add_handler(MessageHandler(filters.COMMAND & ~allowed & new_message, on_stranger))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^(confirm|cancel):"))
+    application.add_error_handler(on_error)
+    return application

@@ -1,0 +1,1 @@
+"""Fakes of outside services that riskd talks to, served on loopback for tests."""

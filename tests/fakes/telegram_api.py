@@ -1,0 +1,311 @@
+"""A fake Telegram Bot API server on loopback, for driving the real python-telegram-bot.
+
+It speaks enough of https://core.telegram.org/bots/api for riskd's bot: getMe,
+deleteWebhook, setMyCommands, getUpdates (long polling), sendMessage, editMessageText,
+answerCallbackQuery and getChatMember, at `{url}/bot{token}/{method}`, answering a
+wrong token with 401 like Telegram. Like Telegram it refuses HTML it cannot parse
+(400), and shows the text of a message with its markup removed.
+
+Tests play the people: `command()` sends a command as a user in a chat, `press()`
+presses an inline button; `messages` is what the bot said, as it stands after edits.
+`fail()` makes it answer 502 pages or 429 with retry_after for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Callable
+
+from aiohttp import web
+
+BOT = {"id": 700001, "is_bot": True, "first_name": "riskd", "username": "riskd_test_bot"}
+TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "blockquote", "tg-spoiler", "span"}
+
+
+def user(user_id: int, name: str) -> dict:
+    return {"id": user_id, "is_bot": False, "first_name": name.title(), "username": name}
+
+
+def private_chat(person: dict) -> dict:
+    return {"id": person["id"], "type": "private", "first_name": person["first_name"], "username": person["username"]}
+
+
+def group_chat(chat_id: int, title: str = "trading desk") -> dict:
+    return {"id": chat_id, "type": "supergroup", "title": title}
+
+
+@dataclass
+class Fault:
+    status: int
+    methods: tuple[str, ...]
+    until: float | None
+    count: int | None
+    retry_after: int | None
+    latency: float = 0.0
+
+    def applies(self, method: str, now: float) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.until is not None and now >= self.until:
+            return False
+        return self.count is None or self.count > 0
+
+
+class _Text(HTMLParser):
+    """Checks Telegram HTML the way Telegram does, and collects the plain text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in TAGS:
+            raise ValueError(f"Unsupported start tag \"{tag}\"")
+        self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.open or self.open.pop() != tag:
+            raise ValueError(f"Unmatched end tag \"{tag}\"")
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def plain_text(text: str) -> str:
+    """The text Telegram shows for `text` in HTML mode, or ValueError like its 400 answer."""
+    if re.search(r"<(?![a-zA-Z/])", text) or re.search(r"&(?!(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)", text):
+        raise ValueError("Can't parse entities: unescaped < or &")
+    parser = _Text()
+    parser.feed(text)
+    parser.close()
+    if parser.open:
+        raise ValueError(f"Can't parse entities: unclosed tag \"{parser.open[-1]}\"")
+    return "".join(parser.parts)  # entities already decoded by the parser
+
+
+class FakeTelegram:
+    """The Bot API for one bot token, with people, chats and faults under a test's control."""
+
+    def __init__(self, token: str, clock: Callable[[], float] = time.time):
+        self.token, self.clock = token, clock
+        self.requests: list[dict] = []
+        """Every call: its method, parameters, the status answered, and when (time.monotonic())."""
+        self.messages: list[dict] = []
+        self.answers: list[dict] = []
+        self.menu: list[dict] = []
+        self.administrators: dict[int, set[int]] = {}
+        self.unknown_chats: set[int] = set()
+        """Chats Telegram answers "chat not found" for (a wrong id, a bot never added)."""
+        self.faults: list[Fault] = []
+        self._updates: list[dict] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._arrived = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- server ------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Serve on an ephemeral loopback port; returns the base_url for python-telegram-bot."""
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/bot"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _parameters(request)
+        response = await self._answer(request.match_info["token"], method, params)
+        self.requests.append({"method": method, "params": params, "status": response.status, "at": time.monotonic()})
+        return response
+
+    async def _answer(self, token: str, method: str, params: dict) -> web.Response:
+        if token != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        fault = next((fault for fault in self.faults if fault.applies(method, time.monotonic())), None)
+        if fault is not None:
+            if fault.count is not None:
+                fault.count -= 1
+            await asyncio.sleep(fault.latency)
+            return _failure(fault)
+        handler = getattr(self, f"_{method}", None)
+        if handler is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        try:
+            result = await handler(params)
+        except ValueError as error:
+            return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}, status=400)
+        return web.json_response({"ok": True, "result": result})
+
+    # --- the Bot API -------------------------------------------------------------
+
+    async def _getMe(self, params: dict) -> dict:
+        return {**BOT, "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+    async def _deleteWebhook(self, params: dict) -> bool:
+        return True
+
+    async def _setMyCommands(self, params: dict) -> bool:
+        self.menu = params["commands"]
+        return True
+
+    async def _getUpdates(self, params: dict) -> list[dict]:
+        offset, timeout = int(params.get("offset") or 0), float(params.get("timeout") or 0)
+        async with self._arrived:
+            self._updates = [update for update in self._updates if update["update_id"] >= offset]
+            if not self._updates and timeout:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait_for(lambda: bool(self._updates)), timeout)
+            return list(self._updates)
+
+    async def _sendMessage(self, params: dict) -> dict:
+        chat_id = int(params["chat_id"])
+        if chat_id in self.unknown_chats:
+            raise ValueError("chat not found")
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(self.clock()),
+            "chat": self._chat(chat_id),
+            "from": BOT,
+            "text": self._text(params),
+            "html": params["text"],
+            "silent": bool(params.get("disable_notification")),
+        }
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.messages.append(message)
+        return _public(message)
+
+    async def _editMessageText(self, params: dict) -> dict:
+        message = self.message(int(params["message_id"]))
+        message.update(text=self._text(params), html=params["text"])
+        message.pop("reply_markup", None)
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        return _public(message)
+
+    async def _answerCallbackQuery(self, params: dict) -> bool:
+        self.answers.append(params)
+        return True
+
+    async def _getChatMember(self, params: dict) -> dict:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        person = {"id": user_id, "is_bot": False, "first_name": "Someone"}
+        if user_id in self.administrators.get(chat_id, set()):
+            return {"status": "creator", "user": person, "is_anonymous": False}
+        return {"status": "member", "user": person}
+
+    def _text(self, params: dict) -> str:
+        return plain_text(params["text"]) if params.get("parse_mode") == "HTML" else params["text"]
+
+    def _chat(self, chat_id: int) -> dict:
+        return {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+
+    # --- what tests do -----------------------------------------------------------
+
+    async def command(self, text: str, sender: dict, chat: dict | None = None) -> dict:
+        """A person sends `text` (a command) in `chat` (their private chat by default)."""
+        chat = chat or private_chat(sender)
+        word = text.split(maxsplit=1)[0]
+        message = {
+            "message_id": next(self._message_ids), "date": int(self.clock()), "chat": chat, "from": sender, "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(word)}] if word.startswith("/") else [],
+        }
+        await self._push({"message": message})
+        return message
+
+    async def press(self, message: dict, label: str, sender: dict) -> str:
+        """A person presses the inline button labelled `label` under one of the bot's messages."""
+        buttons = [button for row in message["reply_markup"]["inline_keyboard"] for button in row]
+        button = next(button for button in buttons if button["text"] == label)
+        query_id = str(next(self._callback_ids))
+        await self._push({"callback_query": {
+            "id": query_id, "from": sender, "chat_instance": "1", "data": button["callback_data"], "message": _public(message),
+        }})
+        return query_id
+
+    async def _push(self, update: dict) -> None:
+        async with self._arrived:
+            self._updates.append({"update_id": next(self._update_ids), **update})
+            self._arrived.notify_all()
+
+    def fail(self, status: int, *methods: str, seconds: float | None = None, count: int | None = None,
+             retry_after: int | None = None, latency: float = 0.0) -> None:
+        """Answer `status` to these methods (all when none) for a while, or a number of times,
+        after `latency` seconds. Faults apply in the order they were added."""
+        until = time.monotonic() + seconds if seconds is not None else None
+        self.faults.append(Fault(status, methods, until, count, retry_after, latency))
+
+    def heal(self) -> None:
+        self.faults.clear()
+
+    def message(self, message_id: int) -> dict:
+        return next(message for message in self.messages if message["message_id"] == message_id)
+
+    def said(self, chat_id: int | None = None) -> list[str]:
+        return [message["text"] for message in self.messages if chat_id is None or message["chat"]["id"] == chat_id]
+
+    def calls(self, method: str) -> list[dict]:
+        return [call for call in self.requests if call["method"] == method]
+
+    async def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 5.0) -> dict:
+        """The first message (as it stands now) that satisfies `predicate`, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((message for message in self.messages if predicate(message)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such message within {timeout}s; the bot said: {self.said()}")
+            await asyncio.sleep(0.02)
+
+
+async def _parameters(request: web.Request) -> dict:
+    """python-telegram-bot posts form fields, JSON-encoding every value that is not a string."""
+    if request.content_type == "application/json":
+        return await request.json()
+    form = await request.post() if request.can_read_body else {}
+    fields = {**request.query, **form}
+    return {key: value if key == "text" else _decode(value) for key, value in fields.items()}
+
+
+def _decode(value: str):
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _failure(fault: Fault) -> web.Response:
+    if fault.status == 429:
+        wait = fault.retry_after or 1
+        body = {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {wait}",
+                "parameters": {"retry_after": wait}}
+        return web.json_response(body, status=429)
+    page = f"<html><head><title>{fault.status}</title></head><body><h1>{fault.status}</h1></body></html>"
+    return web.Response(status=fault.status, text=page, content_type="text/html")
+
+
+def _public(message: dict) -> dict:
+    """A message as the Bot API shows it (without the fake's own bookkeeping)."""
+    return {key: value for key, value in message.items() if key not in ("html", "silent")}
+

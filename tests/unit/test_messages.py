@@ -1,0 +1,92 @@
+"""Telegram's words: alert and answer formatting, and the command table against the README."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from riskd import messages
+from riskd.commands import AccountStatus
+from riskd.domain import Reading, Status, TradingState
+from riskd.telegram.menu import COMMANDS
+from tests.fakes.telegram_api import plain_text
+
+NOW = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+README = Path(__file__).parents[2] / "README.md"
+
+
+def row(text: str, severity: str = "critical", account: str = "main", key: str = "breach:drawdown", ago: float = 1.0) -> dict:
+    at = (NOW - timedelta(seconds=ago)).isoformat(timespec="milliseconds")
+    return {"id": 1, "at": at, "account": account, "severity": severity, "key": key, "text": text, "error": None}
+
+
+def account_status(**fields) -> AccountStatus:
+    values = dict(
+        account="main", exchange="binanceusdm", live=True, trading_state=TradingState.ACTIVE, reason="", since=None,
+        updated_at=NOW - timedelta(seconds=12), equity=9_500.0, peak_equity=10_000.0, day_start_equity=9_800.0,
+        quote="USDT", readings=[], positions=[],
+    )
+    return AccountStatus(**{**values, **fields})
+
+
+def test_an_alert_says_how_bad_which_account_what_happened_and_what_to_do():
+    text = "🚨 [main] BREACH: drawdown 12.0% is past the limit of 10.0%. riskd is flattening the account. It stays halted until you resume it: `riskd resume main` or /resume main."
+    message = messages.alert(row(text), NOW)
+    shown = plain_text(message)
+    assert shown.splitlines()[0] == "🚨 CRITICAL · main"
+    assert "[main]" not in shown  # the header already names the account
+    assert "drawdown 12.0% is past the limit of 10.0%" in shown
+    assert "<code>riskd resume main</code>" in message
+    assert shown.splitlines()[-1].startswith("Next: /breakers main")
+    assert "late" not in shown
+
+
+@pytest.mark.parametrize("text", ["position <BTC/USDT> lost 5% & more", "a </b> tag & &amp; <script>alert(1)</script>", "`<i>` & `"])
+def test_anything_an_alert_carries_is_escaped_into_valid_telegram_html(text):
+    message = messages.alert(row(text, account="a<b>&c"), NOW)
+    shown = plain_text(message)  # raises, as Telegram's 400 would, on HTML it cannot parse
+    assert text.replace("`", "") in shown.replace("`", "")
+    assert "a<b>&c" in shown
+
+
+def test_an_alert_delivered_late_says_when_it_was_raised():
+    message = plain_text(messages.alert(row("✅ [main] Back to normal: drawdown 1.0%.", "info", key="clear:drawdown", ago=5400), NOW))
+    assert "Delivered late: this was raised at 2026-03-02 01:30:00 UTC, 90m ago." in message
+    assert "Next:" not in message  # nothing to do about a recovery
+
+
+def test_status_shows_figures_with_units_and_only_breakers_that_need_a_look():
+    readings = [
+        Reading("drawdown", Status.WARNING, 0.05, 0.06, 0.048, "drawdown 5.0% is near the limit of 6.0%"),
+        Reading("leverage", Status.OK, 1.2, 5.0, 4.0, "leverage 1.2x is within the limit of 5.0x"),
+    ]
+    shown = plain_text(messages.status([account_status(readings=readings)], NOW))
+    assert "main · binanceusdm · LIVE" in shown
+    assert "Equity 9,500.00 USDT · day PnL -300.00 USDT (-3.1%) · drawdown 5.0%" in shown
+    assert "⚠️ drawdown 5.0% (limit 6.0%): WARNING" in shown
+    assert "leverage" not in shown
+    assert "Last read 12s ago" in shown
+
+
+def test_an_account_never_read_says_so():
+    shown = plain_text(messages.status([account_status(updated_at=None)], NOW))
+    assert "No tick recorded yet" in shown
+
+
+def test_a_message_too_long_for_telegram_is_cut_at_a_line():
+    rows = [{"at": NOW.isoformat(), "account": "main", "kind": "breach", "breaker": None, "severity": "critical", "message": "x" * 100}] * 100
+    message = messages.events(rows)
+    assert len(message) <= messages.LIMIT and message.endswith("(cut: too long for one message)")
+    plain_text(message)
+
+
+def test_every_command_fits_telegrams_menu_and_is_documented_with_its_example():
+    readme = README.read_text(encoding="utf-8").replace("\\|", "|")  # a | in a table cell is written \|
+    for spec in COMMANDS:
+        assert re.fullmatch(r"[a-z0-9_]{1,32}", spec.name) and 3 <= len(spec.summary) <= 256
+        assert spec.example.startswith(f"/{spec.name}")
+        assert spec.usage in readme, f"README does not document {spec.usage}"
+        assert spec.example in readme, f"README has no example of /{spec.name}"
