@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from riskd import __version__, logs
-from riskd.commands import AccountStatus, Refusal, status, submit, utcnow, wait_for
+from riskd.commands import AccountStatus, Refusal, report, status, submit, utcnow, wait_for
 from riskd.config import ConfigError, Settings, load_settings
 from riskd.domain import CommandKind
 from riskd.store import Store, StoreError
@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
         "check", help="validate the configuration, reach every account, say whether riskd is safe to start (exit 0)"
     )
     commands.add_parser("status", help="each account's state, figures and breakers")
+    commands.add_parser("report", help="today so far, the last 24 hours' risk figures and a stress test")
     events = commands.add_parser("events", help="recent events: warnings, breaches, actions, commands")
     events.add_argument("--account", help="only this account")
     events.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
@@ -191,6 +192,14 @@ def render_status(account: AccountStatus, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def _report(settings: Settings, arguments: argparse.Namespace) -> int:
+    from riskd import messages
+
+    now = utcnow()
+    print(messages.plain(messages.report(report(Store(settings.database), settings, now), now)))
+    return 0
+
+
 def _events(settings: Settings, arguments: argparse.Namespace) -> int:
     store = Store(settings.database)
     for row in store.events(arguments.account, arguments.limit):
@@ -243,6 +252,7 @@ HANDLERS = {
     "check": _check,
     "status": _status,
     "events": _events,
+    "report": _report,
     "freeze": _control(CommandKind.FREEZE),
     "resume": _control(CommandKind.RESUME),
     "flatten": _control(CommandKind.FLATTEN),

@@ -12,9 +12,14 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from typing import TYPE_CHECKING
+
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, Reading, TradingState
+from riskd.domain import Command, CommandKind, Position, Reading, Side, TradingState
 from riskd.store import Store
+
+if TYPE_CHECKING:
+    from riskd.analytics import Figures
 
 COMMAND_LIFETIME = timedelta(minutes=5)
 """A queued command older than this is refused rather than carried out late."""
@@ -127,13 +132,31 @@ class DayReport:
     status: AccountStatus
     day_start: datetime | None
     counts: dict[str, int] = field(default_factory=dict)
+    figures: Figures | None = None
+    stress: dict[float, float] = field(default_factory=dict)
 
 
-def report(store: Store, settings: Settings) -> list[DayReport]:
+def report(store: Store, settings: Settings, now: datetime | None = None) -> list[DayReport]:
+    """Each account's day so far, with the risk figures of its last 24 hours of equity
+    and what its open positions would be worth after sudden moves of the whole market."""
+    from riskd import analytics  # pandas is loaded only when someone asks for a report
+
+    now = now or utcnow()
     result = []
     for account in status(store, settings):
         since = store.load_state(account.account).day_start
-        result.append(DayReport(account, since, store.tally(account.account, since) if since else {}))
+        held = [
+            Position(row["symbol"], Side(row["side"]), row["contracts"], row["notional"]) for row in account.positions
+        ]
+        result.append(
+            DayReport(
+                account,
+                since,
+                store.tally(account.account, since) if since else {},
+                analytics.figures(store.equity_history(account.account, now - timedelta(days=1))),
+                analytics.stress(held, account.equity) if account.equity is not None and held else {},
+            )
+        )
     return result
 
 

@@ -35,6 +35,11 @@ def escape(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+def plain(text: str) -> str:
+    """The same message for a terminal: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
 def fit(text: str) -> str:
     """Cut a message to Telegram's limit at a line break, saying that it was cut."""
     if len(text) <= LIMIT:
@@ -166,8 +171,29 @@ def report(reports: Iterable[DayReport], now: datetime) -> str:
             f"commands {counts.get('command', 0)} · orders sent {counts.get('orders', 0)}"
             + (f" · orders not sent (dry-run) {counts['dry_run_orders']}" if counts.get("dry_run_orders") else "")
         )
+        lines.extend(_risk_lines(day, account.quote))
         blocks.append("\n".join(lines))
     return fit("\n\n".join(blocks) or "No account configured.")
+
+
+def _risk_lines(day: DayReport, quote: str) -> list[str]:
+    """Last 24 hours' risk figures and the stress test, where there is enough history."""
+    lines, figures = [], day.figures
+    if figures is not None and figures.samples:
+        parts = [f"max drawdown {_percent(figures.max_drawdown)}"]
+        if figures.volatility is not None:
+            parts.append(f"daily volatility {_percent(figures.volatility)}")
+        if figures.var_95 is not None:
+            parts.append(f"5-min VaR(95%) {_percent(figures.var_95)}, ES {_percent(figures.expected_shortfall_95)}")
+        lines.append(f"Last 24 h ({figures.samples} reads): " + " · ".join(parts))
+    if day.stress:
+        moves = " · ".join(f"{shock:+.0%} → {_money(value, quote)}" for shock, value in sorted(day.stress.items()))
+        lines.append(f"If every price moved at once: {moves}")
+    return lines
+
+
+def _percent(value: float | None) -> str:
+    return f"{value * 100:.2f}%" if value is not None else "n/a"
 
 
 def command_list(commands: Iterable[tuple[str, str]]) -> str:

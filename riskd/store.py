@@ -371,6 +371,13 @@ class Store:
         else:
             self.db.table("meta").upsert({"key": "alerts_muted_until", "value": _text(until)}, pk="key")
 
+    def equity_history(self, account: str, since: datetime) -> list[tuple[datetime, float]]:
+        """(time, equity) of every good snapshot of `account` since `since`, oldest first."""
+        rows = self.db.execute(
+            "select at, equity from snapshots where account = ? and ok = 1 and at >= ? order by id", [account, _text(since)]
+        )
+        return [(_moment(at), equity) for at, equity in rows]
+
     def tally(self, account: str, since: datetime) -> dict[str, int]:
         """Events of each kind, and orders sent or (in dry-run) not sent, since `since`."""
         counts = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -47,6 +48,10 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
         assert breaker in status.stdout
     assert "equity 10,1" in status.stdout
     assert riskd(workdir, "events").returncode == 0
+    report = riskd(workdir, "report")
+    assert report.returncode == 0, report.stderr
+    assert "Day PnL" in report.stdout
+    assert re.search(r"-30% → [\d,]+\.\d\d USDT", report.stdout)  # the stress test of the open positions
 
 
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
