@@ -1,15 +1,19 @@
 """Resident memory of the daemon with one account, after start.
 
-Starts `riskd run` on the shipped config.yaml (one account on the embedded exchange,
-which runs in the same process) with a scratch database, waits for its first tick to
-be recorded, samples VmRSS for a few ticks and reports the largest, then stops it with
-SIGTERM. Also reports the cost of importing ccxt alone, for scale. Target: ≤ 160 MB.
+Two shapes, each a `riskd run` process with a scratch database, measured over its
+first ticks (largest VmRSS), then stopped with SIGTERM:
+1. the shipped config.yaml: one account on the embedded exchange, which runs in the
+   same process;
+2. as on a VPS: one Binance USDⓈ-M account (the simulator in another process stands in
+   for Binance), Telegram on (a fake Bot API on loopback) and the HTTP server on.
+Also reports the cost of importing ccxt alone, for scale. Target: ≤ 160 MB.
 
 Run: python bench/memory.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -19,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456:bench-token"
 
 
 def rss_mb(pid: int) -> float:
@@ -37,6 +44,62 @@ def ticks(database: Path) -> int:
         return 0
 
 
+def measure(config: Path, folder: str, environment: dict) -> tuple[float, int, int]:
+    """Peak RSS in MB over the first ticks, the sample count, and the exit status."""
+    database = Path(folder) / "riskd.db"
+    environment = {**os.environ, **environment, "RISKD_DATABASE": str(database), "RISKD_POLL_INTERVAL": "2s"}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "riskd", "--config", str(config), "run"], env=environment, cwd=folder, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while ticks(database) < 1:
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                raise SystemExit("riskd did not complete a tick")
+            time.sleep(0.2)
+        samples = []
+        while ticks(database) < 6:
+            samples.append(rss_mb(daemon.pid))
+            time.sleep(0.5)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=15)
+    return max(samples), len(samples), code
+
+
+async def serve_peers(folder: str) -> tuple[Path, list]:
+    """Start the simulator and a fake Telegram on loopback; write a VPS-shaped config."""
+    sys.path.insert(0, str(ROOT))
+    from riskd.sim import SimServer, Simulator, ccxt_config
+    from tests.fakes.telegram_api import FakeTelegram
+
+    exchange, telegram = SimServer(Simulator.demo(seed=7)), FakeTelegram(TOKEN)
+    await exchange.start()
+    await telegram.start()
+    urls = {key: value for key, value in ccxt_config(exchange.url).items() if key in ("urls", "options")}
+    config = Path(folder) / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "accounts": {"main": {"exchange": "binanceusdm", "ccxt": urls}},
+        "telegram": {"chat_ids": [1], "base_url": telegram.url},
+        "http": {"enabled": True, "port": 0},
+    }))
+    return config, [exchange, telegram]
+
+
+async def vps_shape() -> tuple[float, int, int]:
+    with tempfile.TemporaryDirectory(prefix="riskd-bench-") as folder:
+        config, peers = await serve_peers(folder)
+        environment = {
+            "RISKD_ACCOUNTS__MAIN__API_KEY": "bench-key", "RISKD_ACCOUNTS__MAIN__SECRET": "bench-secret",
+            "RISKD_TELEGRAM__TOKEN": TOKEN,
+        }
+        try:
+            return await asyncio.to_thread(measure, config, folder, environment)
+        finally:
+            for peer in peers:
+                await peer.stop()
+
+
 def main() -> None:
     ccxt_alone = subprocess.run(
         [sys.executable, "-c", "import ccxt.async_support, pathlib; "
@@ -44,28 +107,11 @@ def main() -> None:
         capture_output=True, text=True, check=True,
     ).stdout.split()[1]
     with tempfile.TemporaryDirectory(prefix="riskd-bench-") as folder:
-        database = Path(folder) / "riskd.db"
-        environment = {**os.environ, "RISKD_DATABASE": str(database), "RISKD_POLL_INTERVAL": "2s"}
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "riskd", "--config", str(ROOT / "config.yaml"), "run"],
-            env=environment, cwd=folder, stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while ticks(database) < 1:
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise SystemExit("riskd did not complete a tick")
-                time.sleep(0.2)
-            samples = []
-            while ticks(database) < 6:
-                samples.append(rss_mb(daemon.pid))
-                time.sleep(0.5)
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            code = daemon.wait(timeout=15)
+        shipped = measure(ROOT / "config.yaml", folder, {})
+    vps = asyncio.run(vps_shape())
     print(f"import ccxt.async_support alone: {int(ccxt_alone) / 1024:6.1f} MB")
-    print(f"riskd run, one account, after start: {max(samples):6.1f} MB peak over {len(samples)} samples (target ≤ 160 MB)")
-    print(f"exit status after SIGTERM: {code}")
+    for name, (peak, count, code) in (("shipped config (embedded exchange)", shipped), ("VPS shape (Telegram, HTTP)", vps)):
+        print(f"riskd run, {name}: {peak:6.1f} MB peak over {count} samples (target ≤ 160 MB); exit {code} after SIGTERM")
 
 
 if __name__ == "__main__":
