@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import count
 from typing import Callable, Iterable, Mapping
+
+from riskd.sim.listing import QUOTE, Listing, by_name, find
+from riskd.sim.parameters import (BUY, SELL, Rejection, decimal, limit_parameters, quantity_parameter,
+                                  reject_if_sent, side_and_type)
 
 TAKER_FEE = Decimal("0.0004")
 MAKER_FEE = Decimal("0.0002")
@@ -23,70 +27,17 @@ MAINTENANCE_RATE = Decimal("0.004")
 DEFAULT_LEVERAGE = 10
 MAX_LEVERAGE = 125
 ZERO = Decimal(0)
-BUY, SELL = "BUY", "SELL"
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 
 
-class Rejection(Exception):
-    """A request the exchange refuses, with Binance's error code, message and HTTP status."""
-
-    def __init__(self, code: int, msg: str, status: int = 400):
-        super().__init__(f"{code} {msg}")
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
-def mandatory(name: str) -> Rejection:
-    return Rejection(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-
-
-def decimal(value: object, name: str) -> Decimal:
-    """A request parameter as a Decimal, or Binance's malformed-parameter rejection."""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise mandatory(name) from None
-    if not number.is_finite():
-        raise mandatory(name)
-    return number
-
-
-def places(unit: Decimal) -> int:
-    """Decimal places of a tick or step size: 0.001 -> 3, 1 -> 0."""
-    return max(0, -unit.normalize().as_tuple().exponent)
-
-
 @dataclass(frozen=True)
-class Contract:
-    """A USDT-margined perpetual and the order filters Binance enforces on it."""
-
-    base: str
-    tick: Decimal
-    step: Decimal
-    min_notional: Decimal = Decimal(5)
-    max_qty: Decimal = Decimal(10_000_000)
-
-    @property
-    def id(self) -> str:
-        return f"{self.base}USDT"
+class Contract(Listing):
+    """A USDT-margined perpetual: a listing whose ccxt symbol names its settle currency."""
 
     @property
     def symbol(self) -> str:
-        return f"{self.base}/USDT:USDT"
-
-    @property
-    def price_precision(self) -> int:
-        return places(self.tick)
-
-    @property
-    def quantity_precision(self) -> int:
-        return places(self.step)
-
-    def round_price(self, price: float | Decimal) -> Decimal:
-        """The nearest tick to `price`, never below one tick."""
-        ticks = (Decimal(str(price)) / self.tick).to_integral_value()
-        return max(ticks, Decimal(1)) * self.tick
+        """ccxt's symbol: BTC/USDT:USDT."""
+        return f"{self.base}/{QUOTE}:{QUOTE}"
 
 
 @dataclass
@@ -149,21 +100,70 @@ class Fill:
     time: int
 
 
+def unknown_order() -> Rejection:
+    """Binance's answer to a cancel of an order it does not hold open; a fresh one each
+    time, as an exception raised twice would carry both tracebacks."""
+    return Rejection(-2011, "Unknown order sent.")
+
+
+class Orders(dict[int, Order]):
+    """An account's orders by id, also by client order id (the latest with it).
+
+    Why it exists: both markets look an order up, list the open ones and find the one
+    a cancel names the same way, with the same Binance codes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_client_id: dict[str, Order] = {}
+
+    def add(self, order: Order) -> None:
+        self[order.id] = order
+        self.by_client_id[order.client_id] = order
+
+    def open(self, listing: Listing | None = None) -> list[Order]:
+        """The open orders, of every listing or of one."""
+        return [o for o in self.values() if o.is_open and listing in (None, o.contract)]
+
+    def find(self, listing: Listing, order_id: object = None, client_id: str | None = None) -> Order:
+        """An order on `listing` by id, else by client order id; -2013 when there is none."""
+        if order_id not in (None, ""):
+            found = self.get(int(decimal(order_id, "orderId")))
+        elif client_id:
+            found = self.by_client_id.get(client_id)
+        else:
+            raise Rejection(-1102, "Param 'origClientOrderId' or 'orderId' must be sent,"
+                                   " but both were empty/null!")
+        if found is None or found.contract != listing:
+            raise Rejection(-2013, "Order does not exist.")
+        return found
+
+    def cancellable(self, listing: Listing, order_id: object = None, client_id: str | None = None) -> Order:
+        """The open order a cancel names; -2011 when it is unknown or no longer open."""
+        try:
+            order = self.find(listing, order_id, client_id)
+        except Rejection as missing:
+            if missing.code != -2013:
+                raise
+            raise unknown_order() from None
+        if not order.is_open:
+            raise unknown_order()
+        return order
+
+
 class Ledger:
     """One cross-margin account in one-way mode on a set of USDT perpetuals."""
 
     def __init__(self, contracts: Iterable[Contract], wallet: Decimal | float,
                  clock: Callable[[], float] = time.time):
         self.contracts = {c.id: c for c in contracts}
-        self._aliases = {alias: c for c in self.contracts.values()
-                         for alias in (c.id, c.symbol, c.symbol.split(":")[0])}
+        self._names = by_name(self.contracts.values())
         self.wallet = Decimal(str(wallet))
         self.positions = {c.id: Position(c) for c in self.contracts.values()}
         self.marks: dict[str, Decimal] = {}
-        self.orders: dict[int, Order] = {}
+        self.orders = Orders()
         self.fills: list[Fill] = []
         self.liquidations: list[Order] = []
-        self._by_client_id: dict[str, Order] = {}
         self._clock = clock
         self._order_ids = count(4_000_000_001)
         self._fill_ids = count(500_000_001)
@@ -173,12 +173,7 @@ class Ledger:
         return int(self._clock() * 1000)
 
     def contract(self, symbol: str | None) -> Contract:
-        if not symbol:
-            raise mandatory("symbol")
-        try:
-            return self._aliases[symbol]
-        except KeyError:
-            raise Rejection(-1121, "Invalid symbol.") from None
+        return find(self._names, symbol)
 
     # --- figures -----------------------------------------------------------------
 
@@ -186,9 +181,7 @@ class Ledger:
         return [p for p in self.positions.values() if p.amount != 0]
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        wanted = self.contract(symbol) if symbol else None
-        return [o for o in self.orders.values()
-                if o.is_open and (wanted is None or o.contract == wanted)]
+        return self.orders.open(self.contract(symbol) if symbol else None)
 
     def mark(self, contract: Contract) -> Decimal:
         return self.marks[contract.id]
@@ -253,15 +246,10 @@ class Ledger:
         would, end EXPIRED.
         """
         contract = self.contract(symbol)
-        side = (side or "").upper()
-        type = (type or "").upper()
-        if side not in (BUY, SELL):
-            raise Rejection(-1117, "Invalid side.")
-        if type not in ("MARKET", "LIMIT"):
-            raise Rejection(-1116, "Invalid orderType.")
+        side, type = side_and_type(side, type)
         amount = self._quantity(contract, quantity)
         limit, time_in_force = self._price(contract, type, price, time_in_force)
-        if client_id and client_id in self._by_client_id:
+        if client_id and client_id in self.orders.by_client_id:
             raise Rejection(-4116, "ClientOrderId is duplicated.")
         position = self.positions[contract.id]
         sign = 1 if side == BUY else -1
@@ -280,14 +268,7 @@ class Ledger:
         return order
 
     def cancel(self, symbol: str | None, order_id: object = None, client_id: str | None = None) -> Order:
-        try:
-            order = self.order(symbol, order_id, client_id)
-        except Rejection as missing:
-            if missing.code != -2013:
-                raise
-            order = None
-        if order is None or not order.is_open:
-            raise Rejection(-2011, "Unknown order sent.")
+        order = self.orders.cancellable(self.contract(symbol), order_id, client_id)
         self._close(order, "CANCELED")
         return order
 
@@ -298,17 +279,7 @@ class Ledger:
         return orders
 
     def order(self, symbol: str | None, order_id: object = None, client_id: str | None = None) -> Order:
-        contract = self.contract(symbol)
-        if order_id not in (None, ""):
-            found = self.orders.get(int(decimal(order_id, "orderId")))
-        elif client_id:
-            found = self._by_client_id.get(client_id)
-        else:
-            raise Rejection(-1102, "Param 'origClientOrderId' or 'orderId' must be sent,"
-                                   " but both were empty/null!")
-        if found is None or found.contract != contract:
-            raise Rejection(-2013, "Order does not exist.")
-        return found
+        return self.orders.find(self.contract(symbol), order_id, client_id)
 
     def set_leverage(self, symbol: str | None, leverage: object) -> Position:
         position = self.positions[self.contract(symbol).id]
@@ -356,9 +327,7 @@ class Ledger:
     # --- helpers -----------------------------------------------------------------
 
     def _quantity(self, contract: Contract, quantity: object) -> Decimal:
-        if quantity in (None, ""):
-            raise mandatory("quantity")
-        amount = decimal(quantity, "quantity")
+        amount = quantity_parameter(quantity)
         if amount <= 0:
             raise Rejection(-4003, "Quantity less than or equal to zero.")
         if amount % contract.step:
@@ -370,16 +339,9 @@ class Ledger:
     def _price(self, contract: Contract, type: str, price: object,
                time_in_force: str | None) -> tuple[Decimal, str]:
         if type == "MARKET":
-            if price not in (None, ""):
-                raise Rejection(-1106, "Parameter 'price' sent when not required.")
+            reject_if_sent("price", price)
             return ZERO, "GTC"
-        if price in (None, ""):
-            raise mandatory("price")
-        if not time_in_force:
-            raise mandatory("timeInForce")
-        if time_in_force not in TIME_IN_FORCE:
-            raise Rejection(-1115, "Invalid timeInForce.")
-        limit = decimal(price, "price")
+        limit, time_in_force = limit_parameters(price, time_in_force, TIME_IN_FORCE)
         if limit <= 0:
             raise Rejection(-4001, "Price less than 0.")
         if limit % contract.tick:
@@ -403,8 +365,7 @@ class Ledger:
         order_id = next(self._order_ids)
         order = Order(order_id, client_id or f"sim-{order_id}", contract, side, type, quantity,
                       price, time_in_force, reduce_only, now, updated=now)
-        self.orders[order.id] = order
-        self._by_client_id[order.client_id] = order
+        self.orders.add(order)
         return order
 
     def _close(self, order: Order, status: str) -> None:

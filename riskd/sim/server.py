@@ -20,7 +20,7 @@ from aiohttp import web
 
 from riskd.sim import spot, wire
 from riskd.sim.faults import Fault
-from riskd.sim.ledger import Rejection, decimal, mandatory
+from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
 
 # ccxt's urls['api'] keys for Binance, each to its path on the simulator.

@@ -20,14 +20,15 @@ from decimal import ROUND_DOWN, Decimal
 from itertools import count
 from typing import Any, Callable, Iterable, Mapping
 
-from riskd.sim.ledger import BUY, SELL, ZERO, Fill, Order, Rejection, decimal, mandatory
+from riskd.sim.ledger import ZERO, Fill, Order, Orders, unknown_order
+from riskd.sim.listing import QUOTE, Listing, by_name, find
+from riskd.sim.parameters import (BUY, SELL, Rejection, decimal, limit_parameters, quantity_parameter,
+                                  reject_if_sent, side_and_type)
 from riskd.sim.wire import EIGHT, money
 
-QUOTE = "USDT"
 SPOT_FEE = Decimal("0.001")  # maker and taker, paid in the asset received
 SPOT_TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 INSUFFICIENT = Rejection(-2010, "Account has insufficient balance for requested action.")
-UNKNOWN_ORDER = Rejection(-2011, "Unknown order sent.")
 # POST /api/v3/order parameters the simulator reads; Binance refuses any it does not know.
 ORDER_PARAMS = frozenset({
     "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price",
@@ -37,26 +38,10 @@ ORDER_PARAMS = frozenset({
 
 
 @dataclass(frozen=True)
-class Pair:
-    """A spot market against USDT and the filters Binance enforces on it."""
+class Pair(Listing):
+    """A spot market: a listing whose LOT_SIZE cap is Binance spot's, lower than futures'."""
 
-    base: str
-    tick: Decimal
-    step: Decimal
-    min_notional: Decimal = Decimal(5)
     max_qty: Decimal = Decimal(9_000_000)
-
-    @property
-    def id(self) -> str:
-        return f"{self.base}{QUOTE}"
-
-    @property
-    def symbol(self) -> str:
-        return f"{self.base}/{QUOTE}"
-
-    def round_price(self, price: float | Decimal) -> Decimal:
-        ticks = (Decimal(str(price)) / self.tick).to_integral_value()
-        return max(ticks, Decimal(1)) * self.tick
 
 
 def _pair(base: str, tick: str, step: str) -> Pair:
@@ -93,12 +78,12 @@ class SpotAccount:
     def __init__(self, pairs: Iterable[Pair], balances: Mapping[str, object] | None = None,
                  clock: Callable[[], float] = time.time):
         self.pairs = {p.id: p for p in pairs}
-        self._aliases = {alias: p for p in self.pairs.values() for alias in (p.id, p.symbol)}
+        self._names = by_name(self.pairs.values())
         assets = [QUOTE, *(p.base for p in self.pairs.values())]
         self.free: dict[str, Decimal] = dict.fromkeys(assets, ZERO)
         self.locked: dict[str, Decimal] = dict.fromkeys(assets, ZERO)
         self.prices: dict[str, Decimal] = {}
-        self.orders: dict[int, Order] = {}
+        self.orders = Orders()
         self.fills: list[Fill] = []
         self._clock = clock
         self._order_ids = count(30_000_000_001)
@@ -111,12 +96,7 @@ class SpotAccount:
         return int(self._clock() * 1000)
 
     def pair(self, symbol: str | None) -> Pair:
-        if not symbol:
-            raise mandatory("symbol")
-        try:
-            return self._aliases[symbol]
-        except KeyError:
-            raise Rejection(-1121, "Invalid symbol.") from None
+        return find(self._names, symbol)
 
     # --- figures -----------------------------------------------------------------
 
@@ -131,8 +111,7 @@ class SpotAccount:
         return self.total(QUOTE) + sum((self.total(p.base) * self.price(p) for p in self.pairs.values()), ZERO)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        wanted = self.pair(symbol) if symbol else None
-        return [o for o in self.orders.values() if o.is_open and wanted in (None, o.contract)]
+        return self.orders.open(self.pair(symbol) if symbol else None)
 
     # --- changes -----------------------------------------------------------------
 
@@ -161,17 +140,11 @@ class SpotAccount:
         they may spend (quote to buy, base to sell) until they fill at their limit.
         """
         pair = self.pair(symbol)
-        side, type = (side or "").upper(), (type or "").upper()
-        if side not in (BUY, SELL):
-            raise Rejection(-1117, "Invalid side.")
-        if type not in ("MARKET", "LIMIT"):
-            raise Rejection(-1116, "Invalid orderType.")
+        side, type = side_and_type(side, type)
         last = self.price(pair)
         if type == "MARKET":
-            if price not in (None, ""):
-                raise Rejection(-1106, "Parameter 'price' sent when not required.")
-            if time_in_force not in (None, ""):
-                raise Rejection(-1106, "Parameter 'timeInForce' sent when not required.")
+            reject_if_sent("price", price)
+            reject_if_sent("timeInForce", time_in_force)
             if quote_quantity not in (None, ""):
                 if quantity not in (None, ""):
                     raise Rejection(-1106, "Parameter 'quoteOrderQty' sent when not required.")
@@ -194,7 +167,7 @@ class SpotAccount:
         order_id = next(self._order_ids)
         order = Order(order_id, client_id or f"sim-{order_id}", pair, side, type, amount, limit,  # type: ignore[arg-type]
                       time_in_force, False, now, updated=now)
-        self.orders[order.id] = order
+        self.orders.add(order)
         if type == "MARKET" or (limit - last) * order.sign >= 0:
             self._fill(order, last, maker=False)
         elif time_in_force in ("IOC", "FOK"):
@@ -207,27 +180,10 @@ class SpotAccount:
 
     def order(self, symbol: str | None, order_id: object = None, client_id: str | None = None) -> Order:
         """An order by id or client order id (the latest with it); -2013 if there is none."""
-        pair = self.pair(symbol)
-        if order_id not in (None, ""):
-            found = self.orders.get(int(decimal(order_id, "orderId")))
-        elif client_id:
-            found = next((o for o in reversed(self.orders.values()) if o.client_id == client_id), None)
-        else:
-            raise Rejection(-1102, "Param 'origClientOrderId' or 'orderId' must be sent,"
-                                   " but both were empty/null!")
-        if found is None or found.contract != pair:
-            raise Rejection(-2013, "Order does not exist.")
-        return found
+        return self.orders.find(self.pair(symbol), order_id, client_id)
 
     def cancel(self, symbol: str | None, order_id: object = None, client_id: str | None = None) -> Order:
-        try:
-            order = self.order(symbol, order_id, client_id)
-        except Rejection as missing:
-            if missing.code != -2013:
-                raise
-            raise UNKNOWN_ORDER from None
-        if not order.is_open:
-            raise UNKNOWN_ORDER
+        order = self.orders.cancellable(self.pair(symbol), order_id, client_id)
         self._release(order)
         self._close(order, "CANCELED")
         return order
@@ -236,7 +192,7 @@ class SpotAccount:
         """Cancel the symbol's open orders; Binance answers -2011 when there are none."""
         orders = self.open_orders(self.pair(symbol).id)
         if not orders:
-            raise UNKNOWN_ORDER
+            raise unknown_order()
         for order in orders:
             self._release(order)
             self._close(order, "CANCELED")
@@ -245,21 +201,13 @@ class SpotAccount:
     # --- helpers -----------------------------------------------------------------
 
     def _quantity(self, pair: Pair, quantity: object) -> Decimal:
-        if quantity in (None, ""):
-            raise mandatory("quantity")
-        amount = decimal(quantity, "quantity")
+        amount = quantity_parameter(quantity)
         if amount < pair.step or amount > pair.max_qty or amount % pair.step:
             raise Rejection(-1013, "Filter failure: LOT_SIZE")
         return amount
 
     def _limit(self, pair: Pair, price: object, time_in_force: str | None) -> tuple[Decimal, str]:
-        if price in (None, ""):
-            raise mandatory("price")
-        if not time_in_force:
-            raise mandatory("timeInForce")
-        if time_in_force not in SPOT_TIME_IN_FORCE:
-            raise Rejection(-1115, "Invalid timeInForce.")
-        limit = decimal(price, "price")
+        limit, time_in_force = limit_parameters(price, time_in_force, SPOT_TIME_IN_FORCE)
         if limit < pair.tick or limit % pair.tick:
             raise Rejection(-1013, "Filter failure: PRICE_FILTER")
         return limit, time_in_force

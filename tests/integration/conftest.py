@@ -1,8 +1,9 @@
 """What the integration tests share: a fake clock, the embedded exchange, a guarded account.
 
-The account is configured as a real Binance USDⓈ-M account would be
-(`exchange: binanceusdm`, credentials from the environment), only its URLs pointed at
-a simulator the test owns.
+The account is configured as a real Binance account would be (a USDⓈ-M futures account,
+`exchange: binanceusdm`, or with `configure(market="spot")` a spot account, `exchange:
+binance`; credentials from the environment), only its URLs pointed at a simulator the
+test owns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from riskd.supervisor import Daemon
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 ORDER_PATH = "/fapi/v1/order"
+# The account "main" on each market, besides its timeout and ccxt settings. The spot
+# account keeps its BNB, as spot traders do to pay fees with it.
+ACCOUNTS = {
+    "futures": {"exchange": "binanceusdm"},
+    "spot": {"exchange": "binance", "market": "spot", "keep_assets": ["BNB"]},
+}
 
 
 class Clock:
@@ -51,21 +58,23 @@ async def exchange(clock):
 
 @pytest.fixture
 def configure(tmp_path, exchange, monkeypatch):
-    """Write a config.yaml for one Binance account pointed at the simulator; returns its path."""
+    """Write a config.yaml for one Binance account pointed at the simulator; returns its path.
+
+    `market` is "futures" or "spot"; `extra` are further top-level settings.
+    """
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "test-key-not-secret")
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "test-secret-not-secret")
     monkeypatch.chdir(tmp_path)
 
-    def write(live: bool = True, **extra) -> str:
-        ccxt_settings = {**ccxt_config(exchange.url), "enableRateLimit": False, "timeout_on_exit": 0}
-        for key in ("apiKey", "secret"):
-            ccxt_settings.pop(key, None)
-        document = {
-            "live": live,
-            "database": str(tmp_path / "riskd.db"),
-            "accounts": {"main": {"exchange": "binanceusdm", "timeout": "2s", "ccxt": ccxt_settings}},
-            **extra,
-        }
+    def write(live: bool = True, market: str = "futures", **extra) -> str:
+        pointed = ccxt_config(exchange.url, market)
+        if market == "spot":
+            # Only the URLs: riskd itself must tell ccxt to load spot markets only for a spot account.
+            pointed = {"urls": pointed["urls"]}
+        ccxt_settings = {key: value for key, value in pointed.items() if key not in ("apiKey", "secret")}
+        ccxt_settings.update(enableRateLimit=False, timeout_on_exit=0)
+        account = {**ACCOUNTS[market], "timeout": "2s", "ccxt": ccxt_settings}
+        document = {"live": live, "database": str(tmp_path / "riskd.db"), "accounts": {"main": account}, **extra}
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(document))
         return str(path)
@@ -73,9 +82,13 @@ def configure(tmp_path, exchange, monkeypatch):
     return write
 
 
-async def started(path: str, clock: Clock) -> Daemon:
+async def started(path: str, clock: Clock, ticks: int = 0) -> Daemon:
+    """A daemon started on the config at `path`, then ticked `ticks` times: one tick gives
+    it a first snapshot and the peak equity a drawdown is measured from."""
     daemon = Daemon(load_settings(path), clock=clock)
     await daemon.startup()
+    for _ in range(ticks):
+        await tick(daemon, clock)
     return daemon
 
 

@@ -2,8 +2,8 @@
 spot account, alone and driven by the daemon.
 
 The account is configured as a real Binance spot account would be (`exchange: binance`,
-`market: spot`, credentials from the environment), only its URLs pointed at a simulator
-this test owns (`ccxt_config(url, "spot")`). The demo spot account holds 5,000 USDT,
+`market: spot`, BNB kept, credentials from the environment), only its URLs pointed at a
+simulator this test owns: `configure(market="spot")`. The demo spot account holds 5,000 USDT,
 0.05 BTC, 1.5 ETH, 40 SOL and 2 BNB (19,700 USDT at the starting prices) and rests a BTC
 bid at 40,000 and an ETH offer at 4,500. The market is still and the clock fake, so every
 figure is exact.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ccxt.async_support as ccxt
 import pytest
-import yaml
 
 from riskd import commands
 from riskd.domain import CommandKind, Side, TradingState
@@ -31,25 +30,6 @@ async def client(exchange):
     spot = ccxt.binance({**ccxt_config(exchange.url, "spot"), "enableRateLimit": False, "timeout_on_exit": 0})
     yield spot
     await spot.close()
-
-
-@pytest.fixture
-def configure_spot(tmp_path, exchange, monkeypatch):
-    """Write a config.yaml for one Binance spot account pointed at the simulator; returns its path."""
-    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "test-key-not-secret")
-    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "test-secret-not-secret")
-    monkeypatch.chdir(tmp_path)
-
-    def write(live: bool = True, **extra) -> str:
-        # Only the URLs: riskd itself must tell ccxt to load spot markets only for a spot account.
-        settings = {"urls": ccxt_config(exchange.url, "spot")["urls"], "enableRateLimit": False, "timeout_on_exit": 0}
-        account = {"exchange": "binance", "market": "spot", "keep_assets": ["BNB"], "timeout": "2s", "ccxt": settings}
-        document = {"live": live, "database": str(tmp_path / "riskd.db"), "accounts": {"main": account}, **extra}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(document))
-        return str(path)
-
-    return write
 
 
 def spot_orders_sent(sim) -> list[dict]:
@@ -149,10 +129,9 @@ async def test_spot_prices_follow_the_same_market_as_futures(client, exchange):
 
 # --- the guardian on a spot account ------------------------------------------------------
 
-async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure_spot, exchange, clock):
+async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure_spot(), clock)
-    await tick(daemon, clock)
+    daemon = await started(configure(market="spot"), clock, ticks=1)
     snapshot = daemon.runners["main"].last_snapshot
     assert snapshot.ok and snapshot.equity == pytest.approx(5_000 + 3_000 + 4_500 + 6_000 + 1_200)
     assert {p.symbol: (p.side, p.contracts, p.notional, p.kind) for p in snapshot.positions} == {
@@ -171,10 +150,9 @@ async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_no
     await daemon.shutdown()
 
 
-async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure_spot, exchange, clock):
+async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure_spot(), clock)
-    await tick(daemon, clock)
+    daemon = await started(configure(market="spot"), clock, ticks=1)
 
     sim.move(-0.20)  # 14,700 USDT of coins lose 2,940: a 14.9 % drawdown, past the 10 % limit
     first = await tick(daemon, clock)
@@ -202,10 +180,9 @@ async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_or
     await daemon.shutdown()
 
 
-async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure_spot, exchange, clock):
+async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure_spot(live=False), clock)
-    await tick(daemon, clock)
+    daemon = await started(configure(live=False, market="spot"), clock, ticks=1)
     sim.move(-0.20)
     await tick(daemon, clock)
     await tick(daemon, clock)
@@ -219,10 +196,9 @@ async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure_spot, exchan
     await daemon.shutdown()
 
 
-async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure_spot, exchange, clock):
+async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure_spot(), clock)
-    await tick(daemon, clock)
+    daemon = await started(configure(market="spot"), clock, ticks=1)
     commands.submit(daemon.store, daemon.settings, CommandKind.FREEZE, "main", "cli", "tester", clock(), reason="test")
     await daemon.process_commands()
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
@@ -244,12 +220,11 @@ async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure_spot, 
     await daemon.shutdown()
 
 
-async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure_spot, exchange, clock):
+async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure, exchange, clock):
     sim = exchange.simulator
     sim.spot.deposit("ADA", "0.05")  # below ADA's 0.1 step: no order can sell it
     sim.spot.deposit("LINK", "0.2")  # a valid step, but 3 USDT is below the 5 USDT minimum notional
-    daemon = await started(configure_spot(), clock)
-    await tick(daemon, clock)
+    daemon = await started(configure(market="spot"), clock, ticks=1)
     snapshot = daemon.runners["main"].last_snapshot
     assert {p.symbol for p in snapshot.positions} == {BTC, ETH, SOL}
     assert snapshot.equity == pytest.approx(19_700 + 0.05 * 0.45 + 0.2 * 15)
