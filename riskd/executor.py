@@ -51,6 +51,11 @@ class Executor:
 
     def __init__(self, adapter: ExchangeAdapter, store: Store, live: bool, clock: Callable[[], datetime]):
         self.adapter, self.store, self.live, self.clock = adapter, store, live, clock
+        self.last_progress: datetime | None = None
+        """When an exchange call of an action last returned: a long flatten is alive, not hung."""
+
+    def _progressed(self) -> None:
+        self.last_progress = self.clock()
 
     async def run(self, actions: tuple[Action, ...], snapshot: Snapshot) -> list[Outcome]:
         """Carry out `actions` in order against the account as `snapshot` saw it."""
@@ -146,6 +151,7 @@ class Executor:
 
     async def _reread(self, problems: list[str]) -> Snapshot | None:
         current = await self.adapter.snapshot()
+        self._progressed()
         if current.ok:
             return current
         problems.append(f"re-reading the account failed: {current.error}")
@@ -160,6 +166,7 @@ class Executor:
         )
         try:
             await self.adapter.cancel_orders([o for o in orders if o.symbol not in whole], whole)
+            self._progressed()
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -178,6 +185,7 @@ class Executor:
         )
         try:
             reply = await self.adapter.reduce(position, amount, order_id)
+            self._progressed()
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -29,6 +29,8 @@ class Watched(Protocol):
     last_tick_at: datetime | None
     last_snapshot: Snapshot | None
     last_read: Snapshot | None
+    alive_at: datetime | None
+    """The last completed tick, or the last exchange call of an action still under way."""
 
 
 def freshness(poll_interval: timedelta) -> timedelta:
@@ -39,10 +41,10 @@ def overdue(runners: Iterable[Watched], now: datetime, limit: timedelta) -> dict
     """Accounts whose ticks stopped completing: name → how long ago the last one did."""
     found = {}
     for runner in runners:
-        if runner.last_tick_at is None:
+        if runner.alive_at is None:
             found[runner.name] = f"{runner.name}: no tick completed yet"
-        elif now - runner.last_tick_at > limit:
-            found[runner.name] = f"{runner.name}: no tick completed for {format_duration(now - runner.last_tick_at)}"
+        elif now - runner.alive_at > limit:
+            found[runner.name] = f"{runner.name}: no tick completed for {format_duration(now - runner.alive_at)}"
     return found
 
 

@@ -67,6 +67,13 @@ class AccountRunner:
     last_heartbeat: datetime | None = None
     sim: object | None = None
 
+    @property
+    def alive_at(self) -> datetime | None:
+        """The last completed tick, or later, the last exchange call of an action in progress:
+        a flatten that takes long on a slow exchange is working, and must not look hung."""
+        moments = [moment for moment in (self.last_tick_at, self.executor.last_progress) if moment is not None]
+        return max(moments, default=None)
+
 
 class Daemon:
     """The riskd service: `await Daemon(settings).run()` until SIGTERM or `stop()`."""

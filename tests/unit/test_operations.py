@@ -74,13 +74,23 @@ def runner(name: str, tick_age: float | None, read_age: float | None, error: str
     good = Snapshot(name, NOW - timedelta(seconds=read_age), equity=100.0) if read_age is not None else None
     failed = Snapshot(name, NOW, error=error, error_kind="network") if error else good
     tick = NOW - timedelta(seconds=tick_age) if tick_age is not None else None
-    return SimpleNamespace(name=name, last_tick_at=tick, last_snapshot=good, last_read=failed)
+    return SimpleNamespace(name=name, last_tick_at=tick, last_snapshot=good, last_read=failed, alive_at=tick)
 
 
 def test_healthy_when_every_account_ticked_and_was_read_recently():
     runners = [runner("main", 5, 5), runner("alt", 29, 29)]
     assert health.overdue(runners, NOW, LIMIT) == {}
     assert health.problems(runners, NOW, LIMIT) == []
+
+
+def test_a_long_action_that_keeps_making_exchange_calls_is_not_overdue():
+    from riskd.supervisor import AccountRunner
+
+    executor = SimpleNamespace(last_progress=NOW - timedelta(seconds=5))
+    acting = AccountRunner("main", None, None, None, executor, last_tick_at=NOW - timedelta(seconds=90))
+    stuck = AccountRunner("other", None, None, None, SimpleNamespace(last_progress=None), last_tick_at=NOW - timedelta(seconds=90))
+    assert acting.alive_at == NOW - timedelta(seconds=5)
+    assert health.overdue([acting, stuck], NOW, LIMIT) == {"other": "other: no tick completed for 90s"}
 
 
 def test_a_hung_tick_is_overdue_and_a_failed_read_is_not():
