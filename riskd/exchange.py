@@ -75,8 +75,9 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
             settings["options"].update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
     client = getattr(ccxt, exchange_id)(settings)
+    futures = client.options.get("defaultType") in FUTURES_TYPES
     linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None
-    if linear:  # futures error codes, which ccxt only applies to its own hosts
+    if linear and futures:  # futures error codes, which ccxt only applies to its own hosts
         client.exceptions["exact"].update(linear)
     _refuse_non_json(client)
     return client
