@@ -16,7 +16,7 @@ from typing import Callable
 
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from riskd import messages
 from riskd.config import TelegramSettings
@@ -67,7 +67,9 @@ class Sender:
 
         A refusal (400 Bad Request: a chat that does not exist, text Telegram cannot
         parse) would refuse every retry too, so after one try as plain text it is given
-        up for that chat. Anything else (network, 5xx, 429, 403) raises, to be retried.
+        up for that chat; so is a chat whose person blocked the bot (403), which would
+        otherwise hold back every alert for every chat. Anything else (network, 5xx,
+        429) raises, to be retried.
         """
         text, silent = messages.alert(row, now), Severity(row["severity"]) is Severity.INFO
         delivered = self.delivered.setdefault(row["id"], set())
@@ -77,6 +79,9 @@ class Sender:
                 continue
             try:
                 await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, disable_notification=silent)
+            except Forbidden as error:
+                rejected.append(f"chat {chat_id}: {error.message}")
+                continue
             except BadRequest as error:
                 try:
                     plain = f"{row['severity'].upper()} {row['account'] or ''}\n{row['text']}"

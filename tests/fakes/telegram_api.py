@@ -104,6 +104,8 @@ class FakeTelegram:
         self.administrators: dict[int, set[int]] = {}
         self.unknown_chats: set[int] = set()
         """Chats Telegram answers "chat not found" for (a wrong id, a bot never added)."""
+        self.blocked_chats: set[int] = set()
+        """Chats whose person blocked the bot: Telegram answers 403 Forbidden."""
         self.faults: list[Fault] = []
         self._updates: list[dict] = []
         self._update_ids = itertools.count(1)
@@ -152,6 +154,8 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         try:
             result = await handler(params)
+        except PermissionError as error:
+            return web.json_response({"ok": False, "error_code": 403, "description": f"Forbidden: {error}"}, status=403)
         except ValueError as error:
             return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}, status=400)
         return web.json_response({"ok": True, "result": result})
@@ -181,6 +185,8 @@ class FakeTelegram:
         chat_id = int(params["chat_id"])
         if chat_id in self.unknown_chats:
             raise ValueError("chat not found")
+        if chat_id in self.blocked_chats:
+            raise PermissionError("bot was blocked by the user")
         message = {
             "message_id": next(self._message_ids),
             "date": int(self.clock()),

@@ -422,6 +422,18 @@ async def test_a_chat_telegram_does_not_know_does_not_hold_back_the_others(confi
     assert all("chat 424242: chat not found" in row["error"].lower() for row in rows)
 
 
+async def test_a_chat_that_blocked_the_bot_does_not_hold_back_the_others(configure, api, clock):
+    api.blocked_chats.add(BOB["id"])
+    async with running(configure(chat_ids=[BOB["id"], ALICE["id"]]), clock, listen=False) as daemon:
+        daemon.store.record_event(
+            Event("demo", "test", "condition"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] condition")
+        )
+        rows = await outbox_drained(daemon)
+
+    assert api.said(ALICE["id"])[0].endswith("condition")
+    assert rows[-1]["status"] == "sent" and "blocked" in rows[-1]["error"]
+
+
 async def test_a_hanging_telegram_cannot_hold_up_a_stop(configure, api, clock):
     async with running(configure(timeout="10s"), clock) as daemon:
         api.fail(502, latency=60)  # every call now hangs for a minute
