@@ -230,6 +230,8 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) ->
     snapshot, account = tick.snapshot, tick.state.account
     queued = len(tick.actions)
     doing = _carry_out(tick, config.action, reading)
+    if repeat and config.action == "reduce":
+        del tick.actions[queued:]  # one reduction per breach: repeating would compound it into a close
     if repeat and len(tick.actions) == queued:
         if reading.breaker in tick.state.latches:
             latches = dict(tick.state.latches)
@@ -293,9 +295,10 @@ def _carry_out(tick: _Tick, action: str, reading: Reading) -> str:
         what = reading.symbol or "every position"
         return f"{tick.verb} reducing {what} by {format_percent(fraction)}; new exposure is refused."
     if action == "halt":
-        if orders:
-            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in orders))
-        return f"{tick.verb} cancelling all open orders and halting trading."
+        adding = _orders_that_could_add(orders)
+        if adding:
+            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
+        return f"{tick.verb} cancelling open orders (reduce-only ones, such as stops, stay) and halting trading."
     if positions or orders:
         tick.act(ActionKind.FLATTEN, reason)
     return f"{tick.verb} flattening the account: cancelling every order and closing every position."
@@ -325,10 +328,12 @@ def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
 def _settle_state(tick: _Tick, who: str = "") -> None:
     """Set the trading state to the most severe latch and announce a change."""
     state = tick.state
-    latches = sorted(state.latches.values(), key=lambda latch: latch.state.severity)
+    latches = sorted(state.latches.values(), key=lambda latch: (latch.state.severity, latch.resume == MANUAL, latch.tripped_at))
     target = latches[-1] if latches else None
     new = target.state if target else TradingState.ACTIVE
     if new is state.trading_state:
+        if target is not None and target.reason != state.reason:
+            tick.state = replace(state, reason=target.reason)  # a stronger latch now holds it: say which
         return
     reason = target.reason if target else (f"resumed by {who}" if who else "every breaker released")
     fields = {"trading_state": new, "reason": reason, "since": tick.now}
@@ -374,9 +379,9 @@ def _enforce(tick: _Tick) -> None:
 
 def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
     cancelled = {order_id for action in tick.actions for order_id in action.order_ids}
-    stray = tuple(order.id for order in snapshot.orders if order.id not in cancelled)
+    stray = tuple(order_id for order_id in _orders_that_could_add(snapshot.orders) if order_id not in cancelled)
     if stray:
-        reason = f"account is halted: {len(stray)} open order(s) appeared"
+        reason = f"account is halted: {len(stray)} open order(s) that could add exposure"
         text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} cancelling them."
         _enforcement(tick, "enforce:orders", Severity.WARNING, text, reason, ActionKind.CANCEL_ORDERS, order_ids=stray)
     allowed = dict(tick.state.halt_exposure or {})
@@ -415,6 +420,12 @@ def _enforcement(tick: _Tick, key: str, severity: Severity, text: str, reason: s
         tick.event("enforce", reason, severity, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
     if announced or tick.policy.live:
         tick.act(kind, reason, **fields)
+
+
+def _orders_that_could_add(orders) -> tuple[str, ...]:
+    """Every order but the reduce-only ones: a halt keeps a position's stops and take-profits,
+    which can only shrink it."""
+    return tuple(order.id for order in orders if not order.reduce_only)
 
 
 def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
@@ -473,9 +484,10 @@ def apply_command(
         doing = f"{tick.verb} flattening the account: cancelling every order and closing every position"
         tick.alert("command", Severity.CRITICAL, f"[{state.account}] {doing} ({who}).", always=True)
     else:
-        if tick.snapshot is not None and tick.snapshot.orders:
-            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=tuple(order.id for order in tick.snapshot.orders))
-        doing = f"{tick.verb} cancelling open orders and halting trading; positions are kept"
+        adding = _orders_that_could_add(tick.snapshot.orders) if tick.snapshot is not None else ()
+        if adding:
+            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
+        doing = f"{tick.verb} cancelling open orders and halting trading; positions and their reduce-only orders are kept"
         tick.alert("command", Severity.WARNING, f"[{state.account}] Freeze: {doing} ({who}).", always=True)
     _settle_state(tick, who)
     return tick.result()

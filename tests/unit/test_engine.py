@@ -171,6 +171,33 @@ def test_a_leverage_trip_reduces_by_reduce_by_and_moves_to_reducing(settings, fr
     assert tripped.state.latches["leverage"].state is REDUCING
 
 
+def test_a_reduce_is_not_repeated_while_the_same_breach_lasts_but_a_flatten_is():
+    six_times = snapshot(10_000, [position(BTC, notional=60_000)])
+
+    results = run(policy(leverage={}, live=True), [six_times] * 8)
+    assert sum(actions(result).count(ActionKind.REDUCE) for result in results) == 1  # not 50 %, 75 %, 87.5 % ...
+
+    crashed = snapshot(8_000, [position(BTC, contracts=0.1)])
+    results = run(policy(drawdown={}, live=True), [snapshot(10_000, [position(BTC, contracts=0.1)])] + [crashed] * 6)
+    assert sum(actions(result).count(ActionKind.FLATTEN) for result in results) == 3  # a position left open is closed again
+
+
+def test_a_halt_keeps_reduce_only_orders_such_as_stops():
+    down_six_percent = snapshot(9_400, [position(BTC, contracts=0.1)], orders=[order("bid"), order("stop", side="sell", reduce_only=True)])
+
+    _, tripped = run(policy(daily_loss={}), [down_six_percent] * 2)
+    assert tripped.actions[0].order_ids == ("bid",)
+    later = step(tripped.state, down_six_percent, policy(daily_loss={}, live=True), NOW + HOUR)
+    assert all("stop" not in action.order_ids for action in later.actions)
+
+
+def test_the_reason_follows_the_latch_that_holds_the_account_longest():
+    down = snapshot(8_500, [position(BTC, contracts=0.1)])
+    results = run(policy(daily_loss={"confirm": 1}, drawdown={"confirm": 3}), [snapshot(10_000, [position(BTC, contracts=0.1)])] + [down] * 3)
+    assert results[1].state.reason.startswith("daily loss")
+    assert results[-1].state.trading_state is HALTED and results[-1].state.reason.startswith("drawdown")
+
+
 def test_a_position_loss_trip_closes_only_that_position_and_keeps_trading_active():
     positions = [position(BTC, unrealized_pnl=-500), position(ETH, unrealized_pnl=-100)]  # 5 % and 1 % of equity
 
