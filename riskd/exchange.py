@@ -103,6 +103,8 @@ class ExchangeAdapter:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.quote = account.quote
         self.futures: bool | None = None if account.market is None else account.market == "futures"
+        self.priced: set[str] = set()
+        """Spot assets that had a price once: a later read without one is a failed read."""
 
     async def close(self) -> None:
         await self.client.close()
@@ -159,13 +161,16 @@ class ExchangeAdapter:
         if not isinstance(balance.get("info"), (dict, list)):
             raise ccxt.BadResponse("the balance reply holds no account data")
         totals = _totals(balance)
-        if self.quote not in totals and not held:
-            raise ccxt.BadResponse(f"the balance reply has no {self.quote} and no positions")
+        if self.quote not in totals and (self.futures or not held):
+            raise ccxt.BadResponse(f"the balance reply has no {self.quote}; its equity cannot be known")
         equity = totals.get(self.quote, 0.0)
         if not self.futures:  # every holding at its last price: positions, kept assets, dust
-            equity += sum(
-                amount * self._price(asset, prices) for asset, amount in totals.items() if asset != self.quote and amount > 0
-            )
+            held_assets = {asset for asset, amount in totals.items() if asset != self.quote and amount > 0}
+            unpriced = sorted(asset for asset in held_assets & self.priced if not self._price(asset, prices))
+            if unpriced:  # a ticker missing this time: the holding is not worth zero
+                raise ccxt.BadResponse(f"no price for {', '.join(unpriced)} in this read")
+            self.priced |= {asset for asset in held_assets if self._price(asset, prices)}
+            equity += sum(amount * self._price(asset, prices) for asset, amount in totals.items() if asset in held_assets)
         return equity
 
     def _price(self, asset: str, prices: dict[str, float]) -> float:

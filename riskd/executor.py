@@ -68,13 +68,16 @@ class Executor:
 
     async def execute(self, action: Action, snapshot: Snapshot) -> Outcome:
         action_id = self.store.record_action(action, self.clock(), not self.live)
-        if not self.live:
-            return self._dry_run(action_id, action, snapshot)
         try:
+            if not self.live:
+                return self._dry_run(action_id, action, snapshot)
             outcome = await self._live(action_id, action, snapshot)
         except asyncio.CancelledError:
             self.store.update_action(action_id, self.clock(), status="interrupted")
             raise
+        except Exception as error:  # an unexpected failure is still recorded and announced
+            log.exception("%s: %s failed", action.account, action.kind)
+            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error)}")
         status = "done" if outcome.done else "unconfirmed"
         self.store.update_action(action_id, self.clock(), status=status, error=None if outcome.done else outcome.detail)
         if not outcome.done:
@@ -170,6 +173,7 @@ class Executor:
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            self._progressed()  # an answer, even a refusal, is progress: riskd is not hung
             problem = str(explain(error))
             self.store.update_action(row, self.clock(), status="failed", error=problem)
             return [problem]
@@ -189,6 +193,7 @@ class Executor:
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            self._progressed()
             problem = str(explain(error))
             self.store.update_action(row, self.clock(), status="failed", error=problem)
             log.warning("%s: order %s for %s failed: %s", action.account, order_id, position.key, problem)

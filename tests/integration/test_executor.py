@@ -6,6 +6,8 @@ been re-read, so a retry can never double a close; what could not be confirmed i
 
 from __future__ import annotations
 
+import ccxt.async_support as ccxt
+
 from riskd.domain import Action, ActionKind
 
 from .conftest import BTC, ORDER_PATH, open_positions, orders_sent, started, tick
@@ -73,4 +75,22 @@ async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, ex
     events = [e for e in daemon.store.events("main", 50) if e["kind"] == "action_unconfirmed"]
     assert events and events[0]["severity"] == "emergency"
     assert any(a["severity"] == "emergency" and "Could not confirm" in a["text"] for a in daemon.store.alerts())
+    await daemon.shutdown()
+
+
+async def test_a_failure_inside_riskd_while_acting_is_recorded_and_announced(configure, exchange, clock, monkeypatch):
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    snapshot = daemon.runners["main"].last_snapshot
+
+    def unknown(symbol, amount):
+        raise ccxt.BadSymbol(f"binanceusdm does not have market symbol {symbol}")
+
+    monkeypatch.setattr(daemon.runners["main"].adapter, "round_amount", unknown)
+    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+
+    assert not outcome.done and "does not have market symbol" in outcome.detail
+    row = next(a for a in daemon.store.actions("main", 50) if a["kind"] == "flatten")
+    assert row["status"] == "unconfirmed"
+    assert any(a["severity"] == "emergency" for a in daemon.store.alerts())
     await daemon.shutdown()

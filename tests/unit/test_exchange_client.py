@@ -40,3 +40,25 @@ async def test_the_account_ccxt_mapping_overrides_riskds_defaults(clients):
     client = clients(exchange="binanceusdm", timeout="3s", ccxt={"enableRateLimit": False, "options": {"recvWindow": 7000}})
     assert client.timeout == 3000 and client.enableRateLimit is False
     assert client.options["recvWindow"] == 7000 and client.options["fetchCurrencies"] is False
+
+
+async def test_a_futures_balance_without_the_quote_currency_is_a_failed_read_not_zero_equity(clients):
+    from riskd.domain import Position, Side
+    from riskd.exchange import ExchangeAdapter
+
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"))
+    adapter.futures = True
+    held = (Position("BTC/USDT:USDT", Side.LONG, 0.1, 6_000.0),)
+    with pytest.raises(ccxt.BadResponse, match="no USDT"):
+        adapter._equity({"info": {}, "total": {"BNB": 1.0}}, held, {})
+
+
+async def test_a_spot_holding_whose_price_goes_missing_is_a_failed_read_not_worth_zero(clients):
+    from riskd.exchange import ExchangeAdapter
+
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="binance", market="spot"), clients(exchange="binance", market="spot"))
+    adapter.futures = False
+    balance = {"info": {}, "total": {"USDT": 100.0, "BTC": 1.0}}
+    assert adapter._equity(balance, (), {"BTC/USDT": 50_000.0}) == pytest.approx(50_100.0)
+    with pytest.raises(ccxt.BadResponse, match="no price for BTC"):
+        adapter._equity(balance, (), {})
