@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from riskd import __version__, logs
-from riskd.commands import AccountStatus, Refusal, report, status, submit, utcnow, wait_for
+from riskd.commands import AccountStatus, Refusal, report, resolve_accounts, status, submit, utcnow, wait_for
 from riskd.config import ConfigError, Settings, load_settings
 from riskd.domain import CommandKind
 from riskd.store import Store, StoreError
@@ -39,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("report", help="today so far, the last 24 hours' risk figures and a stress test")
     events = commands.add_parser("events", help="recent events: warnings, breaches, actions, commands")
     events.add_argument("--account", help="only this account")
-    events.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    events.add_argument("-n", "--limit", type=_count, default=20, help="how many (default 20)")
     freeze = commands.add_parser("freeze", help="halt trading on an account (all when none is named)")
     freeze.add_argument("account", nargs="?")
     freeze.add_argument("--reason", default="", help="why, for the record")
@@ -62,6 +64,16 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="watch riskd stop a simulated crash, in about a minute")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long the demo runs")
     return root
+
+
+def _count(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return number
 
 
 def _percent(text: str) -> float:
@@ -91,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         return TROUBLE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `riskd status | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _indent(text: str) -> str:
@@ -117,6 +132,8 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
     """Exit 0 only when riskd is safe to start: every account read, no failed check."""
     from riskd import checks
     from riskd.supervisor import Daemon
+
+    logging.getLogger("riskd").setLevel(logging.ERROR)  # the findings, not the daemon's start banner
 
     async def check() -> int:
         daemon = Daemon(settings, store=Store(":memory:"))
@@ -201,10 +218,14 @@ def _report(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _events(settings: Settings, arguments: argparse.Namespace) -> int:
-    store = Store(settings.database)
-    for row in store.events(arguments.account, arguments.limit):
+    if arguments.account is not None:
+        resolve_accounts(settings, arguments.account)
+    rows = Store(settings.database).events(arguments.account, arguments.limit)
+    for row in rows:
         breaker = f" [{row['breaker']}]" if row["breaker"] else ""
         print(f"{row['at'][:19]}  {row['account']:<12} {row['severity']:<9} {row['kind']}{breaker}: {row['message']}")
+    if not rows:
+        print("no events recorded yet")
     return 0
 
 

@@ -387,19 +387,23 @@ class Daemon:
             state = self.store.load_state(runner.name)
             if command.kind is CommandKind.RESUME and state.trading_state is TradingState.ACTIVE and not state.latches:
                 return f"{runner.name} is already active"
-            snapshot = runner.last_snapshot
+            snapshot, unread = runner.last_snapshot, None
             if command.kind in (CommandKind.FLATTEN, CommandKind.REDUCE, CommandKind.FREEZE):
-                fresh = await runner.adapter.snapshot()
-                snapshot = fresh if fresh.ok else snapshot
+                fresh = await runner.adapter.snapshot()  # act on the account as it is now, never as it was
+                snapshot, unread = (fresh, None) if fresh.ok else (None, fresh.error)
             now = self.clock()
             result = engine.apply_command(state, command, snapshot, runner.policy, now)
             self._record(result, now)
+            state_now = f"state {result.state.trading_state}"
+            if unread is not None:
+                follow = "its next good read enforces it" if command.kind is not CommandKind.REDUCE else "nothing was reduced"
+                return f"{runner.name}: {command.kind} recorded, {state_now}, but the account could not be read ({unread}); {follow}"
             if result.actions and snapshot is not None:
                 outcomes = await runner.executor.run(result.actions, snapshot)
                 if not all(outcome.done for outcome in outcomes):
                     return f"{runner.name}: {command.kind} sent, but not everything could be confirmed; see riskd events"
             mode = "" if self.settings.live else " (dry-run: nothing sent)"
-            return f"{runner.name}: {command.kind} done, state {result.state.trading_state}{mode}"
+            return f"{runner.name}: {command.kind} done, {state_now}{mode}"
 
     # --- alerts and housekeeping ---------------------------------------------------
 

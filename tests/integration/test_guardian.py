@@ -158,3 +158,20 @@ async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(c
     assert row["status"] == "failed" and "executor exploded" in row["result"]
     assert daemon.store.pending_commands() == []
     await daemon.shutdown()
+
+
+async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_good_read_enforces_it(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    sim.add_fault("http_503", path="/fapi")
+    ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
+    await daemon.process_commands()
+    result = daemon.store.command(ids[0])["result"]
+    assert "could not be read" in result and "next good read enforces it" in result
+    assert orders_sent(sim) == [] and daemon.store.load_state("main").trading_state is TradingState.HALTED
+
+    sim.clear_faults()
+    await tick(daemon, clock)
+    assert open_positions(sim) == {}
+    await daemon.shutdown()
