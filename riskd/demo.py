@@ -93,7 +93,8 @@ async def _narrate(daemon: Daemon, simulator, seconds: float, out, crash: dict) 
         actions = [a for a in daemon.store.actions("demo", 500) if a["kind"] in ("order", "cancel")]
         for action in actions[seen_actions:]:
             if action["kind"] == "cancel":
-                out(f"        CANCEL    every open order on {action['symbol']}: {action['status']}")
+                count = len((action["exchange_order_id"] or "").split(", "))
+                out(f"        CANCEL    {count} order(s) on {action['symbol']}: {action['status']}")
             else:
                 out(f"        ORDER     {action['side']} {action['amount']:g} {action['symbol']} reduce-only market: {action['status']}")
         seen_actions = len(actions)

@@ -201,8 +201,8 @@ def _judge(tick: _Tick, readings: list[Reading]) -> None:
         else:
             streaks[key] = 0
             status = reading.status
-        if status is Status.WARNING and previous is not Status.WARNING:
-            confirming = reading.status is Status.BREACHED
+        confirming = reading.status is Status.BREACHED
+        if status is Status.WARNING and (previous is not Status.WARNING or confirming and streaks[key] == 1):
             note = f" (breach seen, waiting for {config.confirm} ticks to confirm)" if confirming else ""
             tick.event("warning", reading.reason + note, Severity.WARNING, reading.breaker, key=key, value=reading.value)
             tick.alert(f"warning:{key}", Severity.WARNING, f"⚠️ [{tick.state.account}] Warning: {reading.reason}{note}.")

@@ -795,3 +795,12 @@ def test_refused_credentials_are_a_critical_alert_at_once_and_once_per_cooldown(
     assert "API key" in first.alerts[0].text
     assert "credentials_refused" in kinds(first)
     assert again.alerts == () and first.actions == again.actions == ()
+
+
+def test_a_breach_seen_after_a_warning_is_recorded_before_it_is_confirmed():
+    near, past = snapshot(9_150), snapshot(8_900)  # drawdown 8.5 % (warning), then 11 %
+
+    results = run(policy(drawdown={}), [snapshot(10_000), near, past, past])
+    assert kinds(results[1]) == ["warning"]
+    assert kinds(results[2]) == ["warning"] and "breach seen" in results[2].events[0].message
+    assert "breach" in kinds(results[3])
