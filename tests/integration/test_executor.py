@@ -17,11 +17,16 @@ def flatten() -> Action:
     return Action(ActionKind.FLATTEN, "main", "test: flatten")
 
 
-async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configure, exchange, clock):
-    sim = exchange.simulator
+async def watching(configure, clock):
+    """A live daemon that has read the account once, and what it read."""
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
-    snapshot = daemon.runners["main"].last_snapshot
+    return daemon, daemon.runners["main"].last_snapshot
+
+
+async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon, snapshot = await watching(configure, clock)
     sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")  # executed, then unanswered
 
     outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
@@ -36,9 +41,7 @@ async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configu
 
 async def test_nothing_is_resent_while_the_account_cannot_be_re_read(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
-    await tick(daemon, clock)
-    snapshot = daemon.runners["main"].last_snapshot
+    daemon, snapshot = await watching(configure, clock)
     sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")
     sim.add_fault("http_503", count=1, path="/fapi/v3/positionRisk")  # the first re-read fails
 
@@ -51,9 +54,7 @@ async def test_nothing_is_resent_while_the_account_cannot_be_re_read(configure, 
 
 async def test_a_position_closed_by_someone_else_meanwhile_is_not_an_error(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
-    await tick(daemon, clock)
-    snapshot = daemon.runners["main"].last_snapshot
+    daemon, snapshot = await watching(configure, clock)
     sim.place_order(BTC, "SELL", "0.15", "MARKET", reduce_only=True)  # the bot closes BTC first
 
     outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
@@ -64,9 +65,7 @@ async def test_a_position_closed_by_someone_else_meanwhile_is_not_an_error(confi
 
 async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, exchange, clock):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
-    await tick(daemon, clock)
-    snapshot = daemon.runners["main"].last_snapshot
+    daemon, snapshot = await watching(configure, clock)
     sim.add_fault("http_503", path=ORDER_PATH)  # every order refused, for good
 
     outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
@@ -79,9 +78,7 @@ async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, ex
 
 
 async def test_a_failure_inside_riskd_while_acting_is_recorded_and_announced(configure, exchange, clock, monkeypatch):
-    daemon = await started(configure(live=True), clock)
-    await tick(daemon, clock)
-    snapshot = daemon.runners["main"].last_snapshot
+    daemon, snapshot = await watching(configure, clock)
 
     def unknown(symbol, amount):
         raise ccxt.BadSymbol(f"binanceusdm does not have market symbol {symbol}")
