@@ -216,13 +216,13 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     path = config_path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found (choose one with --config or RISKD_CONFIG)")
-    _check_yaml(path)
+    found = _check_yaml(path)
     settings_cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": path}})
     try:
         settings = settings_cls(**overrides)
     except ValidationError as error:
-        raise ConfigError("\n".join(_describe(item) for item in error.errors())) from None
-    problems = [*_breaker_problems(settings), *_account_problems(settings)]
+        raise ConfigError("\n".join([*found, *(_describe(item) for item in error.errors())])) from None
+    problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
     if problems:
@@ -230,11 +230,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def _check_yaml(path: Path) -> None:
+def _check_yaml(path: Path) -> list[str]:
     """What the settings model cannot see: unknown top-level keys and secrets in YAML.
 
     The model ignores unknown top-level names so that a `.env` file may hold other
-    programs' variables; the YAML file has no such excuse.
+    programs' variables; the YAML file has no such excuse. Returns the problems, to be
+    reported with the model's own; a file that cannot be read at all raises at once.
     """
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -260,8 +261,7 @@ def _check_yaml(path: Path) -> None:
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
-    if problems:
-        raise ConfigError("\n".join(problems))
+    return problems
 
 
 def _describe(error: Any) -> str:

@@ -307,3 +307,12 @@ def test_every_unknown_top_level_key_is_named(tmp_path):
 def test_a_rule_between_fields_names_the_field_to_change(tmp_path, section, expected):
     path = write(tmp_path, f"accounts:\n  main:\n    exchange: sim\nbreakers:\n  {section}")
     assert refusal(path).startswith(expected)
+
+
+def test_problems_of_every_kind_are_reported_together(tmp_path):
+    path = write(tmp_path, "pol_interval: 5s\nlive: maybe\naccounts:\n  main:\n    exchange: sim\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    lines = str(refused.value).splitlines()
+    assert any(line.startswith("pol_interval:") for line in lines)
+    assert any(line.startswith("live:") for line in lines)
