@@ -161,6 +161,10 @@ class Store:
             self.db = sqlite_utils.Database(connection)
             if self.path != ":memory:":
                 self.db.enable_wal()
+                # In WAL mode, NORMAL syncs at checkpoints instead of every commit: a crash of
+                # riskd loses nothing, a power cut at most the last commits, and a tick no
+                # longer waits on a disk flush for each of its writes (tens of ms on a VPS).
+                self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"database {self.path}: {error}") from None

@@ -195,7 +195,7 @@ async def test_sigterm_abandons_a_hung_tick_and_exits_0_within_10_seconds(tmp_pa
 async def test_sigterm_lets_a_slow_tick_finish_and_record_it(tmp_path, systemd):
     config = write_config(tmp_path, poll_interval="10s")
     document = yaml.safe_load(config.read_text())
-    document["accounts"]["demo"]["sim"]["latency"] = "1s"  # a tick takes two round trips: about 2 s
+    document["accounts"]["demo"]["sim"]["latency"] = "0.4s"  # a tick takes a few round trips: 1 to 2 s
     config.write_text(yaml.safe_dump(document))
     process = await start_riskd(config, systemd.path)
 
