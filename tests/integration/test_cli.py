@@ -16,6 +16,7 @@ import yaml
 from riskd.cli import HANDLERS, parser
 from riskd.demo import run_demo
 from riskd.sim import ccxt_config
+from tests.timing import limit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +117,7 @@ def test_every_command_has_help_and_is_documented_in_the_readme():
 async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     lines: list[str] = []
     status = await run_demo(
-        seconds=20, out=lines.append, crash={"depth": 0.35, "duration": 4.0, "after": 1.0}, poll_interval="0.5s"
+        seconds=limit(20), out=lines.append, crash={"depth": 0.35, "duration": 4.0, "after": 1.0}, poll_interval="0.5s"
     )
     text = "\n".join(lines)
     assert status == 0
