@@ -188,9 +188,6 @@ class Store:
         row = next(self.db.table("state").rows_where("account = ?", [account]), None)
         return _state_from_json(account, json.loads(row["data"])) if row else AccountState(account)
 
-    def accounts(self) -> list[str]:
-        return [row["account"] for row in self.db.table("state").rows_where(order_by="account")]
-
     # --- a tick ----------------------------------------------------------------
 
     def record_snapshot(self, snapshot: Snapshot) -> int:

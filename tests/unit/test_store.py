@@ -140,7 +140,7 @@ def test_a_later_step_replaces_the_saved_state(store):
     store.record_step(StepResult(watched_state(9_000)), NOW + TICK)
 
     assert store.load_state("main").peak_equity == 9_000
-    assert store.accounts() == ["main"]
+    assert store.db.table("state").count == 1  # one row per account, replaced
     assert store.state_updated_at("main") == NOW + TICK
 
 
