@@ -8,7 +8,7 @@ tests can build them by hand. Nothing in this module imports the rest of riskd.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Mapping
@@ -56,6 +56,89 @@ class ActionKind(StrEnum):
     REDUCE = "reduce"
     CLOSE = "close"
     FLATTEN = "flatten"
+
+
+class Remedy(StrEnum):
+    """What a breaker's configuration asks for when it trips, mildest first."""
+
+    ALERT = "alert"
+    REDUCE = "reduce"
+    CLOSE = "close"
+    HALT = "halt"
+    FLATTEN = "flatten"
+
+
+class EventKind(StrEnum):
+    """What an event records. The values are stored: changing one needs a migration."""
+
+    WARNING = "warning"
+    BREACH = "breach"
+    CLEAR = "clear"
+    RELEASED = "released"
+    STATE_CHANGE = "state_change"
+    ENFORCE = "enforce"
+    COMMAND = "command"
+    CREDENTIALS_REFUSED = "credentials_refused"
+    IMPLAUSIBLE_SNAPSHOT = "implausible_snapshot"
+    IMPLAUSIBLE_ACCEPTED = "implausible_accepted"
+    ACTION_UNCONFIRMED = "action_unconfirmed"
+    STRANGER = "stranger"
+    HTTP_FAILED = "http_failed"
+    CONFIG_REFUSED = "config_refused"
+
+
+class ReadFailure(StrEnum):
+    """Why reading an account failed, as far as riskd can tell from the exchange's reply."""
+
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    MALFORMED = "malformed"
+    REJECTED = "rejected"
+
+
+class AlertStatus(StrEnum):
+    """Where an alert stands in the outbox."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    MUTED = "muted"
+    LOGGED = "logged"
+
+
+class CommandStatus(StrEnum):
+    """Where a person's command stands."""
+
+    PENDING = "pending"
+    ASKED = "asked"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ActionStatus(StrEnum):
+    """Where an action, or one of its orders and cancels, stands in riskd's own words."""
+
+    PLANNED = "planned"
+    DRY_RUN = "dry_run"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    INTERRUPTED = "interrupted"
+
+
+RISKD = ""
+"""The account named by events and alerts about riskd itself rather than one account."""
+
+
+def utcnow() -> datetime:
+    """The daemon's clock; tests pass their own."""
+    return datetime.now(timezone.utc)
 
 
 class Side(StrEnum):
