@@ -108,6 +108,17 @@ _BINANCE_LABELS = {
 }
 
 
+def budgets(settings: Settings) -> list[Finding]:
+    """How many accounts fit each venue's request budget at the poll interval, with the bots' headroom.
+
+    A configuration that does not fit was refused when it was loaded; this says how close it is.
+    """
+    from riskd import budget
+    from riskd.exchange import build_client
+
+    return [Finding(f"request budget, {fit.venue.name}", OK, fit.describe()) for fit in budget.fits(settings, build_client)]
+
+
 async def local(settings: Settings, env_file: Path | None) -> list[Finding]:
     """This machine: who runs the check, the env file, the database and Telegram."""
     findings = []

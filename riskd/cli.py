@@ -157,6 +157,7 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
         finally:
             await daemon.shutdown()
         env_file = Path(arguments.env_file or ".env")
+        findings += checks.budgets(settings)
         findings += await checks.local(settings, env_file if env_file.is_file() else None)
         for finding in findings:
             print(finding)

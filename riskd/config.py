@@ -225,6 +225,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
+    if not problems:  # the accounts' clients can be built: do their reads fit the venues' budgets?
+        problems = _budget_problems(settings)
     if problems:
         raise ConfigError("\n".join(problems))
     return settings
@@ -295,6 +297,12 @@ def _breaker_problems(settings: Settings) -> list[str]:
                     prefix = f"accounts.{account}.breakers" if written_here else "breakers"
                     problems.append(_describe({**item, "loc": (prefix, name, *item["loc"])}))
     return list(dict.fromkeys(problems))
+
+
+def _budget_problems(settings: Settings) -> list[str]:
+    from riskd import budget, exchange  # they import this module
+
+    return budget.problems(settings, exchange.build_client)
 
 
 def _account_problems(settings: Settings) -> list[str]:

@@ -85,6 +85,8 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    RATE_LIMITED = "rate_limited"
+    RATE_BUDGET = "rate_budget"
 
 
 class ReadFailure(StrEnum):

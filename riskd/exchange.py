@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 import ccxt.async_support as ccxt
 
+from riskd import budget
 from riskd.config import AccountConfig
-from riskd.domain import Order, Position, Side, Snapshot, frozen_mapping
+from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
@@ -76,11 +77,27 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
     client = getattr(ccxt, exchange_id)(settings)
     futures = client.options.get("defaultType") in FUTURES_TYPES
+    _limit_rate(client, futures, settings)
     linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None
     if linear and futures:  # futures error codes, which ccxt only applies to its own hosts
         client.exceptions["exact"].update(linear)
     _refuse_non_json(client)
     return client
+
+
+def _limit_rate(client: Any, futures: bool, settings: dict) -> None:
+    """ccxt's rolling-window limiter at the venue's published budget (see riskd.budget),
+    each setting unless the account's own ccxt mapping gives it."""
+    shipped = {
+        key: value
+        for key, value in budget.limiter_settings(client.id, futures, client.rateLimit).items()
+        if key not in settings
+    }
+    if shipped and "tokenBucket" not in settings:
+        for key, value in shipped.items():
+            setattr(client, key, value)
+        client.tokenBucket = None  # built again from the settings above
+        client.init_rest_rate_limiter()
 
 
 def _refuse_non_json(client: Any) -> None:
@@ -105,6 +122,8 @@ class ExchangeAdapter:
         self.futures: bool | None = None if account.market is None else account.market == "futures"
         self.priced: set[str] = set()
         """Spot assets that had a price once: a later read without one is a failed read."""
+        self.budget = budget.attach(client, self.clock)
+        """The venue's budget, shared with every other account riskd guards there."""
 
     async def close(self) -> None:
         await self.client.close()
@@ -123,6 +142,10 @@ class ExchangeAdapter:
     async def snapshot(self) -> Snapshot:
         """Read the account once, concurrently; any failure gives a Snapshot with `error`."""
         fetched_at, started = self.clock(), time.monotonic()
+        held = 0.0 if budget.URGENT.get() else self.budget.holding()
+        if held:  # the venue asked for a pause: a routine read now would count toward a ban
+            text = f"rate limited by the exchange: reads paused for another {held:.0f} s, as it asked"
+            return Snapshot(self.name, fetched_at, 0.0, quote=self.quote, error=text, error_kind=ReadFailure.RATE_LIMIT)
         try:
             await self.load()
             if self.futures:

@@ -8,6 +8,9 @@ After sending, the executor re-reads the account and sends again for whatever is
 open, a bounded number of times; what remains after that is a critical alert, and the
 engine keeps enforcing it on later ticks.
 
+Actions are the emergency path: their calls pass routine reads in the venue's rate
+limiter and go out even while the venue has asked riskd to hold its reads (riskd.budget).
+
 In dry-run nothing reaches the exchange: each order that would have been sent is
 recorded with status `dry_run` and announced.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from riskd.budget import urgent
 from riskd.domain import Action, ActionKind, Alert, Event, Position, Severity, Snapshot
 from riskd.exchange import ExchangeAdapter, explain
 from riskd.store import Store
@@ -71,7 +75,8 @@ class Executor:
         try:
             if not self.live:
                 return self._dry_run(action_id, action, snapshot)
-            outcome = await self._live(action_id, action, snapshot)
+            with urgent():  # ahead of routine reads in the venue's limiter, and through a rate-limit hold
+                outcome = await self._live(action_id, action, snapshot)
         except asyncio.CancelledError:
             self.store.update_action(action_id, self.clock(), status="interrupted")
             raise

@@ -195,3 +195,26 @@ class Metrics:
         for account, action_status, count in daemon.store.action_counts():
             actions.add_metric([account, action_status], count)
         yield from (healthy, live, info, backlog, waiting, actions)
+        yield from self._venues()
+
+    def _venues(self):
+        """Each venue's request budget per IP, which riskd shares with the bots on the machine."""
+        used = GaugeMetricFamily(
+            "riskd_venue_weight_used", "Request weight the venue says this IP used in its window (riskd and bots)",
+            labels=["venue"],
+        )
+        budget_limit = GaugeMetricFamily("riskd_venue_weight_limit", "The venue's request weight budget per IP per window", labels=["venue"])
+        hold = GaugeMetricFamily("riskd_venue_hold_seconds", "Seconds left of a pause the venue asked for (429/418)", labels=["venue"])
+        refusals = CounterMetricFamily(
+            "riskd_venue_refusals", "Requests the venue refused for the rate limit, by HTTP status", labels=["venue", "status"]
+        )
+        budgets = {id(runner.adapter.budget): runner.adapter.budget for runner in self.daemon.runners.values()}
+        for budget in budgets.values():
+            if budget.used is not None:
+                used.add_metric([budget.name], budget.used)
+            if budget.limit is not None:
+                budget_limit.add_metric([budget.name], budget.limit)
+            hold.add_metric([budget.name], budget.holding())
+            for status, count in budget.refusals.items():
+                refusals.add_metric([budget.name, str(status)], count)
+        yield from (used, budget_limit, hold, refusals)

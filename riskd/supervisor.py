@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from riskd import __version__, engine, health, logs
 from riskd.commands import expired, utcnow
 from riskd.config import AccountConfig, ConfigError, Settings, reloadable
-from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
+from riskd.domain import RISKD, Alert, CommandKind, Event, EventKind, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
 from riskd.notify import Notifier
@@ -40,6 +40,9 @@ HEARTBEAT = timedelta(minutes=10)
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
+
+CLOSE_GRACE = 1.0
+"""Seconds each exchange client may take to close at shutdown (ccxt sleeps 0.25 s in close())."""
 
 LEVELS = {
     Severity.INFO: logging.INFO,
@@ -193,6 +196,8 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
                           max_instances=1, coalesce=True)
+        scheduler.add_job(self._tracked, "interval", args=[self.watch_budgets], seconds=1, id="budgets",
+                          max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.prune], hours=1, id="retention",
                           max_instances=1, coalesce=True, next_run_time=start)
         if self.notifier.enabled:
@@ -238,12 +243,18 @@ class Daemon:
         await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
-        for runner in self.runners.values():
-            await runner.adapter.close()
-            if runner.sim is not None:
-                await runner.sim.stop()
+        await asyncio.gather(*(self._close(runner) for runner in self.runners.values()))
         self.store.close()
         log.info("riskd stopped")
+
+    async def _close(self, runner: AccountRunner) -> None:
+        """Close one account's client, bounded: all at once, so a hundred accounts stop as fast as one."""
+        try:
+            await asyncio.wait_for(runner.adapter.close(), CLOSE_GRACE)
+        except Exception as error:  # a timeout included: at exit, a client left unclosed harms nothing
+            log.warning("%s: closing its exchange client: %s", runner.name, type(error).__name__)
+        if runner.sim is not None:
+            await runner.sim.stop()
 
     # --- systemd, HTTP and reload ------------------------------------------------------
 
@@ -416,6 +427,17 @@ class Daemon:
         for row in self.store.due_alerts(now):
             log.log(LEVELS[Severity(row["severity"])], "ALERT %s", row["text"])
             self.store.mark_alert(row["id"], now, "logged")
+
+    async def watch_budgets(self) -> None:
+        """Announce what the venues said of the request budget: a hold asked for, the budget nearly used."""
+        budgets = {id(runner.adapter.budget): runner.adapter.budget for runner in self.runners.values()}
+        for budget in budgets.values():
+            for kind, text in budget.take_notices(self.settings.alert_cooldown):
+                severity = Severity.CRITICAL if kind is EventKind.RATE_LIMITED else Severity.WARNING
+                log.log(LEVELS[severity], "%s", text)
+                now = self.clock()
+                self.store.record_event(Event(RISKD, kind, text, severity=severity), now,
+                                        Alert(RISKD, severity, f"{kind}:{budget.name}", text))
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

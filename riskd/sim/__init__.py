@@ -17,8 +17,8 @@ __all__ = ["SimServer", "Simulator", "ccxt_config", "serve", "start_embedded"]
 async def start_embedded(settings) -> tuple[SimServer, dict]:
     """Start the demo exchange for an `exchange: sim` account (its `sim:` settings).
 
-    Returns the running server and the ccxt settings that point `binanceusdm` at it.
-    The embedded exchange is local, so ccxt's rate limiter is off.
+    Returns the running server and the ccxt settings that point `binanceusdm` at it;
+    the client keeps riskd's shipped rate limiter, as it would against Binance.
     """
     simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility)
     if settings.scenario:
@@ -27,4 +27,4 @@ async def start_embedded(settings) -> tuple[SimServer, dict]:
         simulator.add_fault("latency", seconds=settings.latency.total_seconds())
     server = SimServer(simulator)
     url = await server.start()
-    return server, {**ccxt_config(url), "enableRateLimit": False}
+    return server, ccxt_config(url)

@@ -2,7 +2,8 @@
 
 Why it exists: the guardian matters most when the exchange misbehaves, so tests,
 benchmarks and demos must be able to make it misbehave on purpose, in the ways a
-real exchange and the network between do: 503s, 429 rate limits, slow replies,
+real exchange and the network between do: 503s, 429 rate limits and 418 IP bans (each
+with the `Retry-After` Binance sends), slow replies,
 replies that never come, and 200 OK bodies that are not JSON. A fault lasts for a
 duration (seconds on the simulator's clock), a count of requests, or until cleared,
 and may be limited to paths starting with a prefix. This module only decides which
@@ -15,20 +16,21 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-DEFAULT_SECONDS = {"latency": 0.05, "timeout": 30.0}
+DEFAULT_SECONDS = {"latency": 0.05, "timeout": 30.0, "http_429": 60.0, "http_418": 120.0}
 BODIES = {
     "http_503": ("unavailable", "internal", "unknown"),
     "malformed": ("html", "truncated"),
 }
-KINDS = ("http_503", "http_429", "latency", "timeout", "malformed")
+KINDS = ("http_503", "http_429", "http_418", "latency", "timeout", "malformed")
 
 
 @dataclass
 class Fault:
     """One injected failure.
 
-    kind: http_503 | http_429 | latency | timeout | malformed.
-    seconds: the delay (latency) or the hang (timeout; ends early when the server stops).
+    kind: http_503 | http_429 | http_418 | latency | timeout | malformed.
+    seconds: the delay (latency), the hang (timeout; ends early when the server stops), or
+    the `Retry-After` of a 429 (rate limited) or 418 (IP banned).
     body: for http_503, "unavailable" (no error code), "internal" (-1001, refused) or
     "unknown" (-1000, executed but unanswered, Binance's "execution status unknown");
     for malformed, "html" (a proxy's error page) or "truncated" (the real JSON cut short).

@@ -22,6 +22,7 @@ from riskd.sim import spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
+from riskd.sim.weights import HEADER, WeightMeter
 
 # ccxt's urls['api'] keys for Binance, each to its path on the simulator.
 API_PATHS = {
@@ -36,6 +37,7 @@ API_PATHS = {
 INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
              "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 RATE_LIMITED = Rejection(-1003, "Too many requests; current limit is 2400 request weight per 1 MINUTE.", 429)
+BANNED_MESSAGE = "Way too much request weight used; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans."
 UNAVAILABLE = {
     "unavailable": {"msg": "Service Unavailable."},
     "internal": {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
@@ -222,6 +224,7 @@ class SimServer:
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self.weights = WeightMeter(self.simulator.clock)
 
     async def start(self) -> str:
         """Start serving; returns the base URL, e.g. http://127.0.0.1:41234."""
@@ -275,8 +278,15 @@ class SimServer:
             return _error(Rejection(-5000, f"Path {request.path}, Method {request.method} is invalid", 404))
 
     async def _faulted(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        """Log the request, then act out the faults that apply to it."""
-        entry = self.simulator.log_request(request.method, request.path, await _params(request))
+        """Log and weigh the request, act out the faults that apply to it, and say the weight used."""
+        params = await _params(request)
+        used = self.weights.add(request.method, request.path, params)
+        response = await self._answer(request, handler, params)
+        response.headers[HEADER] = str(used)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Callable, params: Params) -> web.StreamResponse:
+        entry = self.simulator.log_request(request.method, request.path, params)
         faults = self.simulator.faults.take(request.path)
         entry["faults"] = [f.kind for f in faults]
         delay = sum(f.seconds for f in faults if f.kind == "latency")
@@ -286,7 +296,11 @@ class SimServer:
         if failure is None:
             return await handler(request)
         if failure.kind == "http_429":
-            return _error(RATE_LIMITED, {"Retry-After": "60"})
+            return _error(RATE_LIMITED, {"Retry-After": f"{failure.seconds:g}"})
+        if failure.kind == "http_418":
+            until = int((self.simulator.clock() + failure.seconds) * 1000)
+            banned = Rejection(-1003, BANNED_MESSAGE.format(until), 418)
+            return _error(banned, {"Retry-After": f"{failure.seconds:g}"})
         if failure.kind == "http_503" and failure.body != "unknown":
             return _json(UNAVAILABLE[failure.body], 503)
         response = await handler(request)  # takes effect; the reply is lost or spoiled

@@ -11,6 +11,7 @@ from pathlib import Path
 import ccxt.async_support as ccxt
 import pytest
 
+from riskd.budget import BINANCE_USDM
 from riskd import checks
 from riskd.cli import HANDLERS, TROUBLE, parser
 from riskd.config import Settings, load_settings
@@ -67,7 +68,7 @@ def test_a_database_riskd_cannot_write_is_not_safe(workdir, capsys):
 async def test_a_clock_out_of_step_with_the_exchange_is_not_safe():
     server = SimServer(Simulator.demo(clock=lambda: time.time() + 3, volatility=0))
     await server.start()
-    client = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
+    client = ccxt.binanceusdm({**ccxt_config(server.url), **BINANCE_USDM.limiter(), "timeout_on_exit": 0})
     try:
         finding = await checks.clock_skew("main", client, limit=5)
     finally:

@@ -110,7 +110,8 @@ async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configu
     daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "60s"}}), clock)
     await tick(daemon, clock)
     equity = daemon.store.load_state("main").last_equity
-    sim.add_fault(kind, seconds=3 if kind == "timeout" else None)
+    # a 429 asks for a pause (Retry-After) shorter than a tick here, so recovery follows the fault
+    sim.add_fault(kind, seconds={"timeout": 3, "http_429": 5}.get(kind))
 
     for _ in range(6):
         result = await tick(daemon, clock)

@@ -16,6 +16,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
+from riskd.budget import BINANCE_USDM
 from riskd.sim import SimServer, Simulator, ccxt_config
 from riskd.sim.ledger import Rejection
 
@@ -36,9 +37,9 @@ class FakeClock:
 
 def binanceusdm(url: str, **settings) -> ccxt.binanceusdm:
     """The client as the adapter builds it: futures error codes merged in (ccxt applies
-    them only to URLs on the real futures host). For speed, no rate limiter and no
-    250 ms sleep in close() (it is there for SSL)."""
-    settings = {"enableRateLimit": False, "timeout_on_exit": 0, **settings}
+    them only to URLs on the real futures host), with riskd's shipped rate limiter. For
+    speed, no 250 ms sleep in close() (it is there for SSL)."""
+    settings = {**BINANCE_USDM.limiter(), "timeout_on_exit": 0, **settings}
     exchange = ccxt.binanceusdm({**ccxt_config(url), **settings})
     exchange.exceptions["exact"].update(exchange.exceptions["linear"]["exact"])
     return exchange
@@ -192,7 +193,7 @@ async def test_reduce_only_that_would_increase_is_rejected(exchange, sim):
 
 
 async def test_without_the_merged_error_table_rejections_are_plain_exchange_errors(server):
-    raw = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
+    raw = ccxt.binanceusdm({**ccxt_config(server.url), **BINANCE_USDM.limiter(), "timeout_on_exit": 0})
     try:
         with pytest.raises(ccxt.ExchangeError) as raised:
             await raw.create_order(BTC, "market", "buy", 0.01, params={"reduceOnly": True})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ccxt.async_support as ccxt
 import pytest
 
+from riskd.budget import BINANCE_SPOT
 from riskd import commands
 from riskd.domain import CommandKind, Side, TradingState
 from riskd.sim import ccxt_config
@@ -26,8 +27,8 @@ ORDER_PATH = "/api/v3/order"
 
 @pytest.fixture
 async def client(exchange):
-    """ccxt's spot client as a user would build it, without the rate limiter or close()'s sleep."""
-    spot = ccxt.binance({**ccxt_config(exchange.url, "spot"), "enableRateLimit": False, "timeout_on_exit": 0})
+    """ccxt's spot client with riskd's shipped rate limiter, without close()'s sleep."""
+    spot = ccxt.binance({**ccxt_config(exchange.url, "spot"), **BINANCE_SPOT.limiter(), "timeout_on_exit": 0})
     yield spot
     await spot.close()
 

@@ -131,8 +131,8 @@ def test_a_dotenv_file_is_read_and_may_hold_other_programs_variables(tmp_path):
 def test_the_environment_beats_the_dotenv_file(monkeypatch, tmp_path):
     give_credentials(monkeypatch)
     write(tmp_path, "RISKD_POLL_INTERVAL=7s\n", name=".env")
-    monkeypatch.setenv("RISKD_POLL_INTERVAL", "3s")
-    assert load_settings(write(tmp_path, GOOD)).poll_interval == timedelta(seconds=3)
+    monkeypatch.setenv("RISKD_POLL_INTERVAL", "5s")
+    assert load_settings(write(tmp_path, GOOD)).poll_interval == timedelta(seconds=5)
 
 
 def test_an_environment_override_of_one_breaker_field_keeps_the_others_from_yaml(monkeypatch, tmp_path):

@@ -37,6 +37,7 @@ async def test_spot_clients_keep_the_spot_error_table_and_load_spot_markets_only
 
 
 async def test_the_account_ccxt_mapping_overrides_riskds_defaults(clients):
+    # the user turning ccxt's limiter off is what is tested here
     client = clients(exchange="binanceusdm", timeout="3s", ccxt={"enableRateLimit": False, "options": {"recvWindow": 7000}})
     assert client.timeout == 3000 and client.enableRateLimit is False
     assert client.options["recvWindow"] == 7000 and client.options["fetchCurrencies"] is False

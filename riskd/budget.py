@@ -1,0 +1,348 @@
+"""The request budget riskd shares with the bots on one venue, and the limiter that keeps to it.
+
+Why: exchanges count request weight per IP address, not per API client. Binance USDⓈ-M
+allows 2,400 weight a minute per IP; every account riskd guards there, and every bot on
+the same machine, draws on that one budget, and an IP that overdraws it is refused (HTTP
+429) and then banned (HTTP 418). So riskd:
+
+- configures ccxt's own rolling-window limiter (a library feature, not a limiter of
+  riskd's) from the venue's published budget, so a tick's reads and a flatten's orders
+  leave together while the per-minute budget holds (`limiter_settings`);
+- gives every ccxt client on one venue the same limiter (`attach`): one budget per venue
+  and IP, not one per client;
+- reads what the venue says is used (Binance's `X-MBX-USED-WEIGHT-1M` header) for the
+  metrics and a warning before the budget runs out, and on 429/418 holds its routine
+  reads for as long as the venue's `Retry-After` asks;
+- lets the emergency path (cancels and reduce-only orders, and the re-reads that verify
+  them, marked with `urgent()`) pass the queue and the hold: its cost still counts;
+- refuses a configuration whose routine reads cannot fit in half a venue's budget at the
+  configured poll interval (`problems`), leaving the other half to the bots and to
+  riskd's own emergencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import time
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+from riskd.domain import EventKind
+
+if TYPE_CHECKING:
+    from riskd.config import Settings
+
+RISKD_SHARE = 0.5
+"""The part of a venue's budget riskd plans to use for its routine reads; the rest is the
+bots' (on the same IP) and riskd's own emergencies'."""
+
+WARN_AT = 0.8
+"""Used weight, as a share of the venue's budget, from which riskd warns."""
+
+DEFAULT_HOLD = timedelta(seconds=30)
+"""How long reads pause after a 429/418 that does not say (no `Retry-After`)."""
+
+URGENT = contextvars.ContextVar("riskd_urgent", default=False)
+"""True inside the emergency path: its calls pass the limiter's queue and a venue's hold."""
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Mark the exchange calls made inside (and in tasks started inside) as the emergency path."""
+    token = URGENT.set(True)
+    try:
+        yield
+    finally:
+        URGENT.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """What a venue publishes about its REST budget, and what one read of an account costs there.
+
+    budget: weight per `window` seconds per IP, in the venue's own units.
+    cost_per_weight: ccxt's cost units for one unit of the venue's weight (its cost tables
+    are scaled per API family).
+    tick: the weight of one read of an account as riskd makes it.
+    """
+
+    name: str
+    budget: float
+    window: float
+    tick: float
+    cost_per_weight: float = 1.0
+    used_header: str | None = None
+
+    def limiter(self) -> dict[str, Any]:
+        """ccxt settings for a rolling window holding exactly this budget (ccxt: max weight = window / rateLimit)."""
+        window_ms = self.window * 1000
+        return {
+            "rateLimiterAlgorithm": "rollingWindow",
+            "rollingWindowSize": window_ms,
+            "rateLimit": window_ms / (self.budget * self.cost_per_weight),
+        }
+
+
+BINANCE_USDM = Venue(
+    # GET fapi/v3/account 5 + GET fapi/v3/positionRisk 5 + GET fapi/v1/openOrders without a symbol 40
+    "Binance USDⓈ-M", budget=2400, window=60, tick=50, used_header="X-MBX-USED-WEIGHT-1M",
+)
+BINANCE_SPOT = Venue(
+    # GET api/v3/account 20 + GET api/v3/openOrders without a symbol 80 + GET api/v3/ticker/24hr without one 80;
+    # ccxt's spot costs are 0.2 per unit of weight
+    "Binance spot", budget=6000, window=60, tick=180, cost_per_weight=0.2, used_header="X-MBX-USED-WEIGHT-1M",
+)
+
+BYBIT_WINDOW_MS = 1000
+"""Bybit limits each endpoint per second and account (ccxt's costs model those rates): a
+one-second window at ccxt's own rate lets a tick's reads out together, never faster than
+ccxt allows a second."""
+
+
+def venue(exchange_id: str, futures: bool) -> Venue | None:
+    """The published budget riskd knows for a ccxt exchange id, or None."""
+    if exchange_id == "binanceusdm" or (exchange_id == "binance" and futures):
+        return BINANCE_USDM
+    if exchange_id == "binance":
+        return BINANCE_SPOT
+    return None
+
+
+def limiter_settings(exchange_id: str, futures: bool, rate_limit: float) -> dict[str, Any]:
+    """The ccxt rate-limiter settings riskd ships for an exchange (an account's `ccxt` mapping may override them).
+
+    `rate_limit` is ccxt's own `rateLimit` for the exchange, in milliseconds. OKX keeps
+    ccxt's leaky bucket: ccxt's okx class disables the rolling window itself, because OKX
+    answers its bursts with rate-limit errors. Any other exchange gets ccxt's rolling
+    window at ccxt's own rate over ccxt's default window of a minute.
+    """
+    known = venue(exchange_id, futures)
+    if known is not None:
+        return known.limiter()
+    if exchange_id == "okx":
+        return {}
+    if exchange_id == "bybit":
+        return {"rateLimiterAlgorithm": "rollingWindow", "rollingWindowSize": BYBIT_WINDOW_MS, "rateLimit": rate_limit}
+    return {"rateLimiterAlgorithm": "rollingWindow", "rollingWindowSize": 60000, "rateLimit": rate_limit}
+
+
+PROXY_ATTRIBUTES = ("proxy", "proxyUrl", "proxy_url", "httpProxy", "http_proxy", "httpsProxy", "https_proxy",
+                    "socksProxy", "socks_proxy", "aiohttp_proxy")
+
+
+def venue_key(client: Any) -> tuple:
+    """Which budget a client draws on: the exchange, its market family, the hosts it talks
+    to and the proxy it goes through (another IP is another budget)."""
+    hosts = sorted({urlsplit(url).netloc for url in _urls(client.urls.get("api"))})
+    proxies = tuple(str(getattr(client, name, None) or "") for name in PROXY_ATTRIBUTES)
+    return client.id, client.options.get("defaultType"), tuple(hosts), proxies
+
+
+def _urls(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _urls(item)
+
+
+class Budget:
+    """One venue's budget as riskd uses it: ccxt's limiter shared by every client there,
+    the weight the venue reports used, and the hold a 429/418 asked for."""
+
+    def __init__(self, key: tuple, client: Any, clock: Callable[[], datetime]):
+        from ccxt.async_support.base.throttler import Throttler  # ccxt's own limiter
+
+        self.key, self.clock = key, clock
+        hosts = key[2]
+        self.name = f"{client.id}@{hosts[0]}" if len(hosts) == 1 else client.id
+        self.bucket = dict(client.tokenBucket)
+        self.throttler = Throttler(dict(self.bucket))
+        futures = client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
+        self.venue = venue(client.id, futures)
+        self.used: float | None = None
+        """The weight the venue last said this IP used in its window."""
+        self.hold_until: datetime | None = None
+        self.refusals: dict[int, int] = {429: 0, 418: 0}
+        self.notices: dict[EventKind, str] = {}
+        """What the daemon should announce: a hold asked for, the budget nearly used."""
+        self.announced: dict[EventKind, datetime] = {}
+
+    # ccxt's client sets `throttler.loop` when it opens its session
+    @property
+    def loop(self) -> Any:
+        return self.throttler.loop
+
+    @loop.setter
+    def loop(self, value: Any) -> None:
+        self.throttler.loop = value
+
+    def __call__(self, cost: float | None = None) -> asyncio.Future:
+        """The clients' throttle: wait in ccxt's limiter, unless on the emergency path."""
+        if not URGENT.get():
+            return self.throttler(cost)
+        cost = self.throttler.config["cost"] if cost is None else cost
+        if self.throttler.config["algorithm"] == "leakyBucket":
+            self.throttler.config["tokens"] -= cost
+        else:  # entered in the window as ccxt's loop would, so the reads after it wait for it
+            self.throttler.timestamps.append({"timestamp": time.time() * 1000, "cost": cost})
+        passed = asyncio.get_running_loop().create_future()
+        passed.set_result(None)
+        return passed
+
+    @property
+    def limit(self) -> float | None:
+        """The venue's budget in its own units per window, where riskd knows it."""
+        return self.venue.budget if self.venue else None
+
+    def observe(self, status: Any, headers: dict | None) -> None:
+        """Take in one response: the weight used, and a hold on 429/418."""
+        headers = {str(name).lower(): value for name, value in (headers or {}).items()}
+        if self.venue and self.venue.used_header:
+            try:
+                self.used = float(headers[self.venue.used_header.lower()])
+            except (KeyError, TypeError, ValueError):
+                pass
+            else:
+                self._maybe_warn()
+        if str(status) in ("429", "418"):
+            self._hold(int(status), headers.get("retry-after"))
+
+    def _hold(self, status: int, retry_after: Any) -> None:
+        try:
+            wait = timedelta(seconds=max(0.0, float(retry_after)))
+        except (TypeError, ValueError):
+            wait = DEFAULT_HOLD
+        now = self.clock()
+        self.refusals[status] += 1
+        until = now + wait
+        if self.hold_until is None or until > self.hold_until:
+            self.hold_until = until
+        what = "banned this IP" if status == 418 else "refused a request for exceeding its rate limit"
+        self.notices[EventKind.RATE_LIMITED] = (
+            f"{self.name}: the exchange {what} (HTTP {status}); riskd holds its routine reads for "
+            f"{wait.total_seconds():.0f} s as asked, and only its emergency orders go out meanwhile"
+        )
+
+    def _maybe_warn(self) -> None:
+        if self.limit and self.used is not None and self.used >= WARN_AT * self.limit:
+            self.notices[EventKind.RATE_BUDGET] = (
+                f"{self.name}: {self.used:.0f} of {self.limit:.0f} request weight used this minute on this IP "
+                f"(riskd and every bot on it); at the limit the exchange refuses requests, then bans the IP"
+            )
+
+    def holding(self) -> float:
+        """Seconds left of a hold the venue asked for; 0 when reads may go."""
+        if self.hold_until is None:
+            return 0.0
+        left = (self.hold_until - self.clock()).total_seconds()
+        if left <= 0:
+            self.hold_until = None
+            return 0.0
+        return left
+
+    def take_notices(self, cooldown: timedelta) -> list[tuple[EventKind, str]]:
+        """(kind, text) of the notices since the last call, each kind at most once per cooldown."""
+        now, notices, self.notices = self.clock(), self.notices, {}
+        due = [(key, text) for key, text in notices.items()
+               if key not in self.announced or now - self.announced[key] >= cooldown]
+        self.announced.update({key: now for key, _ in due})
+        return due
+
+
+_budgets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per event loop (one per process when riskd runs): venue key -> Budget."""
+
+
+def attach(client: Any, clock: Callable[[], datetime]) -> Budget:
+    """Give `client` its venue's shared budget: the shared limiter, and the responses watched."""
+    key = venue_key(client)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    budgets = _budgets.setdefault(loop, {})
+    budget = budgets.get(key)
+    if budget is None:
+        budget = budgets[key] = Budget(key, client, clock)
+    client.throttler = budget
+    original = client.handle_errors
+
+    def handle_errors(code, reason, url, method, headers, body, response, *rest):
+        budget.observe(code, headers)
+        return original(code, reason, url, method, headers, body, response, *rest)
+
+    client.handle_errors = handle_errors
+    return budget
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """How many accounts of one venue fit at a poll interval in riskd's share of its budget."""
+
+    venue: Venue
+    accounts: tuple[str, ...]
+    poll_seconds: float
+
+    @property
+    def need(self) -> float:
+        """Weight per window the accounts' routine reads use."""
+        return len(self.accounts) * self.venue.tick * self.venue.window / self.poll_seconds
+
+    @property
+    def most(self) -> int:
+        """The most accounts that fit at this poll interval."""
+        return math.floor(RISKD_SHARE * self.venue.budget * self.poll_seconds / (self.venue.tick * self.venue.window))
+
+    @property
+    def shortest_poll(self) -> float:
+        """The shortest poll interval at which these accounts fit."""
+        return len(self.accounts) * self.venue.tick * self.venue.window / (RISKD_SHARE * self.venue.budget)
+
+    @property
+    def fits(self) -> bool:
+        return len(self.accounts) <= self.most
+
+    def describe(self) -> str:
+        per = "minute" if self.venue.window == 60 else f"{self.venue.window:g} s"
+        return (
+            f"{len(self.accounts)} account(s) on {self.venue.name} ({', '.join(self.accounts)}) use "
+            f"{self.need:.0f} of its {self.venue.budget:.0f} request weight per {per} per IP at poll_interval "
+            f"{self.poll_seconds:g}s ({self.venue.tick:g} a read); riskd keeps to {RISKD_SHARE:.0%} of it, "
+            f"leaving {self.venue.budget * RISKD_SHARE - self.need:.0f} to bots: {self.most} account(s) fit"
+        )
+
+
+def fits(settings: Settings, build: Callable[[Any], Any]) -> list[Fit]:
+    """Accounts grouped by the budget they share, for the venues whose budget riskd knows.
+
+    `build` makes an account's ccxt client (not opened), to see where it goes. Accounts
+    on the embedded exchange each have their own.
+    """
+    groups: dict[tuple, tuple[Venue, list[str]]] = {}
+    for name, account in settings.accounts.items():
+        if account.is_sim:
+            continue
+        client = build(account)
+        futures = client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
+        known = venue(client.id, futures)
+        if known is not None:
+            groups.setdefault(venue_key(client), (known, []))[1].append(name)
+    poll = settings.poll_interval.total_seconds()
+    return [Fit(known, tuple(names), poll) for known, names in groups.values()]
+
+
+def problems(settings: Settings, build: Callable[[Any], Any]) -> list[str]:
+    """A configuration error per venue whose accounts cannot fit its budget."""
+    return [
+        f"accounts: {fit.describe()}; poll every {math.ceil(fit.shortest_poll)}s or more, or spread the "
+        f"accounts over IPs (a `proxy` in their ccxt settings)"
+        for fit in fits(settings, build)
+        if not fit.fits
+    ]

@@ -1,0 +1,148 @@
+"""The request budget: ccxt's limiter as riskd configures it per venue, shared per venue,
+the emergency path's way through it, and configurations that cannot fit refused."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from riskd import budget
+from riskd.config import AccountConfig, ConfigError, load_settings
+from riskd.exchange import ExchangeAdapter, build_client
+
+
+@pytest.fixture
+async def clients():
+    built = []
+
+    def build(**account):
+        client = build_client(AccountConfig(api_key="k" * 8, secret="s" * 8, **account))
+        built.append(client)
+        return client
+
+    yield build
+    for client in built:
+        await client.close()
+
+
+def window(client) -> tuple[str, float, float]:
+    """The limiter ccxt built: algorithm, window in ms, and the cost it lets through per window."""
+    config = client.throttler.config
+    return config["algorithm"], config["windowSize"], config.get("maxWeight", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("account", "expected"),
+    [
+        ({"exchange": "binanceusdm"}, ("rollingWindow", 60000, 2400)),  # 2,400 weight a minute; ccxt's fapi cost = weight
+        ({"exchange": "sim"}, ("rollingWindow", 60000, 2400)),  # the embedded exchange is Binance USDⓈ-M
+        ({"exchange": "binance", "market": "spot"}, ("rollingWindow", 60000, 1200)),  # 6,000 weight; ccxt's spot cost = 0.2 × weight
+        ({"exchange": "bybit"}, ("rollingWindow", 1000, 50)),  # ccxt's own rate (20 ms) over one second
+        ({"exchange": "kraken"}, ("rollingWindow", 60000, 60)),  # unknown to riskd: ccxt's own rate (1 s) over a minute
+    ],
+)
+async def test_each_venue_gets_ccxts_rolling_window_at_its_published_budget(clients, account, expected):
+    client = clients(**account)
+    assert client.enableRateLimit is True
+    algorithm, size, most = window(client)
+    assert (algorithm, size) == expected[:2] and most == pytest.approx(expected[2])
+
+
+async def test_okx_keeps_ccxts_leaky_bucket_which_ccxt_chose_for_it(clients):
+    client = clients(exchange="okx", password="p" * 8)
+    assert window(client)[0] == "leakyBucket"
+
+
+async def test_an_accounts_ccxt_mapping_overrides_the_shipped_limiter(clients):
+    client = clients(exchange="binanceusdm", ccxt={"rateLimit": 50})
+    assert window(client) == ("rollingWindow", 60000, pytest.approx(1200))
+    client = clients(exchange="binanceusdm", ccxt={"rateLimiterAlgorithm": "leakyBucket"})
+    assert window(client)[0] == "leakyBucket"
+
+
+def clock() -> datetime:
+    return datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+async def test_accounts_on_one_venue_share_one_budget_and_another_ip_has_its_own(clients):
+    first = ExchangeAdapter("a", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), clock)
+    second = ExchangeAdapter("b", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), clock)
+    proxied = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
+    third = ExchangeAdapter("c", AccountConfig(**proxied), clients(**proxied), clock)
+    spot = ExchangeAdapter("d", AccountConfig(exchange="binance", market="spot"), clients(exchange="binance", market="spot"), clock)
+    assert first.budget is second.budget
+    assert first.client.throttler is second.client.throttler is first.budget
+    assert third.budget is not first.budget and spot.budget is not first.budget
+
+
+async def test_the_emergency_path_passes_a_full_window_and_its_cost_still_counts(clients):
+    adapter = ExchangeAdapter("a", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), clock)
+    shared = adapter.budget
+    await shared(2400)  # the whole minute's budget, spent
+    routine = asyncio.ensure_future(shared(1))
+    with budget.urgent():
+        await asyncio.wait_for(shared(4), 1)  # an order goes out at once
+    assert not routine.done()  # while a read waits for the window to roll
+    assert sum(entry["cost"] for entry in shared.throttler.timestamps) == 2404
+    routine.cancel()
+
+
+async def test_a_429_holds_routine_reads_for_its_retry_after_but_not_the_emergency_path(clients):
+    moments = [clock()]
+    adapter = ExchangeAdapter("a", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), lambda: moments[0])
+    adapter.budget.observe(429, {"Retry-After": "30", "X-MBX-USED-WEIGHT-1M": "2410"})
+    held = await adapter.snapshot()
+    assert held.error_kind == "rate_limit" and "30 s" in held.error
+    assert adapter.budget.refusals[429] == 1 and adapter.budget.used == 2410
+    kinds = dict(adapter.budget.take_notices(timedelta(minutes=15)))
+    assert set(kinds) == {"rate_limited", "rate_budget"}
+    with budget.urgent():  # the executor's re-read goes to the exchange (here: nowhere, so a network failure)
+        tried = await adapter.snapshot()
+    assert tried.error_kind != "rate_limit"
+    moments[0] += timedelta(seconds=30)
+    assert adapter.budget.holding() == 0
+
+
+async def test_a_warning_is_announced_once_per_cooldown(clients):
+    moments = [clock()]
+    adapter = ExchangeAdapter("a", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), lambda: moments[0])
+    adapter.budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "1900"})
+    assert adapter.budget.take_notices(timedelta(minutes=15)) == []  # under 80 % of 2,400
+    adapter.budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "1950"})
+    assert [kind for kind, _ in adapter.budget.take_notices(timedelta(minutes=15))] == ["rate_budget"]
+    adapter.budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "2000"})
+    assert adapter.budget.take_notices(timedelta(minutes=15)) == []
+    moments[0] += timedelta(minutes=15)
+    adapter.budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "2000"})
+    assert [kind for kind, _ in adapter.budget.take_notices(timedelta(minutes=15))] == ["rate_budget"]
+
+
+def configuration(tmp_path, monkeypatch, accounts: dict, poll: str) -> str:
+    for name in accounts:
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__API_KEY", "k" * 8)
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__SECRET", "s" * 8)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"poll_interval": poll, "accounts": accounts}))
+    return str(path)
+
+
+def test_more_accounts_than_a_venues_budget_holds_are_refused_in_words(tmp_path, monkeypatch):
+    # 50 weight a read, every 10 s: 300 a minute each; half of 2,400 holds four
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(5)}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(configuration(tmp_path, monkeypatch, accounts, "10s"))
+    text = str(refused.value)
+    assert "5 account(s) on Binance USDⓈ-M" in text and "1500 of its 2400" in text and "4 account(s) fit" in text
+    assert "poll every 13s or more" in text
+
+
+def test_accounts_that_fit_are_accepted_and_another_ip_is_another_budget(tmp_path, monkeypatch):
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(4)}
+    accounts["a4"] = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
+    settings = load_settings(configuration(tmp_path, monkeypatch, accounts, "10s"))
+    fits = budget.fits(settings, build_client)
+    assert sorted(len(fit.accounts) for fit in fits) == [1, 4] and all(fit.fits for fit in fits)
+    assert sorted(fit.most for fit in fits) == [4, 4]
