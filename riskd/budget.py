@@ -314,8 +314,8 @@ class Fit:
         return (
             f"{len(self.accounts)} account(s) on {self.venue.name} ({', '.join(self.accounts)}) use "
             f"{self.need:.0f} of its {self.venue.budget:.0f} request weight per {per} per IP at poll_interval "
-            f"{self.poll_seconds:g}s ({self.venue.tick:g} a read); riskd keeps to {RISKD_SHARE:.0%} of it, "
-            f"leaving {self.venue.budget * RISKD_SHARE - self.need:.0f} to bots: {self.most} account(s) fit"
+            f"{self.poll_seconds:g}s ({self.venue.tick:g} a read), leaving {self.venue.budget - self.need:.0f} to bots; "
+            f"riskd keeps to {RISKD_SHARE:.0%} of it: {self.most} account(s) fit"
         )
 
 

@@ -434,10 +434,9 @@ class Daemon:
         for budget in budgets.values():
             for kind, text in budget.take_notices(self.settings.alert_cooldown):
                 severity = Severity.CRITICAL if kind is EventKind.RATE_LIMITED else Severity.WARNING
-                log.log(LEVELS[severity], "%s", text)
-                now = self.clock()
-                self.store.record_event(Event(RISKD, kind, text, severity=severity), now,
+                self.store.record_event(Event(RISKD, kind, text, severity=severity), self.clock(),
                                         Alert(RISKD, severity, f"{kind}:{budget.name}", text))
+                log.log(LEVELS[severity], "%s", text)
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

@@ -146,3 +146,16 @@ def test_accounts_that_fit_are_accepted_and_another_ip_is_another_budget(tmp_pat
     fits = budget.fits(settings, build_client)
     assert sorted(len(fit.accounts) for fit in fits) == [1, 4] and all(fit.fits for fit in fits)
     assert sorted(fit.most for fit in fits) == [4, 4]
+
+
+def test_check_says_how_many_accounts_fit_and_what_is_left_for_bots(tmp_path, monkeypatch):
+    from riskd import checks
+
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(3)}
+    accounts["paper"] = {"exchange": "sim"}  # the embedded exchange enforces no budget
+    findings = checks.budgets(load_settings(configuration(tmp_path, monkeypatch, accounts, "10s")))
+    assert [str(finding) for finding in findings] == [
+        "request budget, Binance USDⓈ-M: 3 account(s) on Binance USDⓈ-M (a0, a1, a2) use 900 of its 2400 request "
+        "weight per minute per IP at poll_interval 10s (50 a read), leaving 1500 to bots; riskd keeps to 50% of it: "
+        "4 account(s) fit"
+    ]
