@@ -84,9 +84,12 @@ def exchange_with_positions(count: int) -> Exchange:
     return exchange
 
 
-async def guarded(exchange: Exchange, folder: str, **settings) -> Daemon:
-    """A live daemon guarding the simulator as a Binance USD-M account, started."""
-    ccxt_settings = {**ccxt_config(exchange.url), "timeout_on_exit": 0}  # riskd's shipped rate limiter
+async def guarded(exchange: Exchange, folder: str, ccxt: dict | None = None, **settings) -> Daemon:
+    """A live daemon guarding the simulator as a Binance USD-M account, started.
+
+    `ccxt`: further client settings for the account; without them, riskd's shipped ones.
+    """
+    ccxt_settings = {**ccxt_config(exchange.url), "timeout_on_exit": 0, **(ccxt or {})}
     for key in ("apiKey", "secret"):
         ccxt_settings.pop(key)
     os.environ["RISKD_ACCOUNTS__MAIN__API_KEY"] = os.environ["RISKD_ACCOUNTS__MAIN__SECRET"] = "bench-not-a-secret"
