@@ -215,6 +215,6 @@ class Metrics:
             if budget.limit is not None:
                 budget_limit.add_metric([budget.name], budget.limit)
             hold.add_metric([budget.name], budget.holding())
-            for status, count in budget.refusals.items():
-                refusals.add_metric([budget.name, str(status)], count)
+            for code, count in budget.refusals.items():
+                refusals.add_metric([budget.name, str(code)], count)
         yield from (used, budget_limit, hold, refusals)

@@ -60,3 +60,24 @@ async def test_the_weight_the_venue_reports_is_read_and_warned_about_before_it_r
     warnings = [e for e in daemon.store.events(RISKD, 20) if e["kind"] == "rate_budget"]
     assert len(warnings) == 1 and "of 2400 request weight" in warnings[0]["message"]
     await daemon.shutdown()
+
+
+async def test_the_venues_budget_is_exported_as_metrics(configure, exchange, clock):
+    from riskd.http import Metrics
+
+    daemon = await started(configure(live=True), clock)
+    exchange.simulator.add_fault("http_429", count=1, path=ORDER_PATH, seconds=30)
+    await tick(daemon, clock)
+    runner = daemon.runners["main"]
+    await runner.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), runner.last_snapshot)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in Metrics(daemon).collect() if family.name.startswith("riskd_venue")
+        for sample in family.samples
+    }
+    venue = (("venue", runner.adapter.budget.name),)
+    assert samples[("riskd_venue_weight_used", venue)] == exchange.weights.used > 0
+    assert samples[("riskd_venue_weight_limit", venue)] == 2400
+    assert samples[("riskd_venue_hold_seconds", venue)] == 30
+    assert samples[("riskd_venue_refusals_total", (("status", "429"), *venue))] == 1
+    await daemon.shutdown()
