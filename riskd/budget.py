@@ -162,8 +162,7 @@ class Budget:
         self.key, self.clock = key, clock
         hosts = key[2]
         self.name = f"{client.id}@{hosts[0]}" if len(hosts) == 1 else client.id
-        self.bucket = dict(client.tokenBucket)
-        self.throttler = Throttler(dict(self.bucket))
+        self.throttler = Throttler(dict(client.tokenBucket))  # the first client's settings, a copy ccxt mutates
         futures = client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
         self.venue = venue(client.id, futures)
         self.used: float | None = None
