@@ -31,6 +31,7 @@ from riskd.executor import Executor
 from riskd.notify import Notifier
 from riskd.redact import redact, register
 from riskd.store import Store
+from riskd.stream import Basis, MarkStream, build_stream_client, wanted
 
 log = logging.getLogger("riskd")
 
@@ -66,6 +67,7 @@ class AccountRunner:
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
     sim: object | None = None
+    overrides: dict = field(default_factory=dict)  # ccxt settings riskd adds (the embedded exchange's URLs)
 
     @property
     def alive_at(self) -> datetime | None:
@@ -94,6 +96,7 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
+        self.streams: dict[str, MarkStream] = {}
         for account in settings.accounts.values():
             register(*account.secrets())
         self.telegram = None
@@ -117,7 +120,7 @@ class Daemon:
             sim, overrides = await start_embedded(account.sim)
         adapter = ExchangeAdapter(name, account, build_client(account, overrides), self.clock)
         executor = Executor(adapter, self.store, self.settings.live, self.clock)
-        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim)
+        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim, overrides=overrides)
 
     def _policy(self, name: str) -> engine.Policy:
         return engine.Policy(
@@ -157,6 +160,7 @@ class Daemon:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
             await self._start_http()
             self._schedule()
+            self._start_streams()
             await self._announce_ready()
             await self.stopping.wait()
         finally:
@@ -235,6 +239,7 @@ class Daemon:
             await asyncio.gather(*still, return_exceptions=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        await asyncio.gather(*(stream.stop() for stream in self.streams.values()))  # each close waits 250 ms
         await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
@@ -358,6 +363,38 @@ class Daemon:
         self.store.record_step(result, now)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
+
+    # --- the mark-price stream (stream.py) ------------------------------------------
+
+    def _start_streams(self) -> None:
+        """Follow each account's mark prices between ticks where its `stream` setting allows."""
+        for name, runner in self.runners.items():
+            if not wanted(runner.config):
+                continue
+            stream = MarkStream(
+                name,
+                connect=lambda runner=runner: build_stream_client(runner.config, runner.overrides, runner.adapter.client.markets),
+                basis=lambda runner=runner: self._basis(runner),
+                read=lambda name=name: self.read_now(name),
+                report=lambda event, alert: self.store.record_event(event, self.clock(), alert),
+                hold=lambda: self.settings.poll_interval,
+            )
+            stream.start()
+            self.streams[name] = stream
+
+    def _basis(self, runner: AccountRunner) -> Basis | None:
+        if runner.last_snapshot is None:
+            return None
+        return Basis(runner.last_snapshot, self.store.load_state(runner.name), runner.policy.breakers, self.clock())
+
+    async def read_now(self, name: str) -> StepResult | None:
+        """A tick at once, asked for by the mark stream; tracked like a scheduled one (None once stopping)."""
+        if self.stopping.is_set():
+            return None
+        task = asyncio.create_task(self.tick(name))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return await task
 
     # --- commands ----------------------------------------------------------------
 

@@ -316,3 +316,22 @@ def test_problems_of_every_kind_are_reported_together(tmp_path):
     lines = str(refused.value).splitlines()
     assert any(line.startswith("pol_interval:") for line in lines)
     assert any(line.startswith("live:") for line in lines)
+
+
+def test_the_stream_follows_its_setting_and_is_on_by_default_where_ccxt_has_it(monkeypatch, tmp_path):
+    from riskd.stream import wanted
+
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "quiet")
+    give_credentials(monkeypatch, "coins")
+    settings = load_settings(write(tmp_path, """\
+        accounts:
+          main: {exchange: binanceusdm}
+          quiet: {exchange: bybit, stream: false}
+          coins: {exchange: binance, market: spot}
+          paper: {exchange: sim}
+        """))
+    assert settings.accounts["main"].stream is None
+    assert {name: wanted(account) for name, account in settings.accounts.items()} == {
+        "main": True, "quiet": False, "coins": False, "paper": True,
+    }

@@ -1,0 +1,157 @@
+"""The mark-price stream end to end: the running daemon, the real ccxt.pro websocket client,
+the embedded exchange's Binance mark-price stream on loopback.
+
+Here time is real (the stream and the scheduler run on the wall clock), the poll is
+slow (60 s) unless a test is about polling, and every wait is for a positive signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from riskd import stream as stream_module
+from riskd.config import load_settings
+from riskd.domain import TradingState
+from riskd.sim import SimServer, Simulator
+from riskd.supervisor import Daemon
+from tests.timing import limit
+
+from .conftest import open_positions, orders_sent
+
+SLOW_POLL = "60s"
+
+
+@pytest.fixture
+async def exchange():
+    """The demo exchange on the wall clock, its prices still until a test moves them."""
+    server = SimServer(Simulator.demo(seed=7, volatility=0))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def control(exchange: SimServer, path: str, body: dict) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{exchange.url}/_sim/{path}", json=body) as reply:
+            return await reply.json()
+
+
+async def until(condition, seconds: float, what: str) -> float:
+    """Wait for `condition()` to hold; returns the seconds it took, fails after `seconds`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > limit(seconds):
+            raise AssertionError(f"not within {limit(seconds):.1f} s: {what}")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def running(path: str) -> tuple[Daemon, asyncio.Task]:
+    """A daemon running as `riskd run` does, once it has read the account and its stream is up."""
+    daemon = Daemon(load_settings(path))
+    task = asyncio.create_task(daemon.run())
+    await until(lambda: "main" in daemon.streams and daemon.streams["main"].up, 10, "the stream is up")
+    return daemon, task
+
+
+async def stopped(daemon: Daemon, task: asyncio.Task) -> None:
+    daemon.stop()
+    await asyncio.wait_for(task, limit(15))
+
+
+def kinds(daemon: Daemon) -> list[str]:
+    return [event["kind"] for event in daemon.store.events("main", 200)]
+
+
+async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_poll(configure, exchange):
+    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+    assert stream.reads == 0 and open_positions(exchange.simulator)
+
+    await control(exchange, "price", {"move": -0.20})
+    took = await until(lambda: not open_positions(exchange.simulator), 10, "the account is flat")
+
+    assert took < limit(5)  # the next poll is 60 s away
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.HALTED and "drawdown" in state.latches
+    assert stream.reads >= 2  # confirm: 2, each read one tick
+    first = {}
+    for event in daemon.store.events("main", 200):
+        first[event["kind"]] = min(event["id"], first.get(event["kind"], event["id"]))
+    assert first["stream_breach"] < first["breach"]  # the stream's suspicion, then the account's own breach
+    assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(exchange.simulator))
+    await stopped(daemon, task)
+
+
+async def test_a_breach_on_the_stream_that_the_account_does_not_show_does_nothing(configure, exchange):
+    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+    reads = len([r for r in exchange.simulator.requests if r["path"] == "/fapi/v3/account"])
+
+    await control(exchange, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})  # a bad print, the stream only
+    await until(lambda: "stream_unconfirmed" in kinds(daemon), 10, "the read that does not confirm it")
+
+    assert stream.reads == 1
+    assert len([r for r in exchange.simulator.requests if r["path"] == "/fapi/v3/account"]) == reads + 1
+    events = kinds(daemon)
+    assert "breach" not in events and "stream_breach" in events
+    assert orders_sent(exchange.simulator) == [] and daemon.store.actions("main") == []
+    assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+    # the same false mark again is left to the polls: no second read
+    await control(exchange, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})
+    marks = stream.marks_seen
+    await until(lambda: stream.marks_seen >= marks + 2, 5, "more marks judged")
+    assert stream.reads == 1
+    await stopped(daemon, task)
+
+
+async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exchange):
+    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "stream", {"drop": True})
+    await until(lambda: "stream_up" in kinds(daemon), 10, "the stream is back")
+
+    assert exchange.streams.connections == 2 and stream.up and stream.reconnects == 1
+    assert "stream_down" in kinds(daemon)
+    alerts = [alert["text"] for alert in daemon.store.alerts(50)]
+    assert any("stream is down" in text for text in alerts) and any("stream is back" in text for text in alerts)
+    # and the new connection carries a crash as the first did
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 5, "the account is flat")
+    await stopped(daemon, task)
+
+
+async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, exchange, monkeypatch):
+    monkeypatch.setattr(stream_module, "STALL", 1.0)  # Binance pushes every second; riskd waits 10
+    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+
+    await control(exchange, "stream", {"silent": True})
+    await until(lambda: "stream_down" in kinds(daemon), 5, "the stall is reported")
+    await control(exchange, "stream", {"silent": False})
+    await until(lambda: "stream_up" in kinds(daemon), 10, "the stream is back")
+
+    assert exchange.streams.connections >= 2
+    await stopped(daemon, task)
+
+
+async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exchange):
+    daemon, task = await running(configure(live=True, poll_interval="1s"))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "stream", {"down": True})  # dropped, and new connections refused
+    await until(lambda: "stream_down" in kinds(daemon), 5, "the outage is reported")
+    assert not stream.up
+
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 10, "the polls flatten the account")
+
+    assert stream.reads == 0 and not stream.up  # the polls did it, the stream never came back
+    assert "stream_breach" not in kinds(daemon)
+    assert kinds(daemon).count("stream_down") == 1  # one report per outage, however many attempts
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    await stopped(daemon, task)
