@@ -16,6 +16,7 @@ import pytest
 from riskd import stream as stream_module
 from riskd.config import load_settings
 from riskd.domain import TradingState
+from riskd.http import HttpServer
 from riskd.sim import SimServer, Simulator
 from riskd.supervisor import Daemon
 from tests.timing import limit
@@ -63,6 +64,26 @@ async def stopped(daemon: Daemon, task: asyncio.Task) -> None:
     await asyncio.wait_for(task, limit(15))
 
 
+async def metrics(daemon: Daemon) -> dict[str, float]:
+    """The stream's samples on /metrics, by name, for the account "main"."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = HttpServer(daemon)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/metrics") as reply:
+                text = await reply.text()
+    finally:
+        await server.stop()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("riskd_stream") and sample.labels.get("account") == "main"
+    }
+
+
 def kinds(daemon: Daemon) -> list[str]:
     return [event["kind"] for event in daemon.store.events("main", 200)]
 
@@ -79,6 +100,7 @@ async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED and "drawdown" in state.latches
     assert stream.reads >= 2  # confirm: 2, each read one tick
+    assert (await metrics(daemon))["riskd_stream_reads_total"] == stream.reads
     first = {}
     for event in daemon.store.events("main", 200):
         first[event["kind"]] = min(event["id"], first.get(event["kind"], event["id"]))
@@ -120,6 +142,9 @@ async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exch
     assert "stream_down" in kinds(daemon)
     alerts = [alert["text"] for alert in daemon.store.alerts(50)]
     assert any("stream is down" in text for text in alerts) and any("stream is back" in text for text in alerts)
+    samples = await metrics(daemon)
+    assert samples["riskd_stream_up"] == 1 and samples["riskd_stream_reconnects_total"] == 1
+    assert samples["riskd_stream_mark_age_seconds"] < limit(3)
     # and the new connection carries a crash as the first did
     await control(exchange, "price", {"move": -0.20})
     await until(lambda: not open_positions(exchange.simulator), 5, "the account is flat")
@@ -145,7 +170,7 @@ async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exc
 
     await control(exchange, "stream", {"down": True})  # dropped, and new connections refused
     await until(lambda: "stream_down" in kinds(daemon), 5, "the outage is reported")
-    assert not stream.up
+    assert not stream.up and (await metrics(daemon))["riskd_stream_up"] == 0
 
     await control(exchange, "price", {"move": -0.20})
     await until(lambda: not open_positions(exchange.simulator), 10, "the polls flatten the account")
