@@ -77,10 +77,16 @@ def watch_method(client: Any) -> str | None:
     return None
 
 
-def build_stream_client(account: AccountConfig, overrides: dict | None = None, markets: dict | None = None) -> Any:
+def build_stream_client(
+    account: AccountConfig, overrides: dict | None = None, markets: Mapping[str, dict] | None = None,
+    symbols: tuple[str, ...] = (),
+) -> Any:
     """A ccxt.pro client for the account's exchange, with its URLs and options but no
-    credentials: mark prices are public, and a key not handed out cannot leak. Given the
-    REST client's `markets`, it makes no exchangeInfo request of its own."""
+    credentials: mark prices are public, and a key not handed out cannot leak.
+
+    Given the REST client's `markets`, it keeps only those of `symbols`: no exchangeInfo
+    request of its own, and no second copy of a venue's hundreds of markets (ccxt copies
+    each, about 3 KB apiece) for every account."""
     import ccxt.pro  # loaded only when a stream runs: the websocket classes add ~6 MB
 
     exchange_id = "binanceusdm" if account.is_sim else account.exchange
@@ -91,8 +97,9 @@ def build_stream_client(account: AccountConfig, overrides: dict | None = None, m
     for secret in ("apiKey", "secret", "password"):
         settings.pop(secret, None)
     client = getattr(ccxt.pro, exchange_id)(settings)
-    if markets:
-        client.set_markets(markets)
+    held = {symbol: markets[symbol] for symbol in symbols if symbol in (markets or {})}
+    if held and len(held) == len(symbols):
+        client.set_markets(held)
     return client
 
 
@@ -110,14 +117,14 @@ def wanted(account: AccountConfig) -> bool:
 class MarkStream:
     """One account's mark-price stream: `start()`, `stop()`, and figures for /metrics.
 
-    `connect` builds a ccxt.pro client; `basis` gives what a mark is judged against
+    `connect` builds a ccxt.pro client for the symbols to follow; `basis` gives what a mark is judged against
     (None before the first good read); `read` runs an immediate tick and returns its
     result (None when riskd is stopping); `report` records an event with its alert;
     `hold` is how long an unconfirmed breaker is left to the polls (the poll interval).
     """
 
     account: str
-    connect: Callable[[], Any]
+    connect: Callable[[tuple[str, ...]], Any]
     basis: Callable[[], Basis | None]
     read: Callable[[], Awaitable[StepResult | None]]
     report: Callable[[Event, Alert | None], None]
@@ -150,7 +157,7 @@ class MarkStream:
             if not symbols:
                 await asyncio.sleep(IDLE_CHECK)
                 continue
-            client = self.connect()
+            client = self.connect(symbols)
             try:
                 if await self._follow(client, symbols):
                     delay = BACKOFF
@@ -205,7 +212,9 @@ class MarkStream:
     # --- judging -----------------------------------------------------------------
 
     async def _judge(self, marks: Mapping[str, float]) -> None:
-        """Read the account at once while the marks show a breach it has not yet tripped."""
+        """Read the account at once while the marks show a breach it has not yet tripped:
+        at most `confirm` reads for one mark, enough to trip it."""
+        asked = 0
         while True:
             basis = self.basis()
             if basis is None:
@@ -214,8 +223,9 @@ class MarkStream:
             readings = price_readings(basis.state, estimate, basis.breakers, basis.now)
             clock = time.monotonic()
             breaches = [r for r in unconfirmed_breaches(basis.state, readings) if self._held.get(r.key, 0) <= clock]
-            if not breaches:
+            if not breaches or asked >= max(basis.breakers[r.breaker].confirm for r in breaches):
                 return
+            asked += 1
             text = f"at the stream's mark prices {breaches[0].reason}; reading the account to confirm"
             if len(breaches) > 1:
                 text += f" (and {len(breaches) - 1} more)"

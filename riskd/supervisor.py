@@ -373,7 +373,9 @@ class Daemon:
                 continue
             stream = MarkStream(
                 name,
-                connect=lambda runner=runner: build_stream_client(runner.config, runner.overrides, runner.adapter.client.markets),
+                connect=lambda symbols, runner=runner: build_stream_client(
+                    runner.config, runner.overrides, runner.adapter.client.markets, symbols
+                ),
                 basis=lambda runner=runner: self._basis(runner),
                 read=lambda name=name: self.read_now(name),
                 report=lambda event, alert: self.store.record_event(event, self.clock(), alert),

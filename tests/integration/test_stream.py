@@ -92,6 +92,8 @@ async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_
     daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
     stream = daemon.streams["main"]
     assert stream.reads == 0 and open_positions(exchange.simulator)
+    # the stream makes no request of its own: its client has the markets the account's client loaded
+    assert [r["path"] for r in exchange.simulator.requests].count("/fapi/v1/exchangeInfo") == 1
 
     await control(exchange, "price", {"move": -0.20})
     took = await until(lambda: not open_positions(exchange.simulator), 10, "the account is flat")
