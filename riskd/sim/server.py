@@ -415,7 +415,8 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
         simulator.add_fault("latency", seconds=latency)
     server = SimServer(simulator, host, port)
     url = await server.start()
-    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url} (state: {url}/_sim/state)", flush=True)
+    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url}, mark-price streams at "
+          f"{url.replace('http', 'ws', 1)}/ws (state: {url}/_sim/state)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
