@@ -14,8 +14,9 @@ scheduled one, so riskd acts only on what the account itself says.
 
 How `confirm` counts: each stream-triggered read is one tick and counts once. While the
 stream shows a breach the account's reads have not yet tripped, the reads follow one
-another at once (the next starts when the previous is recorded), so a breach with
-`confirm: 2` trips two reads after the mark, not two poll intervals. A read whose own
+another at once (the next starts when the previous is recorded; at most `confirm` for
+one mark), so a breach with `confirm: 2` trips two reads after the mark, not two poll
+intervals. A read whose own
 reading of that breaker is not breached (or that failed) does not confirm it: nothing is
 done, and the stream asks no further read for that breaker for one poll interval; the
 polls judge it meanwhile. A breach already tripped asks no read: the polls enforce it.
