@@ -90,6 +90,8 @@ class MarkStreams:
         try:
             request = json.loads(text)
             method, params, number = request["method"], request.get("params", []), request["id"]
+            if not isinstance(params, list):
+                raise TypeError("params must be a list")
         except (ValueError, KeyError, TypeError):
             await subscriber.socket.send_json({"error": {"code": 3, "msg": "Invalid JSON: expected a request object"}})
             return
