@@ -182,3 +182,17 @@ async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exc
     assert kinds(daemon).count("stream_down") == 1  # one report per outage, however many attempts
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     await stopped(daemon, task)
+
+
+async def test_each_read_the_stream_asks_for_counts_once_towards_confirm(configure, exchange):
+    price_driven = ("drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance")
+    breakers = {name: {"confirm": 3} for name in price_driven}
+    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL, breakers=breakers))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 10, "the account is flat")
+
+    assert stream.reads == 3  # three reads, one after the other, then the trip
+    assert kinds(daemon).count("stream_breach") == 3
+    await stopped(daemon, task)
