@@ -18,7 +18,7 @@ from pathlib import Path
 from riskd import __version__, logs
 from riskd.commands import AccountStatus, Refusal, report, resolve_accounts, status, submit, utcnow, wait_for
 from riskd.config import ConfigError, Settings, load_settings
-from riskd.domain import CommandKind
+from riskd.domain import CommandKind, CommandStatus
 from riskd.store import Store, StoreError
 from riskd.units import format_duration, format_money, format_percent, parse_percent
 
@@ -203,8 +203,8 @@ def render_status(account: AccountStatus, now: datetime) -> str:
         lines.append(f"  {name:<34} {value:>10} {describe(reading.limit):>10}  {reading.status.upper()}")
     for position in account.positions:
         lines.append(
-            f"  position {position['symbol']}: {position['side']} {position['contracts']:g}, "
-            f"{format_money(position['notional'], account.quote)}, uPnL {position['unrealized_pnl']:+,.2f}"
+            f"  position {position.key}: {position.side} {position.contracts:g}, "
+            f"{format_money(position.notional, account.quote)}, uPnL {position.unrealized_pnl:+,.2f}"
         )
     return "\n".join(lines)
 
@@ -221,9 +221,9 @@ def _events(settings: Settings, arguments: argparse.Namespace) -> int:
     if arguments.account is not None:
         resolve_accounts(settings, arguments.account)
     rows = Store(settings.database).events(arguments.account, arguments.limit)
-    for row in rows:
-        breaker = f" [{row['breaker']}]" if row["breaker"] else ""
-        print(f"{row['at'][:19]}  {row['account']:<12} {row['severity']:<9} {row['kind']}{breaker}: {row['message']}")
+    for event in rows:
+        breaker = f" [{event.breaker}]" if event.breaker else ""
+        print(f"{event.at:%Y-%m-%dT%H:%M:%S}  {event.account:<12} {event.severity:<9} {event.kind}{breaker}: {event.message}")
     if not rows:
         print("no events recorded yet")
     return 0
@@ -247,11 +247,11 @@ def _control(kind: CommandKind):
         rows = asyncio.run(wait_for(store, ids, timeout=5.0))
         failed = 0
         for row in rows:
-            if row["status"] == "pending":
-                print(f"{row['account']}: queued; no running riskd has picked it up yet (it will within 5 minutes of starting)")
+            if row.status is CommandStatus.PENDING:
+                print(f"{row.account}: queued; no running riskd has picked it up yet (it will within 5 minutes of starting)")
             else:
-                failed += row["status"] != "done"
-                print(f"{row['account']}: {row['status']}: {row['result']}")
+                failed += row.status is not CommandStatus.DONE
+                print(f"{row.account}: {row.status}: {row.result}")
         return TROUBLE if failed else 0
 
     return handle

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, Position, Reading, Side, TradingState
-from riskd.store import Store
+from riskd.domain import Command, CommandKind, CommandStatus, Position, Reading, TradingState
+from riskd.store import CommandRecord, EventRecord, Store
 
 if TYPE_CHECKING:
     from riskd.analytics import Figures
@@ -45,7 +45,8 @@ class AccountStatus:
     day_start_equity: float | None
     quote: str
     readings: list[Reading] = field(default_factory=list)
-    positions: list[dict] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    day_start: datetime | None = None
 
     @property
     def drawdown(self) -> float | None:
@@ -74,7 +75,8 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
     result = []
     for name in resolve_accounts(settings, account_name):
         account = settings.accounts[name]
-        state = store.load_state(name)
+        stored = store.stored_state(name)
+        state = stored.state
         snapshot = store.latest_snapshot(name)
         result.append(
             AccountStatus(
@@ -84,13 +86,14 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
                 trading_state=state.trading_state,
                 reason=state.reason,
                 since=state.since,
-                updated_at=store.state_updated_at(name),
+                updated_at=stored.updated_at,
                 equity=state.last_equity,
                 peak_equity=state.peak_equity,
                 day_start_equity=state.day_start_equity,
                 quote=account.quote,
-                readings=store.readings(name),
-                positions=store.positions_of(snapshot["id"]) if snapshot else [],
+                readings=list(stored.readings),
+                positions=store.positions_of(snapshot.id) if snapshot else [],
+                day_start=state.day_start,
             )
         )
     return result
@@ -116,7 +119,7 @@ def submit(
     ]
 
 
-def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[dict]:
+def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[EventRecord]:
     """The most recent events, oldest first, of one account or all."""
     if not 1 <= limit <= 200:
         raise Refusal("the number of events must be between 1 and 200")
@@ -144,10 +147,7 @@ def report(store: Store, settings: Settings, now: datetime | None = None) -> lis
     now = now or utcnow()
     result = []
     for account in status(store, settings):
-        since = store.load_state(account.account).day_start
-        held = [
-            Position(row["symbol"], Side(row["side"]), row["contracts"], row["notional"]) for row in account.positions
-        ]
+        since, held = account.day_start, account.positions
         result.append(
             DayReport(
                 account,
@@ -160,12 +160,12 @@ def report(store: Store, settings: Settings, now: datetime | None = None) -> lis
     return result
 
 
-async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[dict]:
+async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[CommandRecord]:
     """Wait until the daemon has handled the commands, or the timeout passes."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         rows = [store.command(command_id) for command_id in ids]
-        if all(row["status"] != "pending" for row in rows) or asyncio.get_running_loop().time() >= deadline:
+        if all(row.status is not CommandStatus.PENDING for row in rows) or asyncio.get_running_loop().time() >= deadline:
             return rows
         await asyncio.sleep(0.1)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from riskd.config import load_settings
+from riskd.store import OrderKind
 from riskd.supervisor import Daemon
 from riskd.units import format_money
 
@@ -87,17 +88,17 @@ async def _narrate(daemon: Daemon, simulator, seconds: float, out, crash: dict) 
         )
         events = daemon.store.events("demo", 200)
         for event in events[seen_events:]:
-            if event["kind"] in NARRATED:
-                out(f"        {event['severity'].upper():<9} {event['kind']}: {event['message']}")
+            if event.kind in NARRATED:
+                out(f"        {event.severity.upper():<9} {event.kind}: {event.message}")
         seen_events = len(events)
-        actions = [a for a in daemon.store.actions("demo", 500) if a["kind"] in ("order", "cancel")]
-        for action in actions[seen_actions:]:
-            if action["kind"] == "cancel":
-                count = len((action["exchange_order_id"] or "").split(", "))
-                out(f"        CANCEL    {count} order(s) on {action['symbol']}: {action['status']}")
+        sent = [a for a in daemon.store.actions("demo", 500) if a.parent_id is not None]  # orders and cancels
+        for action in sent[seen_actions:]:
+            if action.kind is OrderKind.CANCEL:
+                count = len((action.exchange_order_id or "").split(", "))
+                out(f"        CANCEL    {count} order(s) on {action.symbol}: {action.status}")
             else:
-                out(f"        ORDER     {action['side']} {action['amount']:g} {action['symbol']} reduce-only market: {action['status']}")
-        seen_actions = len(actions)
+                out(f"        ORDER     {action.side} {action.amount:g} {action.symbol} reduce-only market: {action.exchange_status or action.status}")
+        seen_actions = len(sent)
         if not now["positions"] and not now["openOrders"]:
             flat_since = flat_since or elapsed
             if elapsed - flat_since >= 4 * pause and elapsed >= crash["after"] + crash["duration"]:
@@ -111,7 +112,7 @@ def _summary(start: dict, end: dict, daemon: Daemon, out) -> None:
         p["amount"] * (end["prices"][p["symbol"]] - p["mark"]) for p in start["positions"]
     )
     state = daemon.store.load_state("demo")
-    orders = [a for a in daemon.store.actions("demo", 500) if a["kind"] == "order"]
+    orders = [a for a in daemon.store.actions("demo", 500) if a.kind is OrderKind.ORDER]
     out("\nsummary")
     out(f"  equity at start      {format_money(start['equity'], 'USDT')}")
     out(f"  equity now (guarded) {format_money(end['equity'], 'USDT')}  ({(end['equity'] - start['equity']) / start['equity']:+.1%})")

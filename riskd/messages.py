@@ -17,6 +17,7 @@ from typing import Iterable
 from riskd.breakers import BREAKERS
 from riskd.commands import AccountStatus, DayReport
 from riskd.domain import Reading, Severity, Status
+from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
 LIMIT = 4096
@@ -55,17 +56,16 @@ def when(moment: datetime) -> str:
 # --- alerts ----------------------------------------------------------------------
 
 
-def alert(row: dict, now: datetime) -> str:
-    """One outbox row as a message: a header, the engine's words, late notice, next steps."""
-    severity, account = Severity(row["severity"]), row["account"] or ""
-    at = datetime.fromisoformat(row["at"])
+def alert(outbox: OutboxAlert, now: datetime) -> str:
+    """One alert of the outbox as a message: a header, the engine's words, late notice, next steps."""
+    severity, account, at = outbox.severity, outbox.account, outbox.at
     header = f"{MARKS[severity]} <b>{severity.upper()}</b>" + (f" · <b>{escape(account)}</b>" if account else "")
     lines = [header]
     if now - at > LATE_AFTER:
         lines.append(f"⏱ <i>Delivered late: this was raised at {when(at)}, {format_duration(now - at)} ago.</i>")
-    text = (row["text"] or "").replace(f"[{account}] ", "", 1)  # the header names the account
+    text = outbox.text.replace(f"[{account}] ", "", 1)  # the header names the account
     lines.append(_CODE.sub(r"<code>\1</code>", escape(text[:3000])))
-    hint = next_steps(row.get("key") or "", account)
+    hint = next_steps(outbox.key, account)
     if hint:
         lines.append(f"<i>Next:</i> {hint}")
     return fit("\n".join(lines))
@@ -117,13 +117,13 @@ def positions(accounts: Iterable[AccountStatus]) -> str:
     for account in accounts:
         lines = [f"<b>{escape(account.account)}</b>: {len(account.positions)} position(s)"]
         for position in account.positions:
-            liquidation = position.get("liquidation_price")
+            liquidation = position.liquidation_price
             lines.append(
-                f"{escape(position['symbol'])} {escape(position['side'])} {position['contracts']:g}"
-                f" · {_money(position['notional'], account.quote)}"
-                f" · uPnL {position['unrealized_pnl'] or 0:+,.2f} {escape(account.quote)}"
-                + (f" · entry {position['entry_price']:,.6g}" if position.get("entry_price") else "")
-                + (f" · mark {position['mark_price']:,.6g}" if position.get("mark_price") else "")
+                f"{escape(position.key)} {escape(position.side)} {position.contracts:g}"
+                f" · {_money(position.notional, account.quote)}"
+                f" · uPnL {position.unrealized_pnl or 0:+,.2f} {escape(account.quote)}"
+                + (f" · entry {position.entry_price:,.6g}" if position.entry_price else "")
+                + (f" · mark {position.mark_price:,.6g}" if position.mark_price else "")
                 + (f" · liq. {liquidation:,.6g}" if liquidation else "")
             )
         blocks.append("\n".join(lines))
@@ -141,13 +141,13 @@ def breakers(accounts: Iterable[AccountStatus]) -> str:
     return fit("\n\n".join(blocks))
 
 
-def events(rows: Iterable[dict]) -> str:
+def events(records: Iterable[EventRecord]) -> str:
     lines = []
-    for row in rows:
-        mark = MARKS.get(row.get("severity"), "")
-        breaker = f" [{escape(row['breaker'])}]" if row.get("breaker") else ""
+    for event in records:
+        mark = MARKS.get(event.severity, "")
+        breaker = f" [{escape(event.breaker)}]" if event.breaker else ""
         lines.append(
-            f"{row['at'][11:19]} {mark} <b>{escape(row['account'])}</b> {escape(row['kind'])}{breaker}: {escape(row['message'])}"
+            f"{event.at:%H:%M:%S} {mark} <b>{escape(event.account)}</b> {escape(event.kind)}{breaker}: {escape(event.message)}"
         )
     return fit("\n".join(lines) if lines else "No events recorded yet.")
 

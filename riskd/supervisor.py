@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from riskd import __version__, engine, health, logs
 from riskd.commands import expired, utcnow
 from riskd.config import AccountConfig, ConfigError, Settings, reloadable
-from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
+from riskd.domain import Alert, AlertStatus, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
 from riskd.notify import Notifier
@@ -413,9 +413,9 @@ class Daemon:
             await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
             return
         now = self.clock()
-        for row in self.store.due_alerts(now):
-            log.log(LEVELS[Severity(row["severity"])], "ALERT %s", row["text"])
-            self.store.mark_alert(row["id"], now, "logged")
+        for alert in self.store.due_alerts(now):
+            log.log(LEVELS[alert.severity], "ALERT %s", alert.text)
+            self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

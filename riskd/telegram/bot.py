@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 from riskd import commands, messages
 from riskd.commands import Refusal
 from riskd.config import Settings, TelegramSettings
-from riskd.domain import Alert, CommandKind, Event, Severity
+from riskd.domain import Alert, CommandKind, CommandStatus, Event, Severity
 from riskd.messages import escape
 from riskd.redact import redact, register
 from riskd.store import Store
@@ -76,17 +76,17 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     now = bot.clock()
     if now - message.date > commands.COMMAND_LIFETIME:
         reason = f"sent at {messages.when(message.date)} while riskd was not running"
-        bot.store.record_refusal(SOURCE, request.who, request.text, reason, now)
+        bot.store.record_answer(SOURCE, request.who, request.text, CommandStatus.REFUSED, reason, now)
         reply = Reply(f"⛔ This command was {escape(reason)}; nothing was done. Send it again if you still want it.")
     else:
         try:
             reply = await spec.run(bot, request)
         except Usage as error:
-            bot.store.record_refusal(SOURCE, request.who, request.text, f"usage: {error or spec.usage}", now)
+            bot.store.record_answer(SOURCE, request.who, request.text, CommandStatus.REFUSED, f"usage: {error or spec.usage}", now)
             detail = f"{escape(error)}\n" if str(error) else ""
             reply = Reply(f"{detail}Usage: {escape(spec.usage)}, for example {escape(spec.example)}")
         except Refusal as error:
-            bot.store.record_refusal(SOURCE, request.who, request.text, str(error), now)
+            bot.store.record_answer(SOURCE, request.who, request.text, CommandStatus.REFUSED, str(error), now)
             reply = Reply(f"⛔ {escape(error)}")
     await message.reply_text(reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.buttons)
 
@@ -101,7 +101,7 @@ async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if refusal:
         await bot.ignore(update, refusal)
         return
-    bot.store.record_refusal(SOURCE, describe(update), message.text[:300], "unknown command", bot.clock())
+    bot.store.record_answer(SOURCE, describe(update), message.text[:300], CommandStatus.REFUSED, "unknown command", bot.clock())
     await message.reply_text("Unknown command. /help lists what riskd understands.")
 
 
@@ -127,19 +127,19 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         bot.confirmations.pop(token, None)
         await query.answer("This confirmation has expired; nothing was done.")
         if confirmation is not None:
-            bot.record(confirmation.request, "confirmation expired; nothing done", confirmation.account, status="expired")
+            bot.record(confirmation.request, "confirmation expired; nothing done", confirmation.account, status=CommandStatus.EXPIRED)
             await query.edit_message_text(
                 f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it.",
                 parse_mode=ParseMode.HTML,
             )
         return
     if query.from_user.id != confirmation.request.user_id:
-        bot.store.record_refusal(SOURCE, who, f"{choice} button of {confirmation.request.text}", "only the person who asked may confirm", now)
+        bot.store.record_answer(SOURCE, who, f"{choice} button of {confirmation.request.text}", CommandStatus.REFUSED, "only the person who asked may confirm", now)
         await query.answer("Only the person who gave this command can confirm it.", show_alert=True)
         return
     del bot.confirmations[token]
     if choice != "confirm":
-        bot.record(confirmation.request, "cancelled; nothing done", confirmation.account, status="cancelled")
+        bot.record(confirmation.request, "cancelled; nothing done", confirmation.account, status=CommandStatus.CANCELLED)
         await query.answer("Cancelled.")
         await query.edit_message_text(f"{confirmation.question}\n\n✖️ Cancelled: nothing was done.", parse_mode=ParseMode.HTML)
         return
@@ -266,7 +266,7 @@ class TelegramBot:
 
     # --- commands ----------------------------------------------------------------
 
-    def record(self, request: Request, result: str, account: str | None = None, status: str = "done") -> None:
+    def record(self, request: Request, result: str, account: str | None = None, status: CommandStatus = CommandStatus.DONE) -> None:
         self.store.record_answer(SOURCE, request.who, request.text, status, result, self.clock(), account)
 
     async def carry_out(
@@ -278,11 +278,11 @@ class TelegramBot:
         )
         lines = []
         for row in await commands.wait_for(self.store, ids, timeout=COMMAND_WAIT):
-            if row["status"] == "pending":
-                lines.append(f"⏳ {escape(row['account'])}: queued; riskd is busy and will carry it out shortly (see /events)")
+            if row.status is CommandStatus.PENDING:
+                lines.append(f"⏳ {escape(row.account)}: queued; riskd is busy and will carry it out shortly (see /events)")
             else:
-                mark = "✅" if row["status"] == "done" else "⛔"
-                lines.append(f"{mark} {escape(row['result'])}")
+                mark = "✅" if row.status is CommandStatus.DONE else "⛔"
+                lines.append(f"{mark} {escape(row.result)}")
         return Reply("\n".join(lines))
 
     def ask(
@@ -295,7 +295,7 @@ class TelegramBot:
         token = secrets.token_urlsafe(12)
         within = self.config.confirm_within
         self.confirmations[token] = Confirmation(request, question, kind, account, now + within, reason, fraction)
-        self.record(request, "asked for confirmation", account, status="asked")
+        self.record(request, "asked for confirmation", account, status=CommandStatus.ASKED)
         buttons = InlineKeyboardMarkup(
             [[InlineKeyboardButton("Confirm", callback_data=f"confirm:{token}"),
               InlineKeyboardButton("Cancel", callback_data=f"cancel:{token}")]]
@@ -323,7 +323,7 @@ class TelegramBot:
         """Record a command riskd will not obey, without answering; warn the owners once per cooldown."""
         now, who = self.clock(), describe(update)
         text = (update.effective_message.text or "")[:200]
-        self.store.record_refusal(SOURCE, who, text, f"not obeyed: {reason}", now)
+        self.store.record_answer(SOURCE, who, text, CommandStatus.REFUSED, f"not obeyed: {reason}", now)
         log.warning("telegram: not obeyed: %r from %s: %s", text, who, reason)
         cooldown = self.settings.alert_cooldown
         if self.ignored_alerted_at is not None and now - self.ignored_alerted_at < cooldown:

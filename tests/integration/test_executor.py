@@ -34,8 +34,8 @@ async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configu
     assert outcome.done
     assert open_positions(sim) == {}
     assert len(orders_sent(sim)) == 3  # one per position, none repeated
-    failed = [a for a in daemon.store.actions("main", 50) if a["kind"] == "order"]
-    assert all(a["status"] == "failed" and a["error"] for a in failed)
+    failed = [a for a in daemon.store.actions("main", 50) if a.kind == "order"]
+    assert all(a.status == "failed" and a.error for a in failed)
     await daemon.shutdown()
 
 
@@ -71,9 +71,9 @@ async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, ex
     outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
 
     assert not outcome.done and "still open" in outcome.detail
-    events = [e for e in daemon.store.events("main", 50) if e["kind"] == "action_unconfirmed"]
-    assert events and events[0]["severity"] == "emergency"
-    assert any(a["severity"] == "emergency" and "Could not confirm" in a["text"] for a in daemon.store.alerts())
+    events = [e for e in daemon.store.events("main", 50) if e.kind == "action_unconfirmed"]
+    assert events and events[0].severity == "emergency"
+    assert any(a.severity == "emergency" and "Could not confirm" in a.text for a in daemon.store.alerts())
     await daemon.shutdown()
 
 
@@ -87,7 +87,7 @@ async def test_a_failure_inside_riskd_while_acting_is_recorded_and_announced(con
     outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
 
     assert not outcome.done and "does not have market symbol" in outcome.detail
-    row = next(a for a in daemon.store.actions("main", 50) if a["kind"] == "flatten")
-    assert row["status"] == "unconfirmed"
-    assert any(a["severity"] == "emergency" for a in daemon.store.alerts())
+    row = next(a for a in daemon.store.actions("main", 50) if a.kind == "flatten")
+    assert row.status == "unconfirmed"
+    assert any(a.severity == "emergency" for a in daemon.store.alerts())
     await daemon.shutdown()

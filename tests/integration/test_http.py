@@ -251,8 +251,8 @@ async def test_a_port_in_use_is_an_alert_and_riskd_guards_on(tmp_path):
                     break
                 await asyncio.sleep(0.05)
             assert daemon.http is None and daemon.runners["demo"].last_tick_at is not None
-            alert = next(row for row in daemon.store.alerts() if row["key"] == "http_failed")
-            assert f"127.0.0.1:{port}" in alert["text"]
+            alert = next(row for row in daemon.store.alerts() if row.key == "http_failed")
+            assert f"127.0.0.1:{port}" in alert.text
         finally:
             daemon.stop()
             await running

@@ -139,9 +139,9 @@ async def test_sighup_applies_a_good_configuration_and_refuses_a_bad_one_with_an
 
     path.write_text(path.read_text() + "poll_interval: sometime\n")
     os.kill(os.getpid(), signal.SIGHUP)
-    await eventually(lambda: any(row["key"] == "config_refused" for row in daemon.store.alerts()))
-    alert = next(row for row in daemon.store.alerts() if row["key"] == "config_refused")
-    assert "poll_interval" in alert["text"] and alert["severity"] == "warning"
+    await eventually(lambda: any(row.key == "config_refused" for row in daemon.store.alerts()))
+    alert = next(row for row in daemon.store.alerts() if row.key == "config_refused")
+    assert "poll_interval" in alert.text and alert.severity == "warning"
     assert runner.policy.breakers["drawdown"].limit == pytest.approx(0.08)  # the previous one stays
     assert not running.done()
 

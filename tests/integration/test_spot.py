@@ -172,8 +172,8 @@ async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_or
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED and "drawdown" in state.latches
     actions = daemon.store.actions("main", 100)
-    assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
-    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"]["newClientOrderId"] for e in sent}
+    assert any(a.kind == "flatten" and a.status == "done" for a in actions)
+    assert {a.client_order_id for a in actions if a.kind == "order"} == {e["params"]["newClientOrderId"] for e in sent}
 
     await tick(daemon, clock)  # flat and halted: nothing more to do
     assert len(spot_orders_sent(sim)) == 3
@@ -190,9 +190,9 @@ async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, c
     assert spot_orders_sent(sim) == [] and not [e for e in sim.requests if e["method"] == "DELETE"]
     assert holdings(sim) == {"USDT": 5_000, "BTC": 0.05, "ETH": 1.5, "SOL": 40, "BNB": 2}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
-    assert {(a["symbol"], a["side"], a["amount"]) for a in would} >= {(BTC, "sell", 0.05), (ETH, "sell", 1.5), (SOL, "sell", 40)}
-    assert all(a["status"] == "dry_run" for a in would)
+    would = [a for a in daemon.store.actions("main", 100) if a.kind == "order"]
+    assert {(a.symbol, a.side, a.amount) for a in would} >= {(BTC, "sell", 0.05), (ETH, "sell", 1.5), (SOL, "sell", 40)}
+    assert all(a.status == "dry_run" for a in would)
     await daemon.shutdown()
 
 
@@ -236,7 +236,7 @@ async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_
     assert holdings(sim) == pytest.approx({"USDT": 5_000 + (2_400 + 3_600 + 4_800) * 0.999, "BNB": 2, "ADA": 0.05, "LINK": 0.2})
     assert len(spot_orders_sent(sim)) == 3  # no order the exchange would refuse, on any tick
     actions = daemon.store.actions("main", 100)
-    assert [a["status"] for a in actions if a["kind"] == "flatten"] == ["done"]
-    assert not [a for a in actions if a["kind"] == "close" or a["status"] in ("failed", "unconfirmed")]
-    assert not [row for row in daemon.store.alerts() if "Could not confirm" in row["text"]]
+    assert [a.status for a in actions if a.kind == "flatten"] == ["done"]
+    assert not [a for a in actions if a.kind == "close" or a.status in ("failed", "unconfirmed")]
+    assert not [row for row in daemon.store.alerts() if "Could not confirm" in row.text]
     await daemon.shutdown()

@@ -10,7 +10,8 @@ import pytest
 
 from riskd import messages
 from riskd.commands import AccountStatus
-from riskd.domain import Reading, Status, TradingState
+from riskd.domain import AlertStatus, EventKind, Position, Reading, Severity, Side, Status, TradingState, frozen_mapping
+from riskd.store import EventRecord, OutboxAlert
 from riskd.telegram.menu import COMMANDS
 from tests.fakes.telegram_api import plain_text
 
@@ -18,9 +19,9 @@ NOW = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
 README = Path(__file__).parents[2] / "README.md"
 
 
-def row(text: str, severity: str = "critical", account: str = "main", key: str = "breach:drawdown", ago: float = 1.0) -> dict:
-    at = (NOW - timedelta(seconds=ago)).isoformat(timespec="milliseconds")
-    return {"id": 1, "at": at, "account": account, "severity": severity, "key": key, "text": text, "error": None}
+def row(text: str, severity: str = "critical", account: str = "main", key: str = "breach:drawdown", ago: float = 1.0) -> OutboxAlert:
+    at = NOW - timedelta(seconds=ago)
+    return OutboxAlert(1, at, account, Severity(severity), key, text, AlertStatus.PENDING, 0, at, None, None)
 
 
 def account_status(**fields) -> AccountStatus:
@@ -77,10 +78,31 @@ def test_an_account_never_read_says_so():
 
 
 def test_a_message_too_long_for_telegram_is_cut_at_a_line():
-    rows = [{"at": NOW.isoformat(), "account": "main", "kind": "breach", "breaker": None, "severity": "critical", "message": "x" * 100}] * 100
+    rows = [EventRecord(1, NOW, "main", EventKind.BREACH, None, Severity.CRITICAL, "x" * 100, frozen_mapping())] * 100
     message = messages.events(rows)
     assert len(message) <= messages.LIMIT and message.endswith("(cut: too long for one message)")
     plain_text(message)
+
+
+def test_positions_name_each_by_its_key_with_its_figures():
+    hedged = Position("BTC/USDT:USDT", Side.SHORT, 0.5, 30_000.0, 61_000.0, 60_000.0, 500.0, 90_000.0, 5.0, position_side="SHORT")
+    plain_position = Position("ETH/USDT:USDT", Side.LONG, 2.0, 6_000.0, unrealized_pnl=-12.5)
+
+    shown = plain_text(messages.positions([account_status(positions=[hedged, plain_position])]))
+
+    assert shown.splitlines() == [
+        "main: 2 position(s)",
+        "BTC/USDT:USDT:SHORT short 0.5 · 30,000.00 USDT · uPnL +500.00 USDT · entry 61,000 · mark 60,000 · liq. 90,000",
+        "ETH/USDT:USDT long 2 · 6,000.00 USDT · uPnL -12.50 USDT",
+    ]
+
+
+def test_events_show_time_account_kind_breaker_and_message():
+    event = EventRecord(
+        7, NOW + timedelta(seconds=5), "main", EventKind.BREACH, "drawdown", Severity.CRITICAL, "drawdown 12% > 10%", frozen_mapping()
+    )
+
+    assert plain_text(messages.events([event])) == "03:00:05 🚨 main breach [drawdown]: drawdown 12% > 10%"
 
 
 def test_every_command_fits_telegrams_menu_and_is_documented_with_its_example():
