@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -228,6 +230,64 @@ def test_reopening_runs_only_the_migrations_not_yet_applied(tmp_path, monkeypatc
     assert schema_version(reopened) == str(applied + 1)
     assert reopened.db.table("notes").exists()
     reopened.close()
+
+
+OLD_DATABASE = Path(__file__).parents[1] / "data" / "riskd-038d9e5.sqlite3"
+"""Written by riskd at commit 038d9e5 (schema version 1); tests/data/README.md says how."""
+
+
+@pytest.fixture
+def upgraded(tmp_path):
+    """The database of 038d9e5, copied and opened by this riskd, which migrates it."""
+    path = tmp_path / "riskd.db"
+    shutil.copyfile(OLD_DATABASE, path)
+    before = sqlite3.connect(path)
+    assert before.execute("select value from meta where key = 'schema_version'").fetchone() == ("1",)
+    before.close()
+    database = Store(path)
+    yield database
+    database.close()
+
+
+def test_a_database_of_038d9e5_keeps_its_halted_account_and_its_history(upgraded):
+    assert schema_version(upgraded) == str(len(riskd.store.schema.MIGRATIONS))
+    state = upgraded.stored_state("main")
+    assert state.state.trading_state is TradingState.HALTED
+    assert set(state.state.latches) >= {"drawdown", "manual"}
+    assert state.state.peak_equity and state.updated_at is not None and state.readings
+    kinds = [event.kind for event in upgraded.events("main", 200)]
+    assert {EventKind.BREACH, EventKind.STATE_CHANGE, EventKind.COMMAND} <= set(kinds)
+    assert upgraded.command(1).status is CommandStatus.DONE and upgraded.command(1).command == "freeze"
+    assert upgraded.command(2).status is CommandStatus.REFUSED
+    assert {alert.status for alert in upgraded.alerts(200)} == {AlertStatus.SENT, AlertStatus.LOGGED}
+    assert upgraded.equity_history("main", NOW - timedelta(days=3650))
+
+
+def test_a_database_of_038d9e5_has_its_hedge_positions_split_into_symbol_and_side(upgraded):
+    latest = upgraded.latest_snapshot("hedge")
+    held = upgraded.positions_of(latest.id)
+
+    assert [(p.symbol, p.position_side, p.side, p.contracts) for p in held] == [
+        (BTC, "LONG", Side.LONG, 0.1), (BTC, "SHORT", Side.SHORT, 0.05), (ETH, None, Side.LONG, 1.0)
+    ]
+    assert [p.key for p in held] == [f"{BTC}:LONG", f"{BTC}:SHORT", ETH]  # keys as the daemon used them
+    main = upgraded.positions_of(upgraded.latest_snapshot("main").id)
+    assert main and all(p.position_side is None and p.symbol.endswith(":USDT") for p in main)
+
+
+def test_a_database_of_038d9e5_has_its_orders_linked_to_their_action_in_riskds_words(upgraded):
+    actions = upgraded.actions("main", 200)
+    (flatten,) = [a for a in actions if a.kind is ActionKind.FLATTEN]
+    orders = [a for a in actions if a.kind is OrderKind.ORDER]
+    cancels = [a for a in actions if a.kind is OrderKind.CANCEL]
+
+    assert flatten.parent_id is None and flatten.status is ActionStatus.DONE
+    assert orders and cancels and all(a.parent_id == flatten.id for a in orders + cancels)
+    assert all(a.client_order_id.startswith(f"riskd-{flatten.id}-") for a in orders)  # the old link, in the id's text
+    assert {(a.status, a.exchange_status) for a in orders} == {(ActionStatus.DONE, "closed")}
+    assert all(a.exchange_order_id and a.amount > 0 and a.side in ("buy", "sell") for a in orders)
+    assert [(a.status, a.exchange_status) for a in cancels] == [(ActionStatus.DONE, None)]
+    assert upgraded.tally("main", NOW - timedelta(days=1))["orders"] == len(orders)
 
 
 def test_orders_and_cancels_are_linked_to_their_action_and_counted_by_it(store):
