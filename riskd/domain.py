@@ -205,8 +205,8 @@ class Snapshot:
     orders: tuple[Order, ...] = ()
     prices: Mapping[str, float] = field(default_factory=frozen_mapping)
     error: str | None = None
-    error_kind: str | None = None
-    """auth, rate_limit, timeout, network, malformed or rejected, when `error` is set."""
+    error_kind: ReadFailure | None = None
+    """Why the read failed, when `error` is set."""
 
     @property
     def ok(self) -> bool:

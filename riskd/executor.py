@@ -77,7 +77,7 @@ class Executor:
             raise
         except Exception as error:  # an unexpected failure is still recorded and announced
             log.exception("%s: %s failed", action.account, action.kind)
-            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error)}")
+            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error).text}")
         status = "done" if outcome.done else "unconfirmed"
         self.store.update_action(action_id, self.clock(), status=status, error=None if outcome.done else outcome.detail)
         if not outcome.done:
@@ -174,7 +174,7 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()  # an answer, even a refusal, is progress: riskd is not hung
-            problem = str(explain(error))
+            problem = explain(error).text
             self.store.update_action(row, self.clock(), status="failed", error=problem)
             return [problem]
         self.store.update_action(row, self.clock(), status="done")
@@ -194,7 +194,7 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()
-            problem = str(explain(error))
+            problem = explain(error).text
             self.store.update_action(row, self.clock(), status="failed", error=problem)
             log.warning("%s: order %s for %s failed: %s", action.account, order_id, position.key, problem)
             return problem
