@@ -182,7 +182,7 @@ def command(
     return Command(CommandKind(kind), account, source, who, reason, fraction)
 
 
-def alert(text: str = "⚠️ [main] Warning", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
+def alert(text: str = "Warning: drawdown 9.0% is near the limit of 10.0%.", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
     """A message for the owner, as the engine queues it."""
     return Alert(account, severity, key, text)
 
