@@ -201,10 +201,7 @@ class Order:
     id: str
     symbol: str
     side: str
-    type: str
     amount: float
-    price: float | None = None
-    client_order_id: str | None = None
     reduce_only: bool = False
     remaining: float | None = None
 
@@ -225,7 +222,6 @@ class Snapshot:
     balances: Mapping[str, float] = field(default_factory=frozen_mapping)
     positions: tuple[Position, ...] = ()
     orders: tuple[Order, ...] = ()
-    prices: Mapping[str, float] = field(default_factory=frozen_mapping)
     error: str | None = None
     error_kind: ReadFailure | None = None
     """Why the read failed, when `error` is set."""

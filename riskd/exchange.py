@@ -144,7 +144,6 @@ class ExchangeAdapter:
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
                 orders=tuple(_order(o) for o in orders),
-                prices=frozen_mapping(prices),
             )
         except asyncio.CancelledError:
             raise
@@ -274,10 +273,7 @@ def _order(raw: dict) -> Order:
         id=str(raw["id"]),
         symbol=raw["symbol"],
         side=raw["side"],
-        type=raw.get("type") or "",
         amount=float(raw.get("amount") or 0.0),
-        price=_float(raw.get("price")),
-        client_order_id=raw.get("clientOrderId"),
         reduce_only=bool(raw.get("reduceOnly")),
         remaining=_float(raw.get("remaining")),
     )

@@ -50,7 +50,7 @@ def position(
 
 def order(order_id: str = "1", symbol: str = "BTC/USDT:USDT", **fields) -> Order:
     """An open limit order."""
-    values = {"side": "buy", "type": "limit", "amount": 1.0, "price": 100.0, **fields}
+    values = {"side": "buy", "amount": 1.0, **fields}
     return Order(id=order_id, symbol=symbol, **values)
 
 
@@ -63,7 +63,6 @@ def snapshot(
     quote: str = "USDT",
     orders: Iterable[Order] = (),
     balances: dict[str, float] | None = None,
-    prices: dict[str, float] | None = None,
     error: str | None = None,
 ) -> Snapshot:
     """One tick's read of an account. `snapshot(equity=None, error=...)` is a failed read."""
@@ -75,7 +74,6 @@ def snapshot(
         positions=tuple(positions),
         orders=tuple(orders),
         balances=dict(balances or {}),
-        prices=dict(prices or {}),
         error=error,
     )
 
