@@ -15,7 +15,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from riskd import __version__, logs
+from riskd import __version__, logs, wording
 from riskd.commands import AccountStatus, Refusal, report, resolve_accounts, status, submit, utcnow, wait_for
 from riskd.config import ConfigError, Settings, load_settings
 from riskd.domain import CommandKind, CommandStatus
@@ -161,8 +161,7 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
         for finding in findings:
             print(finding)
         trouble += sum(finding.level == checks.FAILURE for finding in findings)
-        mode = "LIVE (orders will be sent)" if settings.live else "DRY-RUN (no order will be sent)"
-        print(f"mode: {mode}; configuration ok")
+        print(f"mode: {wording.mode(settings.live)}; configuration ok")
         print(f"NOT safe to start: {trouble} problem(s) above" if trouble else "safe to start")
         return TROUBLE if trouble else 0
 
@@ -180,7 +179,7 @@ def render_status(account: AccountStatus, now: datetime) -> str:
     """A readable block for one account: state, figures, and every breaker."""
     from riskd.breakers import BREAKERS
 
-    mode = "LIVE" if account.live else "DRY-RUN"
+    mode = wording.mode_name(account.live)
     since = f" since {account.since:%Y-%m-%d %H:%M:%S} UTC" if account.since else ""
     lines = [f"{account.account} ({account.exchange}, {mode}): {account.trading_state.upper()}{since}"]
     if account.reason and account.trading_state != "active":
@@ -234,8 +233,7 @@ def _control(kind: CommandKind):
         target = arguments.account or "every account"
         if kind in (CommandKind.FLATTEN, CommandKind.REDUCE) and not arguments.yes:
             what = "flatten" if kind is CommandKind.FLATTEN else f"reduce every position by {format_percent(arguments.percent)} on"
-            live = "LIVE: real orders will be sent" if settings.live else "dry-run: nothing will be sent"
-            answer = input(f"{what} {target}? ({live}) Type yes to confirm: ") if sys.stdin.isatty() else ""
+            answer = input(f"{what} {target}? ({wording.mode(settings.live)}) Type yes to confirm: ") if sys.stdin.isatty() else ""
             if answer.strip().lower() != "yes":
                 print("not confirmed; nothing done (use --yes to skip the question)")
                 return TROUBLE

@@ -5,7 +5,7 @@ and updated with what the exchange answered. Orders are market orders, reduce-on
 to the market's step, with a client order id derived from the action's row id, the
 position and the attempt, so a retry after a lost reply cannot send twice unnoticed.
 After sending, the executor re-reads the account and sends again for whatever is still
-open, a bounded number of times; what remains after that is a critical alert, and the
+open, a bounded number of times; what remains after that is an emergency alert, and the
 engine keeps enforcing it on later ticks.
 
 In dry-run nothing reaches the exchange: each order that would have been sent is
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from riskd.domain import Action, ActionKind, ActionStatus, Alert, Event, Position, Severity, Snapshot
+from riskd import wording
+from riskd.domain import Action, ActionKind, ActionStatus, Alert, Event, EventKind, Position, Severity, Snapshot, alert_key
 from riskd.exchange import ExchangeAdapter, explain
 from riskd.store import OrderKind, Store
 
@@ -77,18 +78,17 @@ class Executor:
             raise
         except Exception as error:  # an unexpected failure is still recorded and announced
             log.exception("%s: %s failed", action.account, action.kind)
-            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error)}")
+            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error).text}")
         status = ActionStatus.DONE if outcome.done else ActionStatus.UNCONFIRMED
         self.store.update_action(action_id, self.clock(), status, error=None if outcome.done else outcome.detail)
         if not outcome.done:
-            text = (
-                f"🆘 [{action.account}] Could not confirm {action.kind} after {ATTEMPTS} attempts: "
-                f"{outcome.detail}. riskd keeps enforcing; check the account now."
-            )
             self.store.record_event(
-                Event(action.account, "action_unconfirmed", outcome.detail, severity=Severity.EMERGENCY),
+                Event(action.account, EventKind.ACTION_UNCONFIRMED, outcome.detail, severity=Severity.EMERGENCY),
                 self.clock(),
-                Alert(action.account, Severity.EMERGENCY, f"unconfirmed:{action.kind}", text),
+                Alert(
+                    action.account, Severity.EMERGENCY, alert_key(EventKind.ACTION_UNCONFIRMED, action.kind),
+                    wording.unconfirmed_alert(action.kind, ATTEMPTS, outcome.detail),
+                ),
             )
         return outcome
 
@@ -171,7 +171,7 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()  # an answer, even a refusal, is progress: riskd is not hung
-            problem = str(explain(error))
+            problem = explain(error).text
             self.store.update_action(row, self.clock(), ActionStatus.FAILED, error=problem)
             return [problem]
         self.store.update_action(row, self.clock(), ActionStatus.DONE)
@@ -191,7 +191,7 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()
-            problem = str(explain(error))
+            problem = explain(error).text
             self.store.update_action(row, self.clock(), ActionStatus.FAILED, error=problem)
             log.warning("%s: order %s for %s failed: %s", action.account, order_id, position.key, problem)
             return problem

@@ -19,12 +19,12 @@ from prometheus_client.exposition import choose_encoder
 
 from riskd import __version__, health
 from riskd.commands import AccountStatus, status
-from riskd.domain import Status, TradingState
+from riskd.domain import ReadFailure, Status, TradingState
 
 if TYPE_CHECKING:
     from riskd.supervisor import Daemon
 
-ERROR_KINDS = ("auth", "rate_limit", "timeout", "network", "malformed", "rejected")
+ERROR_KINDS = tuple(ReadFailure)
 """The kinds `riskd.exchange.explain` gives a failed exchange call; each is counted from zero."""
 
 
@@ -171,7 +171,7 @@ class Metrics:
             if runner.last_tick_at is not None:
                 tick_age.add_metric([name], (now - runner.last_tick_at).total_seconds())
             for kind in dict.fromkeys([*ERROR_KINDS, *runner.errors]):
-                errors.add_metric([name, kind], runner.errors.get(kind, 0))
+                errors.add_metric([name, str(kind)], runner.errors.get(kind, 0))
         yield from (equity, drawdown, day_pnl, exposure, state, allowed, value, breaker_limit, breached)
         yield from (duration, tick_age, read_age, errors)
         yield from self._daemon_wide(now, limit)

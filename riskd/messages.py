@@ -14,9 +14,10 @@ import re
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from riskd import wording
 from riskd.breakers import BREAKERS
 from riskd.commands import AccountStatus, DayReport
-from riskd.domain import Reading, Severity, Status
+from riskd.domain import EventKind, Reading, Severity, Status, alert_kind
 from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
@@ -27,6 +28,16 @@ LATE_AFTER = timedelta(seconds=60)
 """An alert delivered later than this after it was raised says when it was raised."""
 
 MARKS = {Severity.INFO: "ℹ️", Severity.WARNING: "⚠️", Severity.CRITICAL: "🚨", Severity.EMERGENCY: "🆘"}
+KIND_MARKS = {
+    EventKind.BREACH: "🚨",
+    EventKind.WARNING: "⚠️",
+    EventKind.CLEAR: "✅",
+    EventKind.CREDENTIALS_REFUSED: "🔑",
+    EventKind.ENFORCE: "🛑",
+    EventKind.ACTION_UNCONFIRMED: "🆘",
+    EventKind.STRANGER: "🚫",
+}
+"""The mark in front of an alert's words, by what the alert is about."""
 STATUS_MARKS = {Status.OK: "✅", Status.WARNING: "⚠️", Status.BREACHED: "🔴", Status.NO_DATA: "❔"}
 
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -57,32 +68,38 @@ def when(moment: datetime) -> str:
 
 
 def alert(outbox: OutboxAlert, now: datetime) -> str:
-    """One alert of the outbox as a message: a header, the engine's words, late notice, next steps."""
+    """One alert of the outbox as a message: a header naming the account, the alert's words, late notice, next steps."""
     severity, account, at = outbox.severity, outbox.account, outbox.at
     header = f"{MARKS[severity]} <b>{severity.upper()}</b>" + (f" · <b>{escape(account)}</b>" if account else "")
     lines = [header]
     if now - at > LATE_AFTER:
         lines.append(f"⏱ <i>Delivered late: this was raised at {when(at)}, {format_duration(now - at)} ago.</i>")
-    text = outbox.text.replace(f"[{account}] ", "", 1)  # the header names the account
-    lines.append(_CODE.sub(r"<code>\1</code>", escape(text[:3000])))
-    hint = next_steps(outbox.key, account)
+    kind = alert_kind(outbox.key)
+    mark = f"{KIND_MARKS[kind]} " if kind in KIND_MARKS else ""
+    lines.append(mark + _code(escape(outbox.text[:3000])))
+    hint = next_steps(kind, account)
     if hint:
         lines.append(f"<i>Next:</i> {hint}")
     return fit("\n".join(lines))
 
 
-def next_steps(key: str, account: str) -> str:
-    """The commands that help with this kind of alert, named by its cooldown key."""
-    kind, target = key.split(":", 1)[0], f" {escape(account)}" if account else ""
+def next_steps(kind: EventKind | None, account: str) -> str:
+    """The commands that help with this kind of alert."""
+    target = f" {escape(account)}" if account else ""
     steps = {
-        "breach": f"/breakers{target} to see every limit · /positions{target} · /flatten{target} to close everything",
-        "warning": f"/breakers{target} · /freeze{target} to stop new trading now · /mute 1h to silence warnings",
-        "enforce": f"/positions{target} · /events to see what riskd did",
-        "unconfirmed": f"check the exchange now · /positions{target} · /flatten{target} to try again",
-        "state": f"/status · /breakers{target}",
-        "stranger": "/events · check telegram.chat_ids and telegram.user_ids",
+        EventKind.BREACH: f"/breakers{target} to see every limit · /positions{target} · /flatten{target} to close everything",
+        EventKind.WARNING: f"/breakers{target} · /freeze{target} to stop new trading now · /mute 1h to silence warnings",
+        EventKind.ENFORCE: f"/positions{target} · /events to see what riskd did",
+        EventKind.ACTION_UNCONFIRMED: f"check the exchange now · /positions{target} · /flatten{target} to try again",
+        EventKind.STATE_CHANGE: f"/status · /breakers{target}",
+        EventKind.STRANGER: "/events · check telegram.chat_ids and telegram.user_ids",
     }
-    return steps.get(kind, "")
+    return steps.get(kind, "") if kind is not None else ""
+
+
+def _code(text: str) -> str:
+    """What `wording.code` marked as a command, shown as Telegram code."""
+    return _CODE.sub(r"<code>\1</code>", text)
 
 
 # --- answers to commands -----------------------------------------------------------
@@ -94,8 +111,7 @@ def status(accounts: Iterable[AccountStatus], now: datetime) -> str:
 
 
 def _account_status(account: AccountStatus, now: datetime) -> str:
-    mode = "LIVE" if account.live else "DRY-RUN"
-    lines = [f"<b>{escape(account.account)}</b> · {escape(account.exchange)} · {mode}"]
+    lines = [f"<b>{escape(account.account)}</b> · {escape(account.exchange)} · {wording.mode_name(account.live)}"]
     since = f" since {when(account.since)}" if account.since else ""
     lines.append(f"State: <b>{account.trading_state.upper()}</b>{since}")
     if account.reason and account.trading_state != "active":
@@ -134,7 +150,12 @@ def breakers(accounts: Iterable[AccountStatus]) -> str:
     blocks = []
     for account in accounts:
         lines = [f"<b>{escape(account.account)}</b>: {account.trading_state.upper()}"]
-        lines.extend(f"{STATUS_MARKS[reading.status]} {_reading(reading)}" for reading in account.readings)
+        described = set()
+        for reading in account.readings:
+            lines.append(f"{STATUS_MARKS[reading.status]} {_reading(reading)}")
+            if reading.breaker in BREAKERS and reading.breaker not in described:  # once per breaker
+                described.add(reading.breaker)
+                lines.append(f"    <i>{_code(escape(BREAKERS[reading.breaker].description))}</i>")
         if not account.readings:
             lines.append("no readings yet: riskd has not read this account")
         blocks.append("\n".join(lines))

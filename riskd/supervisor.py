@@ -22,10 +22,10 @@ from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, engine, health, logs
+from riskd import __version__, engine, health, logs, wording
 from riskd.commands import expired, utcnow
 from riskd.config import AccountConfig, ConfigError, Settings, reloadable
-from riskd.domain import Alert, AlertStatus, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
+from riskd.domain import RISKD, Alert, AlertStatus, CommandKind, Event, EventKind, Severity, Snapshot, StepResult, TradingState, alert_key
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
 from riskd.notify import Notifier
@@ -128,12 +128,8 @@ class Daemon:
         )
 
     def _banner(self) -> None:
-        mode = (
-            "LIVE: riskd will send orders to the exchange"
-            if self.settings.live
-            else "DRY-RUN: riskd records and announces actions but sends no order (set live: true to act)"
-        )
-        log.warning("riskd %s starting in %s", __version__, mode)
+        hint = "" if self.settings.live else " (set live: true to act)"
+        log.warning("riskd %s starting in %s%s", __version__, wording.mode(self.settings.live), hint)
         for runner in self.runners.values():
             state = self.store.load_state(runner.name)
             where = f"embedded simulator at {runner.sim.url}" if runner.sim else runner.config.exchange
@@ -260,9 +256,9 @@ class Daemon:
             self.http = server
         except OSError as error:
             where = f"{config.host}:{config.port}"
-            text = f"riskd cannot serve HTTP on {where} ({error.strerror or error}); it guards on without it"
+            text = wording.http_failed(where, str(error.strerror or error))
             log.error("%s", text)
-            self._daemon_alert("http_failed", Severity.CRITICAL, text)
+            self._daemon_alert(EventKind.HTTP_FAILED, Severity.CRITICAL, text)
 
     async def _announce_ready(self) -> None:
         """READY=1 once every account has completed a tick: from then on riskd is guarding."""
@@ -291,8 +287,7 @@ class Daemon:
             self._apply(self.loader())
         except ConfigError as error:
             log.error("configuration reload refused; the previous configuration stays in force: %s", error)
-            text = f"riskd refused the new configuration and keeps the previous one:\n{error}"
-            self._daemon_alert("config_refused", Severity.WARNING, text)
+            self._daemon_alert(EventKind.CONFIG_REFUSED, Severity.WARNING, wording.config_refused(error))
         finally:
             self.notifier.ready(self.summary())
 
@@ -313,14 +308,14 @@ class Daemon:
         if (self.settings.log_level, self.settings.log_format) != (old.log_level, old.log_format):
             logs.setup(self.settings.log_level, self.settings.log_format)
         if self.settings.live != old.live:
-            log.warning("now %s", "LIVE: riskd will send orders" if self.settings.live else "DRY-RUN: riskd sends no order")
+            log.warning("now %s", wording.mode(self.settings.live))
         waiting = f"; these need a restart to take effect: {', '.join(restart)}" if restart else ""
         log.warning("configuration reloaded%s", waiting)
 
-    def _daemon_alert(self, key: str, severity: Severity, text: str) -> None:
+    def _daemon_alert(self, kind: EventKind, severity: Severity, text: str) -> None:
         """An event about riskd itself rather than one account, and its alert."""
         now = self.clock()
-        self.store.record_event(Event("", key, text, severity=severity), now, Alert("", severity, key, text))
+        self.store.record_event(Event(RISKD, kind, text, severity=severity), now, Alert(RISKD, severity, alert_key(kind), text))
 
     # --- the tick ----------------------------------------------------------------
 
@@ -351,7 +346,7 @@ class Daemon:
         if runner.last_heartbeat is not None and now - runner.last_heartbeat < HEARTBEAT:
             return
         runner.last_heartbeat = now
-        figures = engine.describe_equity(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
+        figures = wording.figures(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
         log.info("%s: %s, %s, read in %.0f ms", runner.name, result.state.trading_state, figures, snapshot.latency * 1000)
 
     def _record(self, result: StepResult, now: datetime) -> None:
@@ -386,7 +381,7 @@ class Daemon:
         async with runner.lock:
             state = self.store.load_state(runner.name)
             if command.kind is CommandKind.RESUME and state.trading_state is TradingState.ACTIVE and not state.latches:
-                return f"{runner.name} is already active"
+                return wording.already_active(runner.name)
             snapshot, unread = runner.last_snapshot, None
             if command.kind in (CommandKind.FLATTEN, CommandKind.REDUCE, CommandKind.FREEZE):
                 fresh = await runner.adapter.snapshot()  # act on the account as it is now, never as it was
@@ -394,16 +389,13 @@ class Daemon:
             now = self.clock()
             result = engine.apply_command(state, command, snapshot, runner.policy, now)
             self._record(result, now)
-            state_now = f"state {result.state.trading_state}"
             if unread is not None:
-                follow = "its next good read enforces it" if command.kind is not CommandKind.REDUCE else "nothing was reduced"
-                return f"{runner.name}: {command.kind} recorded, {state_now}, but the account could not be read ({unread}); {follow}"
+                return wording.command_unread(runner.name, command.kind, result.state.trading_state, unread)
             if result.actions and snapshot is not None:
                 outcomes = await runner.executor.run(result.actions, snapshot)
                 if not all(outcome.done for outcome in outcomes):
-                    return f"{runner.name}: {command.kind} sent, but not everything could be confirmed; see riskd events"
-            mode = "" if self.settings.live else " (dry-run: nothing sent)"
-            return f"{runner.name}: {command.kind} done, {state_now}{mode}"
+                    return wording.command_unconfirmed(runner.name, command.kind)
+            return wording.command_result(runner.name, command.kind, result.state.trading_state, self.settings.live)
 
     # --- alerts and housekeeping ---------------------------------------------------
 
@@ -414,7 +406,7 @@ class Daemon:
             return
         now = self.clock()
         for alert in self.store.due_alerts(now):
-            log.log(LEVELS[alert.severity], "ALERT %s", alert.text)
+            log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
             self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
 
     async def prune(self) -> None:

@@ -21,10 +21,10 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 from telegram.request import HTTPXRequest
 
-from riskd import commands, messages
+from riskd import commands, messages, wording
 from riskd.commands import Refusal
 from riskd.config import Settings, TelegramSettings
-from riskd.domain import Alert, CommandKind, CommandStatus, Event, Severity
+from riskd.domain import RISKD, Alert, CommandKind, CommandStatus, Event, EventKind, Severity, alert_key
 from riskd.messages import escape
 from riskd.redact import redact, register
 from riskd.store import Store
@@ -330,13 +330,9 @@ class TelegramBot:
             return
         self.ignored_alerted_at = now
         self.store.record_event(
-            Event("", "stranger", f"not obeyed: {text!r} from {who}: {reason}", severity=Severity.WARNING),
+            Event(RISKD, EventKind.STRANGER, wording.stranger(who, text, reason), severity=Severity.WARNING),
             now,
-            Alert(
-                "", Severity.WARNING, "stranger",
-                f"🚫 riskd ignored a command: {who} sent {text!r}, and {reason}. Nothing was done and no answer "
-                f"was given. Further attempts in the next {format_duration(cooldown)} are recorded, not announced.",
-            ),
+            Alert(RISKD, Severity.WARNING, alert_key(EventKind.STRANGER), wording.stranger_alert(who, text, reason, cooldown)),
         )
 
 

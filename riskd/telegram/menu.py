@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from telegram import InlineKeyboardMarkup
 
-from riskd import commands, messages
+from riskd import commands, messages, wording
 from riskd.domain import CommandKind, Status
 from riskd.messages import escape
 from riskd.units import format_percent, parse_duration, parse_percent
@@ -218,6 +218,4 @@ def _target(bot: TelegramBot, account: str | None) -> str:
 
 
 def _mode(bot: TelegramBot) -> str:
-    if bot.settings.live:
-        return "LIVE: real orders will be sent."
-    return "DRY-RUN: nothing is sent to the exchange; riskd records what it would do."
+    return f"{wording.mode(bot.settings.live)}."

@@ -8,6 +8,8 @@ a simulator this test owns. The daemon's clock is fake, so ticks are driven by h
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from riskd import commands
@@ -81,6 +83,22 @@ async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_record
     assert all(a.status == "dry_run" and a.dry_run == 1 and a.amount > 0 for a in would)
     alerts = [row.text for row in daemon.store.alerts()]
     assert any("DRY-RUN" in text and "flattening" in text for text in alerts)
+    await daemon.shutdown()
+
+
+async def test_without_telegram_alerts_go_to_the_log_with_their_account_in_front(configure, exchange, clock, caplog):
+    daemon = await started(configure(live=False), clock)
+    await tick(daemon, clock)
+    exchange.simulator.move(-0.20)
+    await tick(daemon, clock)
+    await tick(daemon, clock)
+
+    with caplog.at_level(logging.INFO, logger="riskd"):
+        await daemon.deliver_alerts()
+
+    logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("ALERT ")]
+    assert any(line.startswith("ALERT [main] BREACH: drawdown") for line in logged)
+    assert {row["status"] for row in daemon.store.alerts()} == {"logged"}
     await daemon.shutdown()
 
 

@@ -352,7 +352,7 @@ async def test_a_breach_reaches_the_chat_within_two_seconds_of_its_tick(configur
         alert = await api.wait_for(to(ALICE, "EMERGENCY", "BREACH", "drawdown"), timeout=2.0)
         assert time.monotonic() - seen < limit(2.0)
 
-    assert "demo" in alert["text"] and "DRY-RUN: riskd would be flattening" in alert["text"]
+    assert "demo" in alert["text"] and "riskd would be flattening" in alert["text"] and "DRY-RUN" in alert["text"]
     assert "Next: /breakers demo" in alert["text"]
     assert "<b>" in alert["html"] and not alert["silent"]
 
@@ -365,7 +365,7 @@ async def test_through_502s_and_429s_alerts_arrive_later_in_order_and_the_flatte
         api.fail(502, "sendMessage", count=2)
         api.fail(429, "sendMessage", count=1, retry_after=1)
         daemon.store.record_event(
-            Event("demo", "test", "before"), clock(), Alert("demo", Severity.WARNING, "test", "[demo] an alert before the crash"),
+            Event("demo", "test", "before"), clock(), Alert("demo", Severity.WARNING, "test", "an alert before the crash"),
         )
         await asyncio.sleep(0.2)  # the sender is now stuck on a 502 that takes 1.5 s to come
         sim = sim_of(daemon)
@@ -382,7 +382,7 @@ async def test_through_502s_and_429s_alerts_arrive_later_in_order_and_the_flatte
     delivered = [message["text"] for message in api.messages]
     assert len(delivered) == len(rows)  # none lost, none twice
     for row, text in zip(rows, delivered):
-        assert row.text.replace("[demo] ", "").replace("`", "")[:60] in text  # in order
+        assert row.text.replace("`", "")[:60] in text  # in order
     assert any(row.attempts > 1 and "RetryAfter" in (row.error or "") for row in rows)
     sends = api.calls("sendMessage")
     assert [call["status"] for call in sends[:4]] == [502, 502, 502, 429]
@@ -415,7 +415,7 @@ async def test_a_chat_telegram_does_not_know_does_not_hold_back_the_others(confi
         for number in (1, 2):
             daemon.store.record_event(
                 Event("demo", "test", f"condition {number}"), clock(),
-                Alert("demo", Severity.CRITICAL, f"test:{number}", f"[demo] condition {number}"),
+                Alert("demo", Severity.CRITICAL, f"test:{number}", f"condition {number}"),
             )
         rows = await outbox_drained(daemon)
 
@@ -428,7 +428,7 @@ async def test_a_chat_that_blocked_the_bot_does_not_hold_back_the_others(configu
     api.blocked_chats.add(BOB["id"])
     async with running(configure(chat_ids=[BOB["id"], ALICE["id"]]), clock, listen=False) as daemon:
         daemon.store.record_event(
-            Event("demo", "test", "condition"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] condition")
+            Event("demo", "test", "condition"), clock(), Alert("demo", Severity.CRITICAL, "test", "condition")
         )
         rows = await outbox_drained(daemon)
 
@@ -439,7 +439,7 @@ async def test_a_chat_that_blocked_the_bot_does_not_hold_back_the_others(configu
 async def test_a_hanging_telegram_cannot_hold_up_a_stop(configure, api, clock):
     async with running(configure(timeout="10s"), clock) as daemon:
         api.fail(502, latency=60)  # every call now hangs for a minute
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] x"))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "x"))
         await asyncio.sleep(0.3)  # the alert job is stuck sending it
         daemon.stop()
         stopping = time.monotonic()
@@ -456,16 +456,16 @@ async def test_mute_holds_back_info_and_warnings_but_never_critical_alerts(confi
         for severity in (Severity.WARNING, Severity.CRITICAL, Severity.INFO):
             daemon.store.record_event(
                 Event("demo", "test", f"a {severity} condition", severity=severity), now,
-                Alert("demo", severity, f"test:{severity}", f"[demo] a {severity} condition"),
+                Alert("demo", severity, f"test:{severity}", f"a {severity} condition"),
             )
         statuses = {row.text: row.status for row in await outbox_drained(daemon)}
 
         await api.command("/mute off", ALICE)
         await api.wait_for(to(ALICE, "no longer muted"))
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.INFO, "clear:x", "✅ [demo] Back to normal: x."))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.INFO, "clear:x", "Back to normal: x."))
         back = await api.wait_for(to(ALICE, "Back to normal"))
 
-    assert statuses == {"[demo] a warning condition": "muted", "[demo] a critical condition": "sent", "[demo] a info condition": "muted"}
+    assert statuses == {"a warning condition": "muted", "a critical condition": "sent", "a info condition": "muted"}
     assert back["silent"]  # info alerts arrive without a sound
 
 
@@ -508,7 +508,7 @@ async def test_the_token_is_in_no_log_line_database_row_or_error(configure, api,
     async with running(refused, clock, listen=False) as daemon:
         daemon.telegram.start()
         await daemon.telegram.starting  # gives up: a refused token does not heal by retrying
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] x"))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "x"))
         deadline = time.monotonic() + 5
         while not (error := next(row for row in daemon.store.alerts() if row.key == "test").error):
             assert time.monotonic() < deadline, "the alert was never tried"

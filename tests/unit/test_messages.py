@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from riskd import messages
+from riskd import messages, wording
 from riskd.commands import AccountStatus
-from riskd.domain import AlertStatus, EventKind, Position, Reading, Severity, Side, Status, TradingState, frozen_mapping
+from riskd.domain import AlertStatus, EventKind, Position, Reading, Remedy, Severity, Side, Status, TradingState, alert_key, frozen_mapping
 from riskd.store import EventRecord, OutboxAlert
 from riskd.telegram.menu import COMMANDS
 from tests.fakes.telegram_api import plain_text
@@ -34,12 +34,13 @@ def account_status(**fields) -> AccountStatus:
 
 
 def test_an_alert_says_how_bad_which_account_what_happened_and_what_to_do():
-    text = "🚨 [main] BREACH: drawdown 12.0% is past the limit of 10.0%. riskd is flattening the account. It stays halted until you resume it: `riskd resume main` or /resume main."
+    text = wording.breach_alert(
+        "main", "drawdown 12.0% is past the limit of 10.0%", Remedy.FLATTEN, True, latched=TradingState.HALTED
+    )
     message = messages.alert(row(text), NOW)
     shown = plain_text(message)
     assert shown.splitlines()[0] == "🚨 CRITICAL · main"
-    assert "[main]" not in shown  # the header already names the account
-    assert "drawdown 12.0% is past the limit of 10.0%" in shown
+    assert shown.splitlines()[1].startswith("🚨 BREACH: drawdown 12.0% is past the limit of 10.0%")
     assert "<code>riskd resume main</code>" in message
     assert shown.splitlines()[-1].startswith("Next: /breakers main")
     assert "late" not in shown
@@ -54,9 +55,40 @@ def test_anything_an_alert_carries_is_escaped_into_valid_telegram_html(text):
 
 
 def test_an_alert_delivered_late_says_when_it_was_raised():
-    message = plain_text(messages.alert(row("✅ [main] Back to normal: drawdown 1.0%.", "info", key="clear:drawdown", ago=5400), NOW))
+    message = plain_text(messages.alert(row("Back to normal: drawdown 1.0%.", "info", key="clear:drawdown", ago=5400), NOW))
     assert "Delivered late: this was raised at 2026-03-02 01:30:00 UTC, 90m ago." in message
     assert "Next:" not in message  # nothing to do about a recovery
+
+
+@pytest.mark.parametrize(
+    ("key", "mark", "steps"),
+    [
+        (alert_key(EventKind.BREACH, "drawdown"), "🚨", "/breakers main to see every limit"),
+        (alert_key(EventKind.WARNING, "position_loss:BTC/USDT:USDT"), "⚠️", "/freeze main to stop new trading now"),
+        (alert_key(EventKind.ENFORCE, "orders"), "🛑", "/events to see what riskd did"),
+        (alert_key(EventKind.ACTION_UNCONFIRMED, "flatten"), "🆘", "check the exchange now"),
+        (alert_key(EventKind.STATE_CHANGE, "halted"), "", "/status · /breakers main"),
+        (alert_key(EventKind.CREDENTIALS_REFUSED), "🔑", None),
+    ],
+)
+def test_an_alert_is_marked_and_followed_by_next_steps_by_its_kind(key, mark, steps):
+    lines = plain_text(messages.alert(row("something happened.", key=key), NOW)).splitlines()
+
+    assert lines[1] == f"{mark} something happened.".strip()
+    if steps:
+        assert lines[-1].startswith("Next: ") and steps in lines[-1]
+    else:
+        assert not any(line.startswith("Next:") for line in lines)
+
+
+def test_breakers_are_listed_with_what_each_one_measures():
+    readings = [
+        Reading("position_loss", Status.OK, 0.01, 0.03, 0.024, "ok", "BTC/USDT:USDT"),
+        Reading("position_loss", Status.OK, 0.02, 0.03, 0.024, "ok", "ETH/USDT:USDT"),
+    ]
+    shown = plain_text(messages.breakers([account_status(readings=readings)]))
+
+    assert shown.count("one position's unrealized loss as a share of equity") == 1  # once per breaker
 
 
 def test_status_shows_figures_with_units_and_only_breakers_that_need_a_look():
