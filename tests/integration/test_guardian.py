@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from riskd import commands
-from riskd.domain import CommandKind, TradingState
+from riskd.domain import AlertStatus, CommandKind, TradingState
 
 from .conftest import BTC, ETH, SOL, open_positions, orders_sent, started, tick
 
@@ -98,7 +98,7 @@ async def test_without_telegram_alerts_go_to_the_log_with_their_account_in_front
 
     logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("ALERT ")]
     assert any(line.startswith("ALERT [main] BREACH: drawdown") for line in logged)
-    assert {row["status"] for row in daemon.store.alerts()} == {"logged"}
+    assert {row.status for row in daemon.store.alerts()} == {AlertStatus.LOGGED}
     await daemon.shutdown()
 
 
