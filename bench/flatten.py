@@ -36,7 +36,7 @@ async def round_trip(adapter) -> float:
 
 
 async def send_orders(daemon, concurrent: bool, tag: int) -> float:
-    runner = daemon.runners["main"]
+    runner = daemon.guards["main"]
     snapshot = await runner.adapter.snapshot()
     assert len(snapshot.positions) == POSITIONS, f"expected {POSITIONS} positions, got {len(snapshot.positions)}"
     orders = [
@@ -79,7 +79,7 @@ async def main() -> None:
             exchange = exchange_with_positions(POSITIONS)
             with scratch() as folder:
                 daemon = await guarded(exchange, folder)
-                samples["round trip"].append(min([await round_trip(daemon.runners["main"].adapter) for _ in range(5)]))
+                samples["round trip"].append(min([await round_trip(daemon.guards["main"].adapter) for _ in range(5)]))
                 samples["concurrent" if concurrent else "sequential"].append(await send_orders(daemon, concurrent, 1))
                 assert exchange.state()["positions"] == [], "every position should be closed"
                 await daemon.shutdown()

@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 
 from riskd import __version__, logs
-from riskd.commands import AccountStatus, Refusal, report, resolve_accounts, status, submit, utcnow, wait_for
+from riskd.commands import AccountStatus, Refusal, report, resolve_accounts, status, submit, wait_for
 from riskd.config import ConfigError, Settings, load_settings
-from riskd.domain import CommandKind
+from riskd.domain import CommandKind, utcnow
 from riskd.store import Store, StoreError
 from riskd.units import format_duration, format_money, format_percent, parse_percent
 
@@ -131,31 +131,32 @@ def _run(settings: Settings, arguments: argparse.Namespace) -> int:
 def _check(settings: Settings, arguments: argparse.Namespace) -> int:
     """Exit 0 only when riskd is safe to start: every account read, no failed check."""
     from riskd import checks
-    from riskd.supervisor import Daemon
+    from riskd.guard import connect
 
-    logging.getLogger("riskd").setLevel(logging.ERROR)  # the findings, not the daemon's start banner
+    logging.getLogger("riskd").setLevel(logging.ERROR)  # the findings, not the exchange clients' chatter
 
     async def check() -> int:
-        daemon = Daemon(settings, store=Store(":memory:"))
-        await daemon.startup()
         trouble, findings = 0, []
-        try:
-            for runner in daemon.runners.values():
-                snapshot = await runner.adapter.snapshot()
+        for name, account in settings.accounts.items():
+            adapter, sim = await connect(name, account, utcnow)
+            try:
+                snapshot = await adapter.snapshot()
                 if not snapshot.ok:
                     trouble += 1
-                    print(f"{runner.name}: UNREACHABLE: {snapshot.error}")
+                    print(f"{name}: UNREACHABLE: {snapshot.error}")
                     continue
                 print(
-                    f"{runner.name}: ok, {runner.config.exchange}, equity {format_money(snapshot.equity, snapshot.quote)}, "
+                    f"{name}: ok, {account.exchange}, equity {format_money(snapshot.equity, snapshot.quote)}, "
                     f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} open order(s), "
                     f"read in {snapshot.latency * 1000:.0f} ms"
                 )
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
-                findings += await checks.account(runner.name, runner.config, runner.adapter.client)
-        finally:
-            await daemon.shutdown()
+                findings += await checks.account(name, account, adapter.client)
+            finally:
+                await adapter.close()
+                if sim is not None:
+                    await sim.stop()
         env_file = Path(arguments.env_file or ".env")
         findings += await checks.local(settings, env_file if env_file.is_file() else None)
         for finding in findings:

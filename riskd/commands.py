@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, Position, Reading, Side, TradingState
+from riskd.domain import Command, CommandKind, Position, Reading, Side, TradingState, utcnow
 from riskd.store import Store
 
 if TYPE_CHECKING:
@@ -170,9 +169,6 @@ async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[d
         await asyncio.sleep(0.1)
 
 
-def expired(queued_at: datetime, now: datetime) -> bool:
-    return now - queued_at > COMMAND_LIFETIME
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def expired(given_at: datetime, now: datetime) -> bool:
+    """Too old to carry out: given while riskd was not running (the daemon's queue, Telegram's backlog)."""
+    return now - given_at > COMMAND_LIFETIME

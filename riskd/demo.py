@@ -50,13 +50,13 @@ async def run_demo(seconds: float = 60.0, out=print, crash: dict = CRASH, poll_i
         path.write_text(yaml.safe_dump(config))
         daemon = Daemon(load_settings(path))
         running = asyncio.create_task(daemon.run())
-        while "demo" not in daemon.runners:
-            if running.done():
-                return running.result() or 1
-            await asyncio.sleep(0.05)
-        simulator = daemon.runners["demo"].sim.simulator
+        ready = asyncio.create_task(daemon.ready())
+        await asyncio.wait((running, ready), return_when=asyncio.FIRST_COMPLETED)
+        if running.done():  # it stopped before it guarded anything: its error is the demo's
+            ready.cancel()
+            return running.result() or 1
         try:
-            await _narrate(daemon, simulator, seconds, out, crash)
+            await _narrate(daemon, daemon.simulator("demo"), seconds, out, crash)
         finally:
             daemon.stop()
             await running

@@ -74,7 +74,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await bot.ignore(update, refusal)
         return
     now = bot.clock()
-    if now - message.date > commands.COMMAND_LIFETIME:
+    if commands.expired(message.date, now):
         reason = f"sent at {messages.when(message.date)} while riskd was not running"
         bot.store.record_refusal(SOURCE, request.who, request.text, reason, now)
         reply = Reply(f"⛔ This command was {escape(reason)}; nothing was done. Send it again if you still want it.")
@@ -187,8 +187,9 @@ def _for_another_bot(text: str | None, username: str | None) -> bool:
 class TelegramBot:
     """The Telegram side of a running daemon: the bot, its pending confirmations, the sender."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]):
-        self.settings, self.config, self.store, self.clock = settings, settings.telegram, store, clock
+    def __init__(self, settings: Callable[[], Settings], store: Store, clock: Callable[[], datetime]):
+        """`settings` is read at every use: answers say LIVE or DRY-RUN as a reload left it."""
+        self._settings, self.config, self.store, self.clock = settings, settings().telegram, store, clock
         register(self.config.token.get_secret_value())
         self.application = build_application(self.config)
         self.application.bot_data[KEY] = self
@@ -196,6 +197,10 @@ class TelegramBot:
         self.ignored_alerted_at: datetime | None = None
         self.starting: asyncio.Task | None = None
         self.sender = Sender(self.application.bot, self.config, store, clock)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     @property
     def bot(self):
