@@ -17,12 +17,15 @@ from riskd import commands, messages
 from riskd.domain import CommandKind, Status
 from riskd.messages import escape
 from riskd.telegram.session import Reply, Request, Session, Usage
-from riskd.units import format_percent, parse_duration, parse_percent
+from riskd.units import parse_duration, parse_percent
 
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """One command: its name, how to write it, what it does, an example and its runner."""
+    """One command: its name, how to write it, what it does, an example and its runner.
+
+    The commands every transport offers take their words from `commands.CATALOGUE`
+    (see `shared`); the Telegram-only ones are written here."""
 
     name: str
     arguments: str
@@ -34,6 +37,12 @@ class Spec:
     @property
     def usage(self) -> str:
         return f"/{self.name} {self.arguments}".strip()
+
+
+def shared(name: str, example: str, run: Callable[[Session, Request], Awaitable[Reply]]) -> Spec:
+    """A catalogue command on Telegram: its arguments and help as the catalogue has them."""
+    verb = commands.VERBS[name]
+    return Spec(verb.name, verb.usage, verb.help, example, run)
 
 
 # --- the commands ------------------------------------------------------------------
@@ -101,19 +110,13 @@ async def _reduce(session: Session, request: Request) -> Reply:
         fraction = parse_percent(request.arguments[1])
     except ValueError as error:
         raise Usage(str(error)) from None
-    question = (
-        f"⚠️ Reduce every position of <b>{escape(_target(session, account))}</b> by {format_percent(fraction)}? "
-        f"riskd sends reduce-only market orders and the account becomes reducing. {_mode(session)}"
-    )
+    question = messages.question(CommandKind.REDUCE, _target(session, account), session.settings.live, fraction)
     return session.ask(request, question, CommandKind.REDUCE, account, fraction=fraction)
 
 
 async def _flatten(session: Session, request: Request) -> Reply:
     account = _account(session, request.arguments[0]) if request.arguments else None
-    question = (
-        f"🛑 Flatten <b>{escape(_target(session, account))}</b>? riskd cancels every open order, closes every "
-        f"position with reduce-only market orders and halts trading until /resume. {_mode(session)}"
-    )
+    question = messages.question(CommandKind.FLATTEN, _target(session, account), session.settings.live)
     return session.ask(request, question, CommandKind.FLATTEN, account, reason=" ".join(request.arguments[1:]))
 
 
@@ -151,15 +154,15 @@ async def _help(session: Session, request: Request) -> Reply:
 
 
 COMMANDS = (
-    Spec("status", "", "every account: state, equity, day PnL, drawdown, breakers near limits", "/status", _status),
+    shared("status", "/status", _status),
     Spec("positions", "[ACCOUNT]", "open positions: size, value, PnL, liquidation price", "/positions main", _positions),
     Spec("breakers", "[ACCOUNT]", "every breaker's value, limit and status", "/breakers main", _breakers),
-    Spec("events", "[N]", "the last N events (default 10)", "/events 20", _events),
-    Spec("freeze", "[ACCOUNT] [reason]", "halt trading: cancel open orders, refuse new exposure", "/freeze main bot gone wild", _freeze),
-    Spec("resume", "[ACCOUNT]", "make a halted or reducing account active again", "/resume main", _resume),
-    Spec("reduce", "ACCOUNT PERCENT", "reduce every position by a percentage (asks to confirm)", "/reduce main 50%", _reduce),
-    Spec("flatten", "[ACCOUNT] [reason]", "cancel all orders, close all positions, halt (asks to confirm)", "/flatten main", _flatten),
-    Spec("report", "", "today so far: equity, PnL, drawdown, breaches, orders", "/report", _report),
+    shared("events", "/events 20", _events),
+    shared("freeze", "/freeze main bot gone wild", _freeze),
+    shared("resume", "/resume main", _resume),
+    shared("reduce", "/reduce main 50%", _reduce),
+    shared("flatten", "/flatten main", _flatten),
+    shared("report", "/report", _report),
     Spec("mute", "DURATION|off", "hold back info and warning alerts for a while", "/mute 2h", _mute),
     Spec("help", "", "what each command does", "/help", _help, aliases=("start",)),
 )
@@ -182,10 +185,4 @@ def _account(session: Session, word: str | None) -> str | None:
 
 
 def _target(session: Session, account: str | None) -> str:
-    return account or f"every account ({', '.join(session.settings.accounts)})"
-
-
-def _mode(session: Session) -> str:
-    if session.settings.live:
-        return "LIVE: real orders will be sent."
-    return "DRY-RUN: nothing is sent to the exchange; riskd records what it would do."
+    return messages.target(account, session.settings.accounts)
