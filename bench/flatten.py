@@ -36,11 +36,11 @@ async def round_trip(adapter) -> float:
 
 
 async def send_orders(daemon, concurrent: bool, tag: int) -> float:
-    runner = daemon.guards["main"]
-    snapshot = await runner.adapter.snapshot()
+    guard = daemon.guards["main"]
+    snapshot = await guard.adapter.snapshot()
     assert len(snapshot.positions) == POSITIONS, f"expected {POSITIONS} positions, got {len(snapshot.positions)}"
     orders = [
-        runner.adapter.reduce(p, runner.adapter.round_amount(p.symbol, p.contracts), client_order_id(tag, p.key, 1))
+        guard.adapter.reduce(p, guard.adapter.round_amount(p.symbol, p.contracts), client_order_id(tag, p.key, 1))
         for p in snapshot.positions
     ]
     started = time.perf_counter()

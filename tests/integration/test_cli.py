@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -129,6 +130,7 @@ def test_the_shared_commands_take_their_help_and_arguments_from_the_catalogue():
 
 async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     lines: list[str] = []
+    level = logging.getLogger().level
     status = await run_demo(
         seconds=limit(20), out=lines.append, crash={"depth": 0.35, "duration": 4.0, "after": 1.0}, poll_interval="0.5s"
     )
@@ -137,3 +139,4 @@ async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     assert "warning:" in text and "breach: drawdown" in text and "HALTED" in text
     assert text.count("reduce-only market: closed") == 3
     assert "left alone it would be" in text
+    assert logging.getLogger().level == level  # the demo silences the log only while it runs
