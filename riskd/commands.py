@@ -1,21 +1,24 @@
 """What a person can ask of riskd, independent of how they ask.
 
-The CLI (and any other transport) only parses and formats; these functions check the
-request, record it and return data, or raise `Refusal` with a sentence to show. Control
-commands reach a running daemon through the database's commands table, so they need
-no open port: the daemon picks them up within about a second.
+`CATALOGUE` names each command every transport offers, once: its arguments, its help
+text, whether it asks for confirmation and how its result is shown. The CLI's argparse
+and Telegram's menu and /help are built from it. The CLI (and any other transport) only
+parses and formats; the functions here check the request, record it and return data,
+or raise `Refusal` with a sentence to show. Control commands reach a running daemon
+through the database's commands table, so they need no open port: the daemon picks
+them up within about a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, CommandStatus, Position, Reading, TradingState
+from riskd.domain import Command, CommandKind, CommandStatus, Position, Reading, TradingState, utcnow
 from riskd.store import CommandRecord, EventRecord, Store
 
 if TYPE_CHECKING:
@@ -27,6 +30,82 @@ COMMAND_LIFETIME = timedelta(minutes=5)
 
 class Refusal(Exception):
     """The request cannot be carried out; the message says why in words."""
+
+
+# --- the catalogue ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """Something a command takes: its name in usage lines, what it means, whether it must be given."""
+
+    name: str
+    help: str
+    required: bool = False
+
+    @property
+    def usage(self) -> str:
+        return self.name if self.required else f"[{self.name}]"
+
+
+class Shown(StrEnum):
+    """How a command's result is shown."""
+
+    ACCOUNTS = "accounts"  # each account's state, figures and breakers
+    EVENTS = "events"  # the most recent events
+    REPORT = "report"  # the day report
+    OUTCOME = "outcome"  # a control command: per account, done, refused, or still queued
+
+
+@dataclass(frozen=True, slots=True)
+class Verb:
+    """One command every transport offers, defined once."""
+
+    name: str
+    summary: str
+    shown: Shown
+    arguments: tuple[Argument, ...] = ()
+    destructive: bool = False  # asks for confirmation before anything is done
+
+    @property
+    def help(self) -> str:
+        return f"{self.summary} (asks to confirm)" if self.destructive else self.summary
+
+    @property
+    def usage(self) -> str:
+        """The arguments as a usage line writes them: `[ACCOUNT] [reason]`."""
+        return " ".join(argument.usage for argument in self.arguments)
+
+    @property
+    def kind(self) -> CommandKind | None:
+        """The control command the daemon carries out, for a command that changes something."""
+        return CommandKind(self.name) if self.shown is Shown.OUTCOME else None
+
+
+ACCOUNT = Argument("ACCOUNT", "the account; every account when left out")
+REASON = Argument("reason", "why, for the record")
+COUNT = Argument("N", "how many, at most 200")
+PERCENT = Argument("PERCENT", "such as 25%", required=True)
+
+CATALOGUE = (
+    Verb("status", "every account: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
+    Verb("events", "the most recent events: warnings, breaches, actions, commands", Shown.EVENTS, (COUNT,)),
+    Verb("report", "today so far: equity, PnL, drawdown, breaches, orders; 24 h risk figures and a stress test", Shown.REPORT),
+    Verb("freeze", "halt trading: cancel open orders, refuse new exposure", Shown.OUTCOME, (ACCOUNT, REASON)),
+    Verb("resume", "make a halted or reducing account active again", Shown.OUTCOME, (ACCOUNT,)),
+    Verb(
+        "flatten", "cancel every order, close every position, halt", Shown.OUTCOME, (ACCOUNT, REASON), destructive=True,
+    ),
+    Verb(
+        "reduce", "reduce every position by a percentage", Shown.OUTCOME,
+        (Argument("ACCOUNT", "the account", required=True), PERCENT),
+        destructive=True,
+    ),
+)
+VERBS = {verb.name: verb for verb in CATALOGUE}
+
+
+# --- the commands ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +249,6 @@ async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[C
         await asyncio.sleep(0.1)
 
 
-def expired(queued_at: datetime, now: datetime) -> bool:
-    return now - queued_at > COMMAND_LIFETIME
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def expired(given_at: datetime, now: datetime) -> bool:
+    """Too old to carry out: given while riskd was not running (the daemon's queue, Telegram's backlog)."""
+    return now - given_at > COMMAND_LIFETIME

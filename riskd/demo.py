@@ -44,20 +44,29 @@ NARRATED = {"warning", "breach", "state_change", "enforce", "action_unconfirmed"
 
 async def run_demo(seconds: float = 60.0, out=print, crash: dict = CRASH, poll_interval: str = "2s") -> int:
     """Run the demo for about `seconds`; returns the exit status. Tests speed it up."""
-    logging.getLogger().setLevel(logging.CRITICAL + 1)  # the narration says it all
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL + 1)  # the narration says it all
+    try:
+        return await _demo(seconds, out, crash, poll_interval)
+    finally:
+        root.setLevel(level)  # the demo may run inside a longer-lived process (the tests)
+
+
+async def _demo(seconds: float, out, crash: dict, poll_interval: str) -> int:
     with tempfile.TemporaryDirectory(prefix="riskd-demo-") as folder:
         path = Path(folder) / "config.yaml"
         config = {**DEMO_CONFIG, "poll_interval": poll_interval, "database": str(Path(folder) / "demo.db")}
         path.write_text(yaml.safe_dump(config))
         daemon = Daemon(load_settings(path))
         running = asyncio.create_task(daemon.run())
-        while "demo" not in daemon.runners:
-            if running.done():
-                return running.result() or 1
-            await asyncio.sleep(0.05)
-        simulator = daemon.runners["demo"].sim.simulator
+        ready = asyncio.create_task(daemon.ready())
+        await asyncio.wait((running, ready), return_when=asyncio.FIRST_COMPLETED)
+        if running.done():  # it stopped before it guarded anything: its error is the demo's
+            ready.cancel()
+            return running.result() or 1
         try:
-            await _narrate(daemon, simulator, seconds, out, crash)
+            await _narrate(daemon, daemon.simulator("demo"), seconds, out, crash)
         finally:
             daemon.stop()
             await running

@@ -50,7 +50,8 @@ def client_order_id(action_id: int, key: str, attempt: int) -> str:
 class Executor:
     """Runs actions against one account through its adapter, recording each step."""
 
-    def __init__(self, adapter: ExchangeAdapter, store: Store, live: bool, clock: Callable[[], datetime]):
+    def __init__(self, adapter: ExchangeAdapter, store: Store, live: Callable[[], bool], clock: Callable[[], datetime]):
+        """`live` is asked at every action, so a reload that turns dry-run on or off applies at once."""
         self.adapter, self.store, self.live, self.clock = adapter, store, live, clock
         self.last_progress: datetime | None = None
         """When an exchange call of an action last returned: a long flatten is alive, not hung."""
@@ -68,9 +69,9 @@ class Executor:
         return outcomes
 
     async def execute(self, action: Action, snapshot: Snapshot) -> Outcome:
-        action_id = self.store.record_action(action, self.clock(), not self.live)
+        action_id = self.store.record_action(action, self.clock(), not self.live())
         try:
-            if not self.live:
+            if not self.live():
                 return self._dry_run(action_id, action, snapshot)
             outcome = await self._live(action_id, action, snapshot)
         except asyncio.CancelledError:

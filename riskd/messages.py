@@ -1,10 +1,11 @@
-"""What riskd says on Telegram: alerts and command answers as Telegram HTML.
+"""What riskd says to a person: alerts and command answers as Telegram HTML, and as text for the CLI.
 
 Written for a person woken at 3 a.m.: which account, what happened in plain words
 with numbers and units, what riskd did, and what they can do next. These are pure
 functions from riskd's values to text, so they are tested without a bot. Every piece
 of text that comes from elsewhere (alert texts, reasons, symbols, names) is escaped,
-so a `<` in a reason cannot break a message or add markup to it.
+so a `<` in a reason cannot break a message or add markup to it. The terminal's
+versions (`plain`, `status_table`, `events_table`) share the figures' formatting.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from riskd import wording
 from riskd.breakers import BREAKERS
 from riskd.commands import AccountStatus, DayReport
-from riskd.domain import EventKind, Reading, Severity, Status, alert_kind
+from riskd.domain import CommandKind, EventKind, Reading, Severity, Status, TradingState, alert_kind
 from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
@@ -114,7 +115,7 @@ def _account_status(account: AccountStatus, now: datetime) -> str:
     lines = [f"<b>{escape(account.account)}</b> · {escape(account.exchange)} · {wording.mode_name(account.live)}"]
     since = f" since {when(account.since)}" if account.since else ""
     lines.append(f"State: <b>{account.trading_state.upper()}</b>{since}")
-    if account.reason and account.trading_state != "active":
+    if _why(account):
         lines.append(f"Why: {escape(account.reason)}")
     if account.updated_at is None:
         lines.append("No tick recorded yet: riskd has not read this account.")
@@ -126,6 +127,40 @@ def _account_status(account: AccountStatus, now: datetime) -> str:
         lines.append("✅ every breaker within its limits")
     lines.append(f"Last read {format_duration(max(0.0, (now - account.updated_at).total_seconds()))} ago")
     return "\n".join(lines)
+
+
+def status_table(accounts: Iterable[AccountStatus], now: datetime) -> str:
+    """Every account for a terminal (`riskd status`): state, figures, every breaker, positions."""
+    return "\n".join(_account_table(account, now) for account in accounts)
+
+
+def _account_table(account: AccountStatus, now: datetime) -> str:
+    since = f" since {account.since:%Y-%m-%d %H:%M:%S} UTC" if account.since else ""
+    lines = [f"{account.account} ({account.exchange}, {wording.mode_name(account.live)}): {account.trading_state.upper()}{since}"]
+    if _why(account):
+        lines.append(f"  reason: {account.reason}")
+    if account.updated_at is None:
+        lines.append("  no tick recorded yet: is riskd running?")
+        return "\n".join(lines)
+    age = format_duration(max(0.0, (now - account.updated_at).total_seconds()))
+    equity = format_money(account.equity, account.quote) if account.equity is not None else "unknown"
+    lines.append(f"  equity {equity}   drawdown {_drawdown(account)}   day PnL {_day_pnl_text(account)}   last tick {age} ago")
+    lines.append(f"  {'breaker':<34} {'value':>10} {'limit':>10}  status")
+    for reading in account.readings:
+        describe = _describer(reading)
+        value = describe(reading.value) if reading.value is not None else "-"
+        lines.append(f"  {reading.key:<34} {value:>10} {describe(reading.limit):>10}  {reading.status.upper()}")
+    for position in account.positions:
+        lines.append(
+            f"  position {position.key}: {position.side} {position.contracts:g}, "
+            f"{format_money(position.notional, account.quote)}, uPnL {position.unrealized_pnl:+,.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _why(account: AccountStatus) -> bool:
+    """Whether the account's reason is worth showing: it is not active, and there is one."""
+    return bool(account.reason) and account.trading_state is not TradingState.ACTIVE
 
 
 def positions(accounts: Iterable[AccountStatus]) -> str:
@@ -173,6 +208,15 @@ def events(records: Iterable[EventRecord]) -> str:
     return fit("\n".join(lines) if lines else "No events recorded yet.")
 
 
+def events_table(records: Iterable[EventRecord]) -> str:
+    """Events for a terminal (`riskd events`), one line each, oldest first."""
+    lines = []
+    for event in records:
+        breaker = f" [{event.breaker}]" if event.breaker else ""
+        lines.append(f"{event.at:%Y-%m-%dT%H:%M:%S}  {event.account:<12} {event.severity:<9} {event.kind}{breaker}: {event.message}")
+    return "\n".join(lines) if lines else "no events recorded yet"
+
+
 def report(reports: Iterable[DayReport], now: datetime) -> str:
     blocks = []
     for day in reports:
@@ -217,6 +261,25 @@ def _percent(value: float | None) -> str:
     return f"{value * 100:.2f}%" if value is not None else "n/a"
 
 
+def target(account: str | None, accounts: Iterable[str]) -> str:
+    """Whom a command is for: the named account, or every account, named."""
+    return account or f"every account ({', '.join(accounts)})"
+
+
+def question(kind: CommandKind, target: str, live: bool, fraction: float | None = None) -> str:
+    """The one confirmation question of a destructive command (`plain` makes it a terminal prompt)."""
+    mode = f"{wording.mode(live)}."
+    if kind is CommandKind.REDUCE:
+        return (
+            f"⚠️ Reduce every position of <b>{escape(target)}</b> by {format_percent(fraction)}? "
+            f"riskd sends reduce-only market orders and the account becomes reducing. {mode}"
+        )
+    return (
+        f"🛑 Flatten <b>{escape(target)}</b>? riskd cancels every open order, closes every "
+        f"position with reduce-only market orders and halts trading until it is resumed. {mode}"
+    )
+
+
 def command_list(commands: Iterable[tuple[str, str]]) -> str:
     """The command list from (usage, summary) pairs."""
     lines = ["<b>riskd commands</b>"]
@@ -233,17 +296,26 @@ def _money(value: float | None, quote: str) -> str:
 
 
 def _day_pnl(account: AccountStatus) -> str:
+    return escape(_day_pnl_text(account))
+
+
+def _day_pnl_text(account: AccountStatus) -> str:
     if account.day_pnl is None or not account.day_start_equity:
         return "n/a"
     share = account.day_pnl / account.day_start_equity * 100
-    return f"{account.day_pnl:+,.2f} {escape(account.quote)} ({share:+.1f}%)"
+    return f"{account.day_pnl:+,.2f} {account.quote} ({share:+.1f}%)"
 
 
 def _drawdown(account: AccountStatus) -> str:
     return format_percent(account.drawdown) if account.drawdown is not None else "n/a"
 
 
+def _describer(reading: Reading) -> Callable[[float], str]:
+    """How the reading's breaker writes its values (a limit of 0.1 is `10.0%` or `0.1x`)."""
+    return BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+
+
 def _reading(reading: Reading) -> str:
-    describe = BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+    describe = _describer(reading)
     value = describe(reading.value) if reading.value is not None else "no data"
     return f"{escape(reading.key)} {escape(value)} (limit {escape(describe(reading.limit))}): {reading.status.upper().replace('_', ' ')}"

@@ -173,7 +173,7 @@ async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(c
     async def broken(*arguments):
         raise RuntimeError("executor exploded")
 
-    monkeypatch.setattr(daemon.runners["main"].executor, "run", broken)
+    monkeypatch.setattr(daemon.guards["main"].executor, "run", broken)
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])

@@ -132,7 +132,7 @@ async def test_spot_prices_follow_the_same_market_as_futures(client, exchange):
 async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
-    snapshot = daemon.runners["main"].last_snapshot
+    snapshot = daemon.guards["main"].last_snapshot
     assert snapshot.ok and snapshot.equity == pytest.approx(5_000 + 3_000 + 4_500 + 6_000 + 1_200)
     assert {p.symbol: (p.side, p.contracts, p.notional, p.kind) for p in snapshot.positions} == {
         BTC: (Side.LONG, 0.05, 3_000, "spot"), ETH: (Side.LONG, 1.5, 4_500, "spot"), SOL: (Side.LONG, 40, 6_000, "spot"),
@@ -143,7 +143,7 @@ async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_no
 
     sim.set_price(BNB, 500)  # kept assets still count in equity
     await tick(daemon, clock)
-    assert daemon.runners["main"].last_snapshot.equity == pytest.approx(19_700 - 200)
+    assert daemon.guards["main"].last_snapshot.equity == pytest.approx(19_700 - 200)
     assert {e["path"] for e in sim.requests} == {
         "/api/v3/exchangeInfo", "/api/v3/account", "/api/v3/openOrders", "/api/v3/ticker/24hr",
     }  # spot markets only: no futures exchangeInfo, no margin pairs from /sapi
@@ -225,7 +225,7 @@ async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_
     sim.spot.deposit("ADA", "0.05")  # below ADA's 0.1 step: no order can sell it
     sim.spot.deposit("LINK", "0.2")  # a valid step, but 3 USDT is below the 5 USDT minimum notional
     daemon = await started(configure(market="spot"), clock, ticks=1)
-    snapshot = daemon.runners["main"].last_snapshot
+    snapshot = daemon.guards["main"].last_snapshot
     assert {p.symbol for p in snapshot.positions} == {BTC, ETH, SOL}
     assert snapshot.equity == pytest.approx(19_700 + 0.05 * 0.45 + 0.2 * 15)
 

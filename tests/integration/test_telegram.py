@@ -131,7 +131,7 @@ async def outbox_drained(daemon: Daemon, timeout: float = 5.0) -> list[OutboxAle
 
 
 def sim_of(daemon: Daemon):
-    return daemon.runners["demo"].sim.simulator
+    return daemon.simulator("demo")
 
 
 def orders_sent(sim) -> list[dict]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from riskd import messages, wording
-from riskd.commands import AccountStatus
-from riskd.domain import AlertStatus, EventKind, Position, Reading, Remedy, Severity, Side, Status, TradingState, alert_key, frozen_mapping
+from riskd.commands import CATALOGUE, AccountStatus
+from riskd.domain import AlertStatus, CommandKind, EventKind, Position, Reading, Remedy, Severity, Side, Status, TradingState, alert_key, frozen_mapping
 from riskd.store import EventRecord, OutboxAlert
 from riskd.telegram.menu import COMMANDS
 from tests.fakes.telegram_api import plain_text
@@ -137,6 +137,13 @@ def test_events_show_time_account_kind_breaker_and_message():
     assert plain_text(messages.events([event])) == "03:00:05 🚨 main breach [drawdown]: drawdown 12% > 10%"
 
 
+def test_the_shared_commands_take_their_arguments_and_help_from_the_catalogue():
+    specs = {spec.name: spec for spec in COMMANDS}
+    for verb in CATALOGUE:
+        assert specs[verb.name].usage == f"/{verb.name} {verb.usage}".strip()
+        assert specs[verb.name].summary == verb.help
+
+
 def test_every_command_fits_telegrams_menu_and_is_documented_with_its_example():
     readme = README.read_text(encoding="utf-8").replace("\\|", "|")  # a | in a table cell is written \|
     for spec in COMMANDS:
@@ -144,3 +151,39 @@ def test_every_command_fits_telegrams_menu_and_is_documented_with_its_example():
         assert spec.example.startswith(f"/{spec.name}")
         assert spec.usage in readme, f"README does not document {spec.usage}"
         assert spec.example in readme, f"README has no example of /{spec.name}"
+
+
+def test_the_terminal_status_table_has_the_same_figures_as_telegram_and_every_breaker():
+    halted = account_status(
+        trading_state=TradingState.HALTED, reason="drawdown 12.0% is past the limit of 10.0%", since=NOW,
+        readings=[
+            Reading("drawdown", Status.BREACHED, 0.05, 0.10, 0.08, "drawdown"),
+            Reading("leverage", Status.OK, 1.2, 5.0, 4.0, "leverage"),
+        ],
+        positions=[Position("BTC/USDT:USDT", Side.LONG, 0.5, 30_000.0, unrealized_pnl=-120.0)],
+    )
+    table = messages.status_table([halted, account_status(account="alt", updated_at=None)], NOW)
+    lines = table.splitlines()
+    assert lines[0] == "main (binanceusdm, LIVE): HALTED since 2026-03-02 03:00:00 UTC"
+    assert lines[1] == "  reason: drawdown 12.0% is past the limit of 10.0%"
+    assert "day PnL -300.00 USDT (-3.1%)" in lines[2] and "drawdown 5.0" in lines[2] and "last tick 12s ago" in lines[2]
+    assert messages.plain(messages.status([halted], NOW)).count("day PnL -300.00 USDT (-3.1%)") == 1  # one formula
+    assert re.fullmatch(r"  drawdown +5\.0+% +10\.0+% +BREACHED", lines[4])
+    assert re.fullmatch(r"  leverage +1\.20x +5\.00x +OK", lines[5])
+    assert lines[6] == "  position BTC/USDT:USDT: long 0.5, 30,000.00 USDT, uPnL -120.00"
+    assert lines[7:] == ["alt (binanceusdm, LIVE): ACTIVE", "  no tick recorded yet: is riskd running?"]
+
+
+def test_the_terminal_event_list_has_one_line_per_event_and_says_when_there_is_none():
+    rows = [EventRecord(1, NOW, "main", EventKind.BREACH, "drawdown", Severity.CRITICAL, "past", frozen_mapping())]
+    assert messages.events_table(rows) == "2026-03-02T03:00:00  main         critical  breach [drawdown]: past"
+    assert messages.events_table([]) == "no events recorded yet"
+
+
+def test_the_confirmation_question_names_the_target_and_whether_orders_are_real():
+    everyone = messages.target(None, ["main", "alt"])
+    assert everyone == "every account (main, alt)"
+    flatten = messages.plain(messages.question(CommandKind.FLATTEN, everyone, live=True))
+    assert flatten.startswith("🛑 Flatten every account (main, alt)?") and flatten.endswith(f"{wording.mode(True)}.")
+    reduce = messages.plain(messages.question(CommandKind.REDUCE, "<main>", live=False, fraction=0.25))
+    assert reduce.startswith("⚠️ Reduce every position of <main> by 25.0%?") and "DRY-RUN" in reduce
