@@ -9,7 +9,7 @@ import pytest
 from riskd import wording
 from riskd.domain import CommandKind, Remedy, TradingState
 
-from .factories import order, position, snapshot
+from tests.factories import order, position, snapshot
 
 REASON = "drawdown 15.0% is past the limit of 10.0%"
 HALTED = TradingState.HALTED
