@@ -70,12 +70,13 @@ async def detection(stream: bool, limiter: dict, wait: float) -> tuple[float, in
         with scratch() as folder:
             daemon = Daemon(load_settings(configuration(exchange, folder, stream, limiter)))
             running = asyncio.create_task(daemon.run())
-            while daemon.store.latest_snapshot("main") is None or (stream and not daemon.streams["main"].up):
+            await daemon.ready()  # the first tick has read the account
+            while stream and not ("main" in daemon.streams and daemon.streams["main"].up):
                 await asyncio.sleep(0.01)
             await asyncio.sleep(wait)
             await asyncio.to_thread(exchange.move, -0.20)
             moved = time.perf_counter()
-            while not any(event["kind"] == "breach" for event in daemon.store.events("main", 50)):
+            while not any(event.kind == "breach" for event in daemon.store.events("main", 50)):
                 if time.perf_counter() - moved > TIMEOUT:
                     raise RuntimeError(f"no breach within {TIMEOUT:g} s")
                 await asyncio.sleep(0.005)

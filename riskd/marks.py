@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Mapping
 
 from riskd.breakers import BREAKERS, BreakerConfig, Context
-from riskd.domain import AccountState, Reading, Side, Snapshot, Status, frozen_mapping
+from riskd.domain import AccountState, Reading, Side, Snapshot, Status
 
 PRICE_DRIVEN = ("drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance")
 """The breakers a mark price can move. `stale_data` measures time, not prices."""
@@ -36,7 +36,7 @@ def revalue(snapshot: Snapshot, marks: Mapping[str, float]) -> Snapshot:
     one. Positions without a new mark (or without a mark to start from) keep theirs.
     Spot holdings change equity and value, and keep their (zero) unrealized PnL.
     """
-    positions, change, prices = [], 0.0, dict(snapshot.prices)
+    positions, change = [], 0.0
     for position in snapshot.positions:
         mark = marks.get(position.symbol)
         if mark is None or mark <= 0 or not position.mark_price:
@@ -47,9 +47,8 @@ def revalue(snapshot: Snapshot, marks: Mapping[str, float]) -> Snapshot:
         change += gain
         pnl = position.unrealized_pnl if position.kind == "spot" else position.unrealized_pnl + gain
         positions.append(replace(position, mark_price=mark, notional=position.notional * ratio, unrealized_pnl=pnl))
-        prices[position.symbol] = mark
     equity = None if snapshot.equity is None else snapshot.equity + change
-    return replace(snapshot, positions=tuple(positions), equity=equity, prices=frozen_mapping(prices))
+    return replace(snapshot, positions=tuple(positions), equity=equity)
 
 
 def price_readings(

@@ -38,11 +38,11 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from riskd.breakers import BreakerConfig
 from riskd.config import AccountConfig
-from riskd.domain import AccountState, Alert, Event, EventKind, Severity, Snapshot, Status, StepResult, frozen_mapping
+from riskd import wording
+from riskd.domain import AccountState, Alert, Event, EventKind, Severity, Snapshot, Status, StepResult, alert_key, frozen_mapping
 from riskd.exchange import deep_merge
 from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
 from riskd.redact import redact
-from riskd.units import format_duration
 
 log = logging.getLogger("riskd.stream")
 
@@ -227,9 +227,7 @@ class MarkStream:
             if not breaches or asked >= max(basis.breakers[r.breaker].confirm for r in breaches):
                 return
             asked += 1
-            text = f"at the stream's mark prices {breaches[0].reason}; reading the account to confirm"
-            if len(breaches) > 1:
-                text += f" (and {len(breaches) - 1} more)"
+            text = wording.stream_breach(breaches[0].reason, len(breaches) - 1)
             self._record(EventKind.STREAM_BREACH, Severity.WARNING, text, [r.key for r in breaches])
             self.reads += 1
             try:
@@ -245,9 +243,7 @@ class MarkStream:
                 until = time.monotonic() + self.hold().total_seconds()
                 self._held.update({r.key: until for r in refuted})
                 failed = all(r.status is Status.NO_DATA for r in result.readings if r.breaker in PRICE_DRIVEN)
-                why = "the read of the account failed" if failed else "the account's own figures do not show it"
-                keys = ", ".join(r.key for r in refuted)
-                text = f"not acted on: {why} ({keys}); left to the polls for {format_duration(self.hold())}"
+                text = wording.stream_unconfirmed(failed, [r.key for r in refuted], self.hold())
                 self._record(EventKind.STREAM_UNCONFIRMED, Severity.INFO, text, [r.key for r in refuted])
             if len(refuted) == len(breaches):
                 return
@@ -266,10 +262,10 @@ class MarkStream:
             log.info("%s: following the mark-price stream", self.account)
             return
         self._reported_down = False
-        text = f"[{self.account}] The mark-price stream is back: crashes are seen between polls again."
+        text = wording.stream_up()
         log.warning("%s: mark-price stream back", self.account)
         self.report(Event(self.account, EventKind.STREAM_UP, text, severity=Severity.INFO),
-                    Alert(self.account, Severity.INFO, "stream", text))
+                    Alert(self.account, Severity.INFO, alert_key(EventKind.STREAM_UP), text))
 
     def _down(self, problem: str, delay: float) -> None:
         self.up = False
@@ -277,9 +273,6 @@ class MarkStream:
         if self._reported_down:
             return  # one report per outage, however many attempts it takes
         self._reported_down = True
-        text = (
-            f"[{self.account}] The mark-price stream is down ({problem}). riskd guards the account by polling alone "
-            "until it is back, and keeps reconnecting."
-        )
+        text = wording.stream_down(problem)
         self.report(Event(self.account, EventKind.STREAM_DOWN, text, severity=Severity.WARNING),
-                    Alert(self.account, Severity.WARNING, "stream", text))
+                    Alert(self.account, Severity.WARNING, alert_key(EventKind.STREAM_DOWN), text))

@@ -21,18 +21,15 @@ from riskd.sim import SimServer, Simulator
 from riskd.supervisor import Daemon
 from tests.timing import limit
 
-from .conftest import open_positions, orders_sent
+from .conftest import open_positions, orders_sent, write_config
 
 SLOW_POLL = "60s"
 
 
 @pytest.fixture
-async def exchange():
-    """The demo exchange on the wall clock, its prices still until a test moves them."""
-    server = SimServer(Simulator.demo(seed=7, volatility=0))
-    await server.start()
-    yield server
-    await server.stop()
+async def exchange(serve):
+    """The demo exchange on the wall clock (the daemon's and the stream's), its prices still until a test moves them."""
+    return await serve(Simulator.demo(seed=7, volatility=0))
 
 
 async def control(exchange: SimServer, path: str, body: dict) -> dict:
@@ -51,17 +48,13 @@ async def until(condition, seconds: float, what: str) -> float:
     return time.monotonic() - started
 
 
-async def running(path: str) -> tuple[Daemon, asyncio.Task]:
-    """A daemon running as `riskd run` does, once it has read the account and its stream is up."""
+async def running(run, path: str) -> Daemon:
+    """A daemon running as `riskd run` does (the `run` fixture stops it), once it has read
+    the account and its stream is up."""
     daemon = Daemon(load_settings(path))
-    task = asyncio.create_task(daemon.run())
+    run(daemon)
     await until(lambda: "main" in daemon.streams and daemon.streams["main"].up, 10, "the stream is up")
-    return daemon, task
-
-
-async def stopped(daemon: Daemon, task: asyncio.Task) -> None:
-    daemon.stop()
-    await asyncio.wait_for(task, limit(15))
+    return daemon
 
 
 async def metrics(daemon: Daemon) -> dict[str, float]:
@@ -85,11 +78,11 @@ async def metrics(daemon: Daemon) -> dict[str, float]:
 
 
 def kinds(daemon: Daemon) -> list[str]:
-    return [event["kind"] for event in daemon.store.events("main", 200)]
+    return [event.kind for event in daemon.store.events("main", 200)]
 
 
-async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_poll(configure, exchange):
-    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_poll(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
     stream = daemon.streams["main"]
     assert stream.reads == 0 and open_positions(exchange.simulator)
     # the stream makes no request of its own: its client has the markets the account's client loaded
@@ -105,14 +98,13 @@ async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_
     assert (await metrics(daemon))["riskd_stream_reads_total"] == stream.reads
     first = {}
     for event in daemon.store.events("main", 200):
-        first[event["kind"]] = min(event["id"], first.get(event["kind"], event["id"]))
+        first[event.kind] = min(event.id, first.get(event.kind, event.id))
     assert first["stream_breach"] < first["breach"]  # the stream's suspicion, then the account's own breach
     assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(exchange.simulator))
-    await stopped(daemon, task)
 
 
-async def test_a_breach_on_the_stream_that_the_account_does_not_show_does_nothing(configure, exchange):
-    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+async def test_a_breach_on_the_stream_that_the_account_does_not_show_does_nothing(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
     stream = daemon.streams["main"]
     reads = len([r for r in exchange.simulator.requests if r["path"] == "/fapi/v3/account"])
 
@@ -130,11 +122,10 @@ async def test_a_breach_on_the_stream_that_the_account_does_not_show_does_nothin
     marks = stream.marks_seen
     await until(lambda: stream.marks_seen >= marks + 2, 5, "more marks judged")
     assert stream.reads == 1
-    await stopped(daemon, task)
 
 
-async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exchange):
-    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
     stream = daemon.streams["main"]
 
     await control(exchange, "stream", {"drop": True})
@@ -142,7 +133,7 @@ async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exch
 
     assert exchange.streams.connections == 2 and stream.up and stream.reconnects == 1
     assert "stream_down" in kinds(daemon)
-    alerts = [alert["text"] for alert in daemon.store.alerts(50)]
+    alerts = [alert.text for alert in daemon.store.alerts(50)]
     assert any("stream is down" in text for text in alerts) and any("stream is back" in text for text in alerts)
     samples = await metrics(daemon)
     assert samples["riskd_stream_up"] == 1 and samples["riskd_stream_reconnects_total"] == 1
@@ -150,12 +141,11 @@ async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exch
     # and the new connection carries a crash as the first did
     await control(exchange, "price", {"move": -0.20})
     await until(lambda: not open_positions(exchange.simulator), 5, "the account is flat")
-    await stopped(daemon, task)
 
 
-async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, exchange, monkeypatch):
+async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, exchange, run, monkeypatch):
     monkeypatch.setattr(stream_module, "STALL", 1.0)  # Binance pushes every second; riskd waits 10
-    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL))
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
 
     await control(exchange, "stream", {"silent": True})
     await until(lambda: "stream_down" in kinds(daemon), 5, "the stall is reported")
@@ -163,11 +153,10 @@ async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, 
     await until(lambda: "stream_up" in kinds(daemon), 10, "the stream is back")
 
     assert exchange.streams.connections >= 2
-    await stopped(daemon, task)
 
 
-async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exchange):
-    daemon, task = await running(configure(live=True, poll_interval="1s"))
+async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval="1s"))
     stream = daemon.streams["main"]
 
     await control(exchange, "stream", {"down": True})  # dropped, and new connections refused
@@ -181,13 +170,12 @@ async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exc
     assert "stream_breach" not in kinds(daemon)
     assert kinds(daemon).count("stream_down") == 1  # one report per outage, however many attempts
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    await stopped(daemon, task)
 
 
-async def test_each_read_the_stream_asks_for_counts_once_towards_confirm(configure, exchange):
+async def test_each_read_the_stream_asks_for_counts_once_towards_confirm(configure, exchange, run):
     price_driven = ("drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance")
     breakers = {name: {"confirm": 3} for name in price_driven}
-    daemon, task = await running(configure(live=True, poll_interval=SLOW_POLL, breakers=breakers))
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL, breakers=breakers))
     stream = daemon.streams["main"]
 
     await control(exchange, "price", {"move": -0.20})
@@ -195,4 +183,13 @@ async def test_each_read_the_stream_asks_for_counts_once_towards_confirm(configu
 
     assert stream.reads == 3  # three reads, one after the other, then the trip
     assert kinds(daemon).count("stream_breach") == 3
-    await stopped(daemon, task)
+
+
+async def test_an_embedded_exchange_account_follows_the_embedded_exchanges_stream(tmp_path, run):
+    daemon = Daemon(load_settings(write_config(tmp_path, poll_interval=SLOW_POLL)))
+    run(daemon)
+    await until(lambda: "demo" in daemon.streams and daemon.streams["demo"].up, 10, "the stream is up")
+
+    guard = daemon.guards["demo"]
+    assert guard.overrides["urls"]["api"]["ws"]["linear"].startswith(guard.sim.url.replace("http", "ws"))
+    assert guard.sim.streams.connections == 1 and daemon.streams["demo"].marks_seen >= 1

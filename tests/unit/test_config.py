@@ -6,7 +6,6 @@ neither the developer's shell nor a stray `.env` file leaks in.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from datetime import time, timedelta
 from pathlib import Path
@@ -41,10 +40,7 @@ breakers:
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.upper().startswith("RISKD_"):
-            monkeypatch.delenv(name)
+def isolated(no_riskd_environment, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 

@@ -7,7 +7,7 @@ import pytest
 from riskd.breakers import BREAKERS
 from riskd.domain import AccountState, Side, Status, frozen_mapping
 from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
-from tests.unit.factories import NOW, position, snapshot
+from tests.factories import NOW, position, snapshot
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
@@ -19,16 +19,15 @@ def defaults(**limits) -> dict:
 def test_a_long_loses_and_a_short_gains_when_the_mark_falls():
     long = position(BTC, notional=10_000, mark_price=50_000, unrealized_pnl=100, liquidation_price=40_000)
     short = position(ETH, side=Side.SHORT, notional=4_000, mark_price=2_000, unrealized_pnl=-50)
-    before = snapshot(equity=20_000, positions=[long, short], prices={BTC: 50_000, ETH: 2_000})
+    before = snapshot(equity=20_000, positions=[long, short])
 
     after = revalue(before, {BTC: 45_000, ETH: 1_800})
 
     btc, eth = after.positions
     assert btc.mark_price == 45_000 and btc.notional == pytest.approx(9_000)
     assert btc.unrealized_pnl == pytest.approx(100 - 1_000)
-    assert eth.notional == pytest.approx(3_600) and eth.unrealized_pnl == pytest.approx(-50 + 400)
+    assert eth.mark_price == 1_800 and eth.notional == pytest.approx(3_600) and eth.unrealized_pnl == pytest.approx(-50 + 400)
     assert after.equity == pytest.approx(20_000 - 1_000 + 400)
-    assert after.prices[BTC] == 45_000
     assert btc.liquidation_price == 40_000 and btc.contracts == long.contracts  # what the mark cannot change
     assert before.equity == 20_000 and before.positions[0].mark_price == 50_000  # the snapshot is a value
 
