@@ -25,6 +25,7 @@ from datetime import datetime, time, timedelta
 from typing import Iterable, Mapping
 
 from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import (
     AccountState,
     Action,
@@ -106,8 +107,13 @@ class _Tick:
         return "riskd is" if self.policy.live else "DRY-RUN: riskd would be"
 
 
-def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime) -> StepResult:
-    """Decide one tick for one account. Pure: the same inputs give the same result."""
+def step(
+    state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime, market: MarketData = EMPTY
+) -> StepResult:
+    """Decide one tick for one account. Pure: the same inputs give the same result.
+
+    `market` is the latest cached market data, read by the market breakers only.
+    """
     state = replace(state, started_at=state.started_at or now)
     tick = _Tick(state, policy, now, None)
     good = _accept(tick, snapshot)
@@ -117,7 +123,7 @@ def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: da
     readings = [
         reading
         for name, config in policy.breakers.items()
-        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good), config)
+        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good, market), config)
     ]
     _judge(tick, readings)
     _release_latches(tick, readings)

@@ -14,6 +14,7 @@ from typing import Annotated, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import AccountState, Reading, Snapshot, Status
 from riskd.units import Percent, format_duration, format_percent, parse_duration
 
@@ -87,6 +88,8 @@ class Context:
     state: AccountState
     now: datetime
     snapshot: Snapshot | None = None
+    market: MarketData = EMPTY
+    """The latest cached candles, for the market breakers; empty until first fetched."""
 
     @property
     def equity(self) -> float | None:
