@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 
 def _import_sqlite_utils():
@@ -146,7 +146,19 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db.table("state").create({"account": str, "updated_at": str, "data": str, "readings": str}, pk="account")
 
 
-MIGRATIONS = [_migration_1]
+def _migration_candles(db: sqlite_utils.Database) -> None:
+    """The OHLCV cache of the market breakers: one row per account, symbol, timeframe and
+    candle open time (epoch ms), so a refresh rewrites the candle that was still open."""
+    db.table("candles").create(
+        {
+            "account": str, "symbol": str, "timeframe": str, "time": int,
+            "open": float, "high": float, "low": float, "close": float, "volume": float,
+        },
+        pk=("account", "symbol", "timeframe", "time"),
+    )
+
+
+MIGRATIONS = [_migration_1, _migration_candles]
 
 
 class Store:
@@ -455,6 +467,45 @@ class Store:
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
             removed += self.db.execute("delete from alerts where status != 'pending' and at < ?", [cutoff]).rowcount
         return removed
+
+
+    # --- candles ------------------------------------------------------------------
+
+    def record_candles(self, account: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]]) -> int:
+        """Insert or replace candles given as ccxt gives them: [time ms, open, high, low, close, volume]."""
+        records = [
+            {
+                "account": account, "symbol": symbol, "timeframe": timeframe, "time": int(row[0]),
+                "open": row[1], "high": row[2], "low": row[3], "close": row[4], "volume": row[5],
+            }
+            for row in rows
+        ]
+        if records:
+            self.db.table("candles").upsert_all(records, pk=("account", "symbol", "timeframe", "time"))
+        return len(records)
+
+    def last_candle_time(self, account: str, symbol: str, timeframe: str) -> int | None:
+        """The open time (epoch ms) of the latest cached candle, or None."""
+        row = self.db.execute(
+            "select max(time) from candles where account = ? and symbol = ? and timeframe = ?", [account, symbol, timeframe]
+        ).fetchone()
+        return row[0]
+
+    def candles(self, account: str, timeframe: str, symbols: Iterable[str], since: int) -> dict[str, list[tuple]]:
+        """Cached candles per symbol from `since` (epoch ms), oldest first."""
+        result: dict[str, list[tuple]] = {}
+        for symbol in symbols:
+            result[symbol] = self.db.execute(
+                "select time, open, high, low, close, volume from candles"
+                " where account = ? and symbol = ? and timeframe = ? and time >= ? order by time",
+                [account, symbol, timeframe, since],
+            ).fetchall()
+        return result
+
+    def prune_candles(self, before: int) -> int:
+        """Delete candles that opened before `before` (epoch ms)."""
+        with self.db.atomic():
+            return self.db.execute("delete from candles where time < ?", [before]).rowcount
 
 
 def _state_to_json(state: AccountState) -> dict:

@@ -26,8 +26,10 @@ from riskd import __version__, engine, health, logs
 from riskd.commands import expired, utcnow
 from riskd.config import AccountConfig, ConfigError, Settings, reloadable
 from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
+from riskd.candles import EMPTY
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
+from riskd.market_data import MarketFeed
 from riskd.notify import Notifier
 from riskd.redact import redact, register
 from riskd.store import Store
@@ -66,6 +68,7 @@ class AccountRunner:
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
     sim: object | None = None
+    market: MarketFeed | None = None  # the candles the market breakers read; None when turned off
 
     @property
     def alive_at(self) -> datetime | None:
@@ -117,7 +120,8 @@ class Daemon:
             sim, overrides = await start_embedded(account.sim)
         adapter = ExchangeAdapter(name, account, build_client(account, overrides), self.clock)
         executor = Executor(adapter, self.store, self.settings.live, self.clock)
-        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim)
+        market = MarketFeed(name, adapter, self.store, self.settings.market_data, self.clock) if self.settings.market_data.enabled else None
+        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim, market=market)
 
     def _policy(self, name: str) -> engine.Policy:
         return engine.Policy(
@@ -189,6 +193,11 @@ class Daemon:
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
             )
+            if self.runners[name].market is not None:
+                scheduler.add_job(
+                    self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
+                    seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
+                )
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
@@ -338,13 +347,23 @@ class Daemon:
             else:
                 runner.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", name, snapshot.error)
-            result = engine.step(self.store.load_state(name), snapshot, runner.policy, now)
+            market = runner.market.current if runner.market is not None else EMPTY
+            result = engine.step(self.store.load_state(name), snapshot, runner.policy, now, market)
             self._record(result, now)
             runner.last_tick_at, runner.tick_seconds = now, time.monotonic() - started
             self._heartbeat(runner, snapshot, result, now)
+            if runner.market is not None and snapshot.ok and runner.market.wants(p.symbol for p in snapshot.positions):
+                asyncio.get_running_loop().create_task(self._tracked(self.refresh_market, name))  # a new symbol: fetch now, apart from the tick
             if result.actions and snapshot.ok:
                 await runner.executor.run(result.actions, snapshot)
             return result
+
+    async def refresh_market(self, name: str) -> None:
+        """Fetch and cache the candles of what the account holds; ticks read the result."""
+        runner = self.runners[name]
+        if runner.market is not None:
+            held = runner.last_snapshot.positions if runner.last_snapshot is not None else ()
+            await runner.market.refresh(position.symbol for position in held)
 
     def _heartbeat(self, runner: AccountRunner, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""
