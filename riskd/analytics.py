@@ -22,9 +22,6 @@ from riskd.domain import Position, Side
 if TYPE_CHECKING:
     import pandas as pd
 
-SHOCKS = (-0.30, -0.20, -0.10, 0.10, 0.20)
-"""Price moves of every position at once for the stress test."""
-
 
 @dataclass(frozen=True, slots=True)
 class Figures:
@@ -106,16 +103,6 @@ def figures(points: Iterable[tuple[datetime, float]], every: str = "5min") -> Fi
         var_95=var,
         expected_shortfall_95=shortfall,
     )
-
-
-def stress(positions: Sequence[Position], equity: float, shocks: Sequence[float] = SHOCKS) -> dict[float, float]:
-    """Equity after every price moves by each shock at once, positions held as they are.
-
-    Longs gain with the move and shorts lose; a position without a mark price is valued
-    by its notional.
-    """
-    signed = np.array([p.notional if p.side is Side.LONG else -p.notional for p in positions], dtype=float)
-    return {shock: float(equity + signed.sum() * shock) for shock in shocks}
 
 
 # --- Series: returns, volatility, drawdown -------------------------------------------
@@ -434,3 +421,21 @@ def _shock(symbol: str, shocks: Mapping[str, float]) -> float:
     if symbol in shocks:
         return shocks[symbol]
     return shocks.get(symbol.split("/")[0], 0.0)
+
+
+# --- Over time, for the report's chart -----------------------------------------------
+
+
+def rolling_value_at_risk(
+    equity: pd.Series, every: str = "5min", window: int = 24, level: float = 0.95, horizon: str | None = None
+) -> pd.Series:
+    """Historical VaR of equity's `every` returns over the trailing `window` steps, as a
+    share of equity, at each step that has a full window; scaled to `horizon` (such as
+    "1D") by the square root of time when given."""
+    import pandas as pd
+
+    step_returns = returns(equity, every)
+    if len(step_returns) < window:
+        return step_returns.iloc[0:0]
+    scale = np.sqrt(pd.Timedelta(horizon) / pd.Timedelta(every)) if horizon else 1.0
+    return (-step_returns.rolling(window).quantile(1 - level)).clip(lower=0.0).dropna() * scale

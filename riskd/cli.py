@@ -38,7 +38,12 @@ def parser() -> argparse.ArgumentParser:
         "check", help="validate the configuration, reach every account, say whether riskd is safe to start (exit 0)"
     )
     commands.add_parser("status", help="each account's state, figures and breakers")
-    commands.add_parser("report", help="today so far, the last 24 hours' risk figures and a stress test")
+    report_parser = commands.add_parser(
+        "report", help="today and this week: equity, drawdown, exposure, VaR, correlation, stress, breaches"
+    )
+    report_parser.add_argument(
+        "--png", metavar="FILE", help="also draw the chart to FILE (with several accounts, FILE-ACCOUNT.png each)"
+    )
     events = commands.add_parser("events", help="recent events: warnings, breaches, actions, commands")
     events.add_argument("--account", help="only this account")
     events.add_argument("-n", "--limit", type=_count, default=20, help="how many (default 20)")
@@ -213,7 +218,20 @@ def _report(settings: Settings, arguments: argparse.Namespace) -> int:
     from riskd import messages
 
     now = utcnow()
-    print(messages.plain(messages.report(report(Store(settings.database), settings, now), now)))
+    reports = report(Store(settings.database), settings, now)
+    print(messages.plain(messages.report(reports, now)))
+    if arguments.png:
+        from riskd import chart  # matplotlib is loaded only when a chart is drawn
+
+        target = Path(arguments.png)
+        for day in reports:
+            path = target if len(reports) == 1 else target.with_name(f"{target.stem}-{day.status.account}{target.suffix or '.png'}")
+            try:
+                path.write_bytes(chart.render(day))
+            except OSError as error:
+                print(f"riskd: cannot write the chart to {path}: {error.strerror or error}", file=sys.stderr)
+                return 1
+            print(f"chart written to {path}")
     return 0
 
 

@@ -20,6 +20,7 @@ from riskd.store import Store
 
 if TYPE_CHECKING:
     from riskd.analytics import Figures
+    from riskd.report import MarketRisk
 
 COMMAND_LIFETIME = timedelta(minutes=5)
 """A queued command older than this is refused rather than carried out late."""
@@ -133,13 +134,26 @@ class DayReport:
     day_start: datetime | None
     counts: dict[str, int] = field(default_factory=dict)
     figures: Figures | None = None
-    stress: dict[float, float] = field(default_factory=dict)
+    market: MarketRisk | None = None
+    history: tuple[tuple[datetime, float], ...] = ()
+    """The last week's equity, oldest first: the week's PnL, maximum drawdown and the chart."""
+    breaches: tuple[dict, ...] = ()
+    """The day's breach and state-change events, oldest first."""
+    actions: tuple[dict, ...] = ()
+    """The day's actions (orders, cancels), oldest first."""
+
+    @property
+    def week_pnl(self) -> float | None:
+        if not self.history or self.status.equity is None:
+            return None
+        return self.status.equity - self.history[0][1]
 
 
 def report(store: Store, settings: Settings, now: datetime | None = None) -> list[DayReport]:
-    """Each account's day so far, with the risk figures of its last 24 hours of equity
-    and what its open positions would be worth after sudden moves of the whole market."""
-    from riskd import analytics  # pandas is loaded only when someone asks for a report
+    """Each account's day so far, with the risk figures of its last 24 hours of equity,
+    what its open positions risk on the cached candles (VaR, correlation, stress) and
+    what its open positions would be worth after sudden moves of the whole market."""
+    from riskd import analytics, report as market  # pandas is loaded only when someone asks for a report
 
     now = now or utcnow()
     result = []
@@ -148,13 +162,20 @@ def report(store: Store, settings: Settings, now: datetime | None = None) -> lis
         held = [
             Position(row["symbol"], Side(row["side"]), row["contracts"], row["notional"]) for row in account.positions
         ]
+        today = [row for row in store.events(account.account, 200) if since and datetime.fromisoformat(row["at"]) >= since]
         result.append(
             DayReport(
                 account,
                 since,
                 store.tally(account.account, since) if since else {},
                 analytics.figures(store.equity_history(account.account, now - timedelta(days=1))),
-                analytics.stress(held, account.equity) if account.equity is not None and held else {},
+                market.market_risk(store, settings, account.account, held, account.equity, now),
+                tuple(store.equity_history(account.account, now - timedelta(days=7))),
+                tuple(row for row in today if row["kind"] in ("breach", "state_change")),
+                tuple(
+                    row for row in store.actions(account.account, 200)
+                    if since and datetime.fromisoformat(row["at"]) >= since
+                ),
             )
         )
     return result

@@ -120,6 +120,21 @@ class HttpSettings(BaseModel):
     port: int = Field(default=9787, ge=0, le=65535)
 
 
+class ReportSettings(BaseModel):
+    """The daily risk report: sent at `at` (UTC) to Telegram as a chart with its text, else logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: time | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("write the time quoted, like \"21:00\" (YAML reads 21:00 unquoted as a number)")
+        return value
+
+
 class MarketDataSettings(BaseModel):
     """Candles for the market breakers: fetched apart from the ticks, cached in the database."""
 
@@ -161,6 +176,7 @@ class Settings(BaseSettings):
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
     market_data: MarketDataSettings = MarketDataSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod

@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    REPORT = "report"
 
 
 class ReadFailure(StrEnum):

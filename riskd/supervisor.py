@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from riskd import __version__, engine, health, logs
 from riskd.commands import expired, utcnow
 from riskd.config import AccountConfig, ConfigError, Settings, reloadable
-from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
+from riskd.domain import Alert, CommandKind, Event, EventKind, Severity, Snapshot, StepResult, TradingState
 from riskd.candles import EMPTY
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
@@ -198,6 +198,10 @@ class Daemon:
                     self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
                     seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
                 )
+        if self.settings.report.at is not None:
+            at = self.settings.report.at
+            scheduler.add_job(self._tracked, "cron", args=[self.send_report], hour=at.hour, minute=at.minute, id="report",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
@@ -435,6 +439,25 @@ class Daemon:
         for row in self.store.due_alerts(now):
             log.log(LEVELS[Severity(row["severity"])], "ALERT %s", row["text"])
             self.store.mark_alert(row["id"], now, "logged")
+
+    async def send_report(self) -> None:
+        """The daily report of each account: recorded, then to Telegram as its chart with the
+        text as caption; without Telegram, or when it fails, the text goes out as an alert."""
+        from riskd import chart, messages  # matplotlib is loaded only when a chart is drawn
+        from riskd.commands import report
+
+        now = self.clock()
+        for day in report(self.store, self.settings, now):
+            account, text = day.status.account, messages.report([day], now)
+            self.store.record_event(Event(account, EventKind.REPORT, messages.plain(text)), now)
+            if self.telegram is not None:
+                image = await asyncio.to_thread(chart.render, day)  # drawing must not hold up the ticks
+                if await self.telegram.send_report(text, image):
+                    continue
+            self.store.record_event(
+                Event(account, EventKind.REPORT, "daily report sent as text"), now,
+                Alert(account, Severity.INFO, f"report:{now:%Y-%m-%d}", messages.plain(text)),
+            )
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

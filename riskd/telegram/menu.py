@@ -9,6 +9,7 @@ never a stack trace. Runners record what they did; control commands are recorded
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -44,6 +45,8 @@ class Request:
 class Reply:
     text: str
     buttons: InlineKeyboardMarkup | None = None
+    photos: tuple[bytes, ...] = ()
+    """PNG images sent after the text, such as the report's charts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +151,13 @@ async def _flatten(bot: TelegramBot, request: Request) -> Reply:
 
 
 async def _report(bot: TelegramBot, request: Request) -> Reply:
+    from riskd import chart  # matplotlib is loaded only when a chart is drawn
+
     _at_most(request, 0)
+    reports = commands.report(bot.store, bot.settings, bot.clock())
+    photos = [await asyncio.to_thread(chart.render, day) for day in reports]  # drawing must not hold up the ticks
     bot.record(request, "shown")
-    return Reply(messages.report(commands.report(bot.store, bot.settings), bot.clock()))
+    return Reply(messages.report(reports, bot.clock()), photos=tuple(photos))
 
 
 async def _mute(bot: TelegramBot, request: Request) -> Reply:
@@ -191,7 +198,7 @@ COMMANDS = (
     Spec("resume", "[ACCOUNT]", "make a halted or reducing account active again", "/resume main", _resume),
     Spec("reduce", "ACCOUNT PERCENT", "reduce every position by a percentage (asks to confirm)", "/reduce main 50%", _reduce),
     Spec("flatten", "[ACCOUNT] [reason]", "cancel all orders, close all positions, halt (asks to confirm)", "/flatten main", _flatten),
-    Spec("report", "", "today so far: equity, PnL, drawdown, breaches, orders", "/report", _report),
+    Spec("report", "", "today and this week: equity, PnL, drawdown, exposure, VaR, stress, with a chart", "/report", _report),
     Spec("mute", "DURATION|off", "hold back info and warning alerts for a while", "/mute 2h", _mute),
     Spec("help", "", "what each command does", "/help", _help, aliases=("start",)),
 )

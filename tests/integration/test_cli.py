@@ -52,7 +52,7 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
     report = riskd(workdir, "report")
     assert report.returncode == 0, report.stderr
     assert "Day PnL" in report.stdout
-    assert re.search(r"-30% → [\d,]+\.\d\d USDT", report.stdout)  # the stress test of the open positions
+    assert re.search(r"market -30% -[\d,]+\.\d\d USDT \(worst \w+/USDT:USDT\)", report.stdout)  # the stress test of the open positions
 
 
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):

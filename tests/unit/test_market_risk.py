@@ -290,3 +290,22 @@ def test_stress_of_nothing_loses_nothing_and_a_broke_account_has_no_share(prices
     assert all(result.loss == 0.0 and result.worst_symbol is None for result in results)
     held = book([position(BTC)], market_of(prices))
     assert all(result.share is None for result in stress_test(held, 0.0))
+
+
+def test_rolling_value_at_risk_is_the_trailing_quantile_of_equity_returns():
+    from datetime import datetime, timedelta, timezone
+
+    from riskd.analytics import equity_series, returns, rolling_value_at_risk
+
+    start = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    values = 10_000 * np.cumprod(1 + np.random.default_rng(12).normal(0, 0.002, 100))
+    equity = equity_series([(start + timedelta(minutes=5 * i), value) for i, value in enumerate(values)])
+    rolling = rolling_value_at_risk(equity, window=24)
+    steps = returns(equity, "5min").to_numpy()
+    assert len(rolling) == len(steps) - 23
+    for row, end in ((0, 24), (40, 64), (-1, len(steps))):
+        expected = max(0.0, -stats.scoreatpercentile(steps[end - 24:end], 5))
+        assert rolling.iloc[row] == pytest.approx(expected)
+    assert rolling_value_at_risk(equity.iloc[:10], window=24).empty
+    daily = rolling_value_at_risk(equity, window=24, horizon="1D")
+    assert daily.to_numpy() == pytest.approx(rolling.to_numpy() * np.sqrt(288))
