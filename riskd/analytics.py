@@ -188,13 +188,27 @@ def net_exposures(positions: Iterable[Position]) -> dict[str, float]:
     return exposures
 
 
-def book(positions: Iterable[Position], market: MarketData, window: int | None = None) -> Book:
+def book(positions: Sequence[Position], market: MarketData, window: int | None = None) -> Book:
     """The positions' net exposures with the aligned returns of their symbols (and of the
     market's benchmark, when it has candles).
 
     `window` keeps only the latest that many steps of the timeline; then rows where a
-    held symbol (or the benchmark) has no return are dropped.
+    held symbol (or the benchmark) has no return are dropped. Several breakers ask for
+    the same book in one tick: the latest one is remembered, and given again only for
+    the very same (immutable) market data, positions and window.
     """
+    last = _last_book.get("book")
+    if last is not None and last[0] is market and last[1] is positions and last[2] == window:
+        return last[3]
+    held = _book(positions, market, window)
+    _last_book["book"] = (market, positions, window, held)
+    return held
+
+
+_last_book: dict[str, tuple[MarketData, Sequence[Position], int | None, Book]] = {}
+
+
+def _book(positions: Sequence[Position], market: MarketData, window: int | None) -> Book:
     exposures = {symbol: value for symbol, value in net_exposures(positions).items() if value != 0.0}
     priced = tuple(symbol for symbol in exposures if symbol in market)
     unpriced = tuple(symbol for symbol in exposures if symbol not in market)
@@ -308,10 +322,12 @@ def correlation_matrix(step_returns: np.ndarray) -> np.ndarray:
     if values.shape[0] < 2 or columns == 0:
         return np.eye(columns)
     centred = values - values.mean(axis=0)
-    spread = np.sqrt((centred * centred).sum(axis=0))
+    products = centred.T @ centred
+    spread = np.sqrt(np.diag(products))
     with np.errstate(divide="ignore", invalid="ignore"):
-        unit = np.where(spread > 0, centred / spread, 0.0)
-    correlations = np.clip(unit.T @ unit, -1.0, 1.0)
+        correlations = products / np.outer(spread, spread)
+    correlations[~np.isfinite(correlations)] = 0.0
+    np.clip(correlations, -1.0, 1.0, out=correlations)
     np.fill_diagonal(correlations, 1.0)
     return correlations
 
@@ -330,6 +346,24 @@ def average_correlation(correlations: np.ndarray, exposures: np.ndarray) -> floa
     weights = np.triu(np.outer(sizes, sizes), k=1)
     signed = correlations * np.outer(signs, signs)
     return float((weights * signed).sum() / weights.sum())
+
+
+def book_correlation(holdings: Book) -> float | None:
+    """`average_correlation(correlation_matrix(returns), exposures)` without the matrix.
+
+    With unit-length centred columns Z, Σᵢⱼ eᵢeⱼρᵢⱼ = ‖Z e‖², so the pairs' weighted sum is
+    that less the diagonal, halved: one pass over the returns instead of N² correlations.
+    """
+    exposures = holdings.exposures
+    if np.count_nonzero(exposures) < 2 or holdings.samples < 2:
+        return None if np.count_nonzero(exposures) < 2 else 0.0
+    centred = holdings.returns - holdings.returns.mean(axis=0)
+    spread = np.sqrt(np.einsum("ij,ij->j", centred, centred))
+    moving = spread > 0
+    weighted = centred[:, moving] @ (exposures[moving] / spread[moving])
+    pairs = (weighted @ weighted - float(exposures[moving] @ exposures[moving])) / 2
+    sizes = np.abs(exposures)
+    return float(pairs / ((sizes.sum() ** 2 - sizes @ sizes) / 2))
 
 
 # --- Stress scenarios on the positions held now --------------------------------------
@@ -402,7 +436,7 @@ def _betas(holdings: Book) -> np.ndarray:
     variance = float(centred @ centred)
     if variance <= 0:
         return ones
-    return (holdings.returns - holdings.returns.mean(axis=0)).T @ centred / variance
+    return holdings.returns.T @ centred / variance  # the benchmark centred is enough: Σ(bₜ - b̄) = 0
 
 
 def _comonotonic_moves(holdings: Book, confidence: float, horizon_days: float) -> np.ndarray:
@@ -410,7 +444,9 @@ def _comonotonic_moves(holdings: Book, confidence: float, horizon_days: float) -
 
     if holdings.samples < 2:
         return np.zeros(len(holdings.symbols))
-    spreads = holdings.returns.std(axis=0, ddof=1) * np.sqrt(horizon_days * holdings.steps_per_day)
+    centred = holdings.returns - holdings.returns.mean(axis=0)
+    variances = np.einsum("ij,ij->j", centred, centred) / (holdings.samples - 1)
+    spreads = np.sqrt(variances) * np.sqrt(horizon_days * holdings.steps_per_day)
     size = NormalDist().inv_cdf(confidence) * spreads
     # Everything moves together; the book loses most when prices go against its net side.
     direction = -1.0 if float(holdings.exposures @ spreads) >= 0 else 1.0

@@ -2,8 +2,8 @@
 
 The market-data job builds it from the cache between ticks; the breakers and the
 analytics only read it. Building it does the alignment once (a row per candle time,
-a column per symbol, NaN where a candle is missing), so a tick that judges fifty
-positions only picks columns. The arrays are made read-only, which keeps the value
+a column per symbol, NaN where a candle is missing, the returns stored column by
+column), so a tick that judges fifty positions only picks columns. The arrays are made read-only, which keeps the value
 frozen in fact and not just in name.
 """
 
@@ -79,6 +79,7 @@ def market_data(
     with np.errstate(divide="ignore", invalid="ignore"):
         returns[1:][consecutive] = closes[1:][consecutive] / closes[:-1][consecutive] - 1.0
     returns[~np.isfinite(returns)] = np.nan
+    returns = np.asfortranarray(returns)  # column by column: a book picks its symbols' columns
     return MarketData(
         interval_ms,
         symbols,

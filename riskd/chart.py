@@ -1,21 +1,64 @@
 """The daily report's chart: equity with its drawdowns shaded, exposure by symbol, VaR over time.
 
-matplotlib is imported by this module only, and this module only when a chart is drawn,
-so the daemon's memory budget holds until someone asks for one. It draws on a Figure
-with the Agg canvas (no display, no pyplot state), so a daemon that draws every day
-keeps nothing from one chart to the next.
+matplotlib is imported by `render` only, on a Figure with the Agg canvas (no display, no
+pyplot state). The daemon never draws in its own process: `drawn` builds the reports
+and their charts in a fresh child process, so pandas and matplotlib (some 60 MB) never
+weigh on the daemon's memory, and the drawing never holds up a tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 
 from riskd.analytics import equity_series, rolling_value_at_risk
 from riskd.commands import DayReport
+from riskd.config import Settings
 
 SIZE = (10.0, 9.0)
 DPI = 100
 """1000 × 900 pixels: readable on a phone, small enough for a Telegram photo."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """One account's report: its text (Telegram HTML) and its chart (PNG)."""
+
+    account: str
+    text: str
+    chart: bytes
+
+
+async def drawn(settings: Settings, now: datetime) -> list[Drawn]:
+    """Every account's report and chart, made in a fresh process from the database."""
+    fields = {name: getattr(settings, name) for name in Settings.model_fields}
+    fields["accounts"] = {  # the report needs no credentials: they stay in this process
+        name: account.model_copy(update={"api_key": None, "secret": None, "password": None})
+        for name, account in settings.accounts.items()
+    }
+    fields["telegram"] = settings.telegram.model_copy(update={"token": None})
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, _draw, fields, now)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _draw(fields: dict, now: datetime) -> list[Drawn]:
+    """In the child process: the reports from the database, as text and charts."""
+    from riskd import commands, messages
+    from riskd.store import Store
+
+    settings = Settings.model_construct(**fields)
+    store = Store(settings.database)
+    try:
+        return [Drawn(day.status.account, messages.report([day], now), render(day)) for day in commands.report(store, settings, now)]
+    finally:
+        store.close()
 
 
 def render(day: DayReport) -> bytes:

@@ -443,17 +443,14 @@ class Daemon:
     async def send_report(self) -> None:
         """The daily report of each account: recorded, then to Telegram as its chart with the
         text as caption; without Telegram, or when it fails, the text goes out as an alert."""
-        from riskd import chart, messages  # matplotlib is loaded only when a chart is drawn
-        from riskd.commands import report
+        from riskd import chart, messages
 
         now = self.clock()
-        for day in report(self.store, self.settings, now):
-            account, text = day.status.account, messages.report([day], now)
+        for report in await chart.drawn(self.settings, now):  # in another process: the ticks go on meanwhile
+            account, text = report.account, report.text
             self.store.record_event(Event(account, EventKind.REPORT, messages.plain(text)), now)
-            if self.telegram is not None:
-                image = await asyncio.to_thread(chart.render, day)  # drawing must not hold up the ticks
-                if await self.telegram.send_report(text, image):
-                    continue
+            if self.telegram is not None and await self.telegram.send_report(text, report.chart):
+                continue
             self.store.record_event(
                 Event(account, EventKind.REPORT, "daily report sent as text"), now,
                 Alert(account, Severity.INFO, f"report:{now:%Y-%m-%d}", messages.plain(text)),

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from riskd.analytics import average_correlation, correlation_matrix
+from riskd.analytics import book_correlation
 from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Status
@@ -38,7 +38,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     held = priced_book("correlation", context, config, config.window, config.samples)
     if isinstance(held, Reading):
         return (held,)
-    average = average_correlation(correlation_matrix(held.returns), held.exposures)
+    average = book_correlation(held)
     if average is None:
         why = "fewer than two symbols held, so nothing to correlate"
         return (Reading("correlation", Status.OK, None, config.limit, config.warning_level, why),)

@@ -1,14 +1,15 @@
 """Flash crash: a held symbol's price swings by more than a share within a few minutes.
 
 The swing is the distance from the highest to the lowest price in the window, as a
-share of the highest, over the cached candles and the position's mark price read
-this tick, so a crash between two market-data refreshes is seen at tick speed.
+share of the highest, over the cached candles and the positions' mark prices read
+this tick, so a crash between two market-data refreshes is seen at tick speed. The
+account is judged on the held symbol that swung most, in one reading that names it.
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
-from typing import ClassVar
 
 import numpy as np
 
@@ -18,8 +19,6 @@ from riskd.units import Duration, Percent, format_percent
 
 
 class FlashCrashConfig(BreakerConfig):
-    per_position: ClassVar[bool] = True
-
     limit: Percent = 0.10
     warn_at: Percent | None = None
     action: ActionName = "halt"
@@ -34,23 +33,29 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         return (missing,)
     if not context.snapshot.positions:
         return (flat("flash_crash", config),)
-    rows = window_rows(context, config.window)
-    readings = []
+    market, within = context.market, format_window(config.window)
+    marks: dict[str, list[float]] = {}
     for position in context.snapshot.positions:
-        column = context.market.column(position.symbol)
-        highs = context.market.highs[rows, column] if column is not None else np.empty(0)
-        lows = context.market.lows[rows, column] if column is not None else np.empty(0)
-        prices = np.concatenate([highs, lows, [position.mark_price] if position.mark_price else []])
-        prices = prices[np.isfinite(prices)]
-        if prices.size < 2:
-            why = f"no prices of {position.symbol} within the last {format_window(config.window)}"
-            readings.append(no_data("flash_crash", config, why, position.key))
+        marks.setdefault(position.symbol, []).extend([position.mark_price] if position.mark_price else [])
+    priced = [symbol for symbol in marks if symbol in market]
+    rows, columns = window_rows(context, config.window), [market.columns[symbol] for symbol in priced]
+    # Every held symbol at once: the window's highest and lowest price, ±inf for none.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a symbol without a candle in the window
+        highs = np.nanmax(market.highs[rows][:, columns], axis=0, initial=-np.inf)
+        lows = np.nanmin(market.lows[rows][:, columns], axis=0, initial=np.inf)
+    blind = [f"no prices of {symbol} within the last {within}" for symbol in marks if symbol not in market]
+    swings = {}
+    for index, symbol in enumerate(priced):
+        if not np.isfinite(highs[index]):  # no candle in the window: a mark price alone shows no swing
+            blind.append(f"no prices of {symbol} within the last {within}")
             continue
-        top = float(prices.max())
-        swing = (top - float(prices.min())) / top
-        subject = f"price swing of {position.symbol} within {format_window(config.window)}"
-        readings.append(worded("flash_crash", subject, swing, config, format_percent, position.key))
-    return tuple(readings)
+        top, bottom = max([float(highs[index]), *marks[symbol]]), min([float(lows[index]), *marks[symbol]])
+        swings[symbol] = (top - bottom) / top
+    worst = max(swings, key=swings.__getitem__, default=None)
+    if worst is None or blind and swings[worst] < config.limit:
+        return (no_data("flash_crash", config, "; ".join(blind)),)  # part unseen: never OK
+    return (worded("flash_crash", f"price swing of {worst} within {within}", swings[worst], config, format_percent),)
 
 
 def format_window(window: timedelta) -> str:

@@ -7,7 +7,6 @@ and a history too short for the figure are each a plain "cannot measure" reading
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
 
@@ -72,4 +71,5 @@ def worded(
     """`judge`, with the reason's subject in words fuller than the breaker's name."""
     reading = judge(name, value, config, describe, symbol)
     plain = f"{name.replace('_', ' ')} of {symbol}" if symbol else name.replace("_", " ")
-    return replace(reading, reason=subject + reading.reason.removeprefix(plain))
+    reason = subject + reading.reason.removeprefix(plain)
+    return Reading(name, reading.status, value, reading.limit, reading.warn_at, reason, symbol)

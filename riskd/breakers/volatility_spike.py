@@ -1,15 +1,16 @@
-"""Volatility spike: a held symbol's short-window volatility against its own baseline.
+"""Volatility spike: the held symbol whose short-window volatility is the most above its baseline.
 
 Markets that suddenly move several times faster than usual are where stops slip and
-liquidations cascade. Each held symbol is judged on its own, so `close` can close it.
-The baseline is the long window before the short one, so a spike does not raise its
-own yardstick.
+liquidations cascade. Each held symbol is measured against its own baseline, the long
+window before the short one (so a spike does not raise its own yardstick); the account
+is judged on the worst, in one reading that names it, so a market-wide spike is one
+alert, not one per position.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
@@ -24,8 +25,6 @@ FILLED = 0.5
 
 
 class VolatilitySpikeConfig(BreakerConfig):
-    per_position: ClassVar[bool] = True
-
     limit: Ratio = 3.0
     warn_at: Ratio | None = None
     action: ActionName = "alert"
@@ -42,46 +41,45 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         return (missing,)
     if not context.snapshot.positions:
         return (flat("volatility_spike", config),)
+    market = context.market
     recent = window_rows(context, config.short_window)
     before = window_rows(context, config.short_window + config.long_window)
-    before = before[before < (recent[0] if recent.size else len(context.market.times))]
+    before = before[before < (recent[0] if recent.size else len(market.times))]
     short_needed = max(config.samples, int(steps(config.short_window, context) * FILLED))
     long_needed = max(config.samples, int(steps(config.long_window, context) * FILLED))
-    return tuple(
-        _judge(context, config, position.symbol, position.key, recent, before, short_needed, long_needed)
-        for position in context.snapshot.positions
-    )
+    symbols = list(dict.fromkeys(position.symbol for position in context.snapshot.positions))
+    unpriced = [symbol for symbol in symbols if symbol not in market]
+    priced = [symbol for symbol in symbols if symbol in market]
+    columns = [market.columns[symbol] for symbol in priced]
+    # Every held symbol at once: NaN-aware counts and spreads of both windows.
+    (recent_counts, spreads), (baseline_counts, baselines) = _spread(market.returns[recent][:, columns]), _spread(market.returns[before][:, columns])
+    blind = [f"no candles for {symbol}" for symbol in unpriced]
+    ratios = {}
+    for index, symbol in enumerate(priced):
+        if recent_counts[index] < short_needed or baseline_counts[index] < long_needed:
+            blind.append(
+                f"{symbol} has {recent_counts[index]} of {short_needed} recent and "
+                f"{baseline_counts[index]} of {long_needed} baseline returns"
+            )
+        elif not baselines[index] > 0:
+            blind.append(f"{symbol}'s price did not move in the baseline window")
+        else:
+            ratios[symbol] = float(spreads[index] / baselines[index])
+    worst = max(ratios, key=ratios.__getitem__, default=None)
+    if worst is None or blind and ratios[worst] < config.limit:
+        return (no_data("volatility_spike", config, "; ".join(blind)),)  # part unseen: never OK
+    subject = f"volatility of {worst} over {_words(config.short_window)} against its {_words(config.long_window)} baseline"
+    return (worded("volatility_spike", subject, ratios[worst], config, format_multiple),)
 
 
-def _judge(
-    context: Context,
-    config: VolatilitySpikeConfig,
-    symbol: str,
-    key: str,
-    recent: np.ndarray,
-    before: np.ndarray,
-    short_needed: int,
-    long_needed: int,
-) -> Reading:
-    column = context.market.column(symbol)
-    if column is None:
-        return no_data("volatility_spike", config, f"no candles for {symbol}", key)
-    returns = context.market.returns[:, column]
-    short, long = returns[recent], returns[before]
-    short, long = short[~np.isnan(short)], long[~np.isnan(long)]
-    if short.size < short_needed or long.size < long_needed:
-        return no_data(
-            "volatility_spike",
-            config,
-            f"{symbol} has {short.size} of {short_needed} recent and {long.size} of {long_needed} baseline returns",
-            key,
-        )
-    baseline = float(long.std(ddof=1))
-    if baseline <= 0:
-        return no_data("volatility_spike", config, f"{symbol}'s price did not move in the baseline window", key)
-    ratio = float(short.std(ddof=1)) / baseline
-    subject = f"volatility of {symbol} over {_words(config.short_window)} against its {_words(config.long_window)} baseline"
-    return worded("volatility_spike", subject, ratio, config, format_multiple, key)
+def _spread(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: how many returns are known, and their sample standard deviation (NaN
+    with fewer than two), skipping the missing ones."""
+    known = ~np.isnan(returns)
+    counts = known.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deviations = np.where(known, returns - np.where(known, returns, 0.0).sum(axis=0) / counts, 0.0)
+        return counts, np.sqrt((deviations * deviations).sum(axis=0) / (counts - 1))
 
 
 def _words(window: timedelta) -> str:

@@ -9,7 +9,6 @@ never a stack trace. Runners record what they did; control commands are recorded
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -151,13 +150,13 @@ async def _flatten(bot: TelegramBot, request: Request) -> Reply:
 
 
 async def _report(bot: TelegramBot, request: Request) -> Reply:
-    from riskd import chart  # matplotlib is loaded only when a chart is drawn
+    from riskd import chart
 
     _at_most(request, 0)
-    reports = commands.report(bot.store, bot.settings, bot.clock())
-    photos = [await asyncio.to_thread(chart.render, day) for day in reports]  # drawing must not hold up the ticks
+    reports = await chart.drawn(bot.settings, bot.clock())  # in another process: the ticks go on meanwhile
     bot.record(request, "shown")
-    return Reply(messages.report(reports, bot.clock()), photos=tuple(photos))
+    text = "\n\n".join(report.text for report in reports) or "No account configured."
+    return Reply(messages.fit(text), photos=tuple(report.chart for report in reports))
 
 
 async def _mute(bot: TelegramBot, request: Request) -> Reply:

@@ -18,7 +18,6 @@ from riskd.domain import Reading, Status
 from .factories import NOW, context, position, snapshot
 
 MARKET = ["var", "volatility_spike", "flash_crash", "correlation", "stress_loss"]
-PER_POSITION = ["volatility_spike", "flash_crash"]
 MINUTE = 60_000
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 END = int(NOW.timestamp() * 1000) // MINUTE * MINUTE  # the candle open at NOW
@@ -76,15 +75,10 @@ def test_every_market_breaker_describes_itself_and_forbids_unknown_keys(name):
         configure(name, limt="10%")
 
 
-@pytest.mark.parametrize("name", [name for name in MARKET if name not in PER_POSITION])
-def test_close_is_refused_for_the_account_wide_ones(name):
+@pytest.mark.parametrize("name", MARKET)
+def test_every_market_breaker_is_account_wide(name):
     with pytest.raises(ValidationError, match="close applies to one position"):
         configure(name, action="close")
-
-
-@pytest.mark.parametrize("name", PER_POSITION)
-def test_close_is_accepted_for_the_per_symbol_ones(name):
-    assert configure(name, action="close").action == "close"
 
 
 def blind(reading: Reading, *words: str) -> None:
@@ -177,8 +171,8 @@ def test_volatility_spike_compares_the_short_window_with_the_long_one_before_it(
     expected = returns[-15:].std(ddof=1) / returns[-375:-15].std(ddof=1)
     reading = only(evaluate("volatility_spike", on(market({BTC: closes}), position(BTC))))
     assert reading.value == pytest.approx(expected)
-    assert reading.status is Status.BREACHED and reading.symbol == BTC
-    assert "over 15m against its 6h baseline" in reading.reason
+    assert reading.status is Status.BREACHED
+    assert reading.reason.startswith(f"volatility of {BTC} over 15m against its 6h baseline 7.00x is past the limit")
 
 
 def test_calm_volatility_is_ok(calm):
@@ -186,10 +180,16 @@ def test_calm_volatility_is_ok(calm):
     assert reading.status is Status.OK and 0.3 < reading.value < 2
 
 
-def test_volatility_spike_judges_each_held_position():
-    spiky = market({BTC: spiking(6.0), ETH: path(3, steps=400)})
-    readings = {r.symbol: r.status for r in evaluate("volatility_spike", on(spiky, position(BTC), position(ETH)))}
-    assert readings == {BTC: Status.BREACHED, ETH: Status.OK}
+def test_volatility_spike_judges_the_account_on_its_worst_symbol():
+    spiky = market({BTC: path(3, steps=400), ETH: spiking(6.0)})
+    reading = only(evaluate("volatility_spike", on(spiky, position(BTC), position(ETH))))
+    assert reading.status is Status.BREACHED and ETH in reading.reason
+
+
+def test_a_spike_on_a_measured_symbol_trips_even_when_another_cannot_be_measured():
+    spiky = market({BTC: spiking(6.0)})
+    reading = only(evaluate("volatility_spike", on(spiky, position(BTC), position("DOGE/USDT:USDT"))))
+    assert reading.status is Status.BREACHED
 
 
 def test_a_baseline_that_never_moved_cannot_be_measured():
@@ -205,10 +205,10 @@ def test_a_swing_within_the_window_trips_the_flash_crash():
     lows = closes.copy()
     lows[-3] = 87.0  # a wick 13 % down two minutes ago
     data = market_data({BTC: candles(closes, lows=lows)}, MINUTE, fetched_at=NOW)
-    reading = only(evaluate("flash_crash", on(data, position(BTC))))
+    reading = only(evaluate("flash_crash", on(data, position(BTC), position(BTC, side="short", position_side="SHORT"))))
     assert reading.value == pytest.approx(0.13)
-    assert reading.status is Status.BREACHED and reading.symbol == BTC
-    assert "within 5 minutes" in reading.reason
+    assert reading.status is Status.BREACHED
+    assert reading.reason.startswith(f"price swing of {BTC} within 5 minutes 13.0% is past the limit")
 
 
 def test_a_swing_before_the_window_does_not():
@@ -225,9 +225,10 @@ def test_the_mark_price_read_this_tick_counts_before_the_candles_show_it():
     assert reading.value == pytest.approx(0.12) and reading.status is Status.BREACHED
 
 
-def test_no_price_within_the_window_cannot_be_measured():
+def test_no_price_within_the_window_cannot_be_measured_even_with_a_mark_price():
     data = market_data({BTC: [(END - 30 * MINUTE, 100.0, 100.0, 100.0, 100.0, 1.0)]}, MINUTE, fetched_at=NOW)
-    blind(only(evaluate("flash_crash", on(data, position(BTC)))), "no prices of BTC/USDT:USDT within the last 5 minutes")
+    reading = only(evaluate("flash_crash", on(data, position(BTC, mark_price=99.0))))
+    blind(reading, "no prices of BTC/USDT:USDT within the last 5 minutes")
 
 
 # correlation ----------------------------------------------------------------------------

@@ -309,3 +309,24 @@ def test_rolling_value_at_risk_is_the_trailing_quantile_of_equity_returns():
     assert rolling_value_at_risk(equity.iloc[:10], window=24).empty
     daily = rolling_value_at_risk(equity, window=24, horizon="1D")
     assert daily.to_numpy() == pytest.approx(rolling.to_numpy() * np.sqrt(288))
+
+
+def test_the_books_correlation_is_the_weighted_average_of_the_matrix(prices):
+    from riskd.analytics import book_correlation
+
+    held = book([position(BTC, notional=5_000), position(ETH, side="short", notional=2_000),
+                 position(SOL, notional=1_000)], market_of(prices))
+    assert book_correlation(held) == pytest.approx(average_correlation(correlation_matrix(held.returns), held.exposures))
+    flat = Book((BTC, ETH, SOL), held.exposures, np.column_stack([held.returns[:, :2], np.zeros(held.samples)]), 1440.0)
+    assert book_correlation(flat) == pytest.approx(average_correlation(correlation_matrix(flat.returns), flat.exposures))
+    assert book_correlation(book([position(BTC)], market_of(prices))) is None
+
+
+def test_the_latest_book_is_given_again_only_for_the_very_same_inputs(prices):
+    held, market = (position(BTC), position(ETH)), market_of(prices)
+    first = book(held, market, 100)
+    assert book(held, market, 100) is first  # var, correlation and stress_loss share it within a tick
+    assert book(held, market, 200) is not first and book(held, market, 200).samples == 200
+    moved = market_of({BTC: prices[BTC] * 2, ETH: prices[ETH]})
+    assert book(held, moved, 100).returns[:, 0] == pytest.approx(first.returns[:, 0])  # a new value, priced afresh
+    assert book((position(BTC, notional=5_000), position(ETH)), market, 100).exposures[0] == 5_000
