@@ -121,9 +121,9 @@ def test_a_chart_of_an_account_with_no_history_still_draws(settings):
     assert image.size == (1000, 900)
 
 
-def test_matplotlib_is_not_loaded_by_the_daemon_modules():
+def test_pandas_and_matplotlib_are_not_loaded_by_the_daemon_modules():
     import subprocess
 
-    code = "import riskd.supervisor, riskd.report, sys; print('matplotlib' in sys.modules)"
+    code = "import riskd.supervisor, riskd.chart, sys; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert loaded == "False"
+    assert loaded == "False False"  # the daemon draws its report in a child process
