@@ -7,7 +7,7 @@ says what the running daemon's breakers see. Loaded only when a report is asked 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 
@@ -47,6 +47,8 @@ class MarketRisk:
 
 
 def market_risk(store: Store, settings: Settings, account: str, positions: Sequence[Position], equity: float | None, now: datetime) -> MarketRisk:
+    """The figures of `positions` (as stored: a hedge-mode position's symbol carries its side)."""
+    positions = [replace(position, symbol=_market(position.symbol)) for position in positions]
     configs = settings.breakers_for(account)
     var = configs.get("var") or BREAKERS["var"].config()
     stress = configs.get("stress_loss") or BREAKERS["stress_loss"].config()
@@ -77,6 +79,12 @@ def market_risk(store: Store, settings: Settings, account: str, positions: Seque
     correlation = average_correlation(correlation_matrix(held.returns), held.exposures)
     results = stress_test(held, equity, stress.moves, stress.flash_crash, stress.shocks, stress.confidence, stress.horizon.total_seconds() / 86_400)
     return MarketRisk(exposures, gross, leverage, risk, var.measure == "es", correlation, results)
+
+
+def _market(symbol: str) -> str:
+    """The market of a stored position: `BTC/USDT:USDT:LONG` (hedge mode) is `BTC/USDT:USDT`."""
+    market, _, side = symbol.rpartition(":")
+    return market if market and side in ("LONG", "SHORT") else symbol
 
 
 def _benchmark(name: str | None, quote: str) -> tuple[str, ...]:

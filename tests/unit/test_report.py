@@ -127,3 +127,12 @@ def test_pandas_and_matplotlib_are_not_loaded_by_the_daemon_modules():
     code = "import riskd.supervisor, riskd.chart, sys; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False False"  # the daemon draws its report in a child process
+
+
+def test_hedge_mode_positions_are_priced_on_their_market_and_netted(store, settings):
+    hedged = (position(BTC, notional=20_000, position_side="LONG"), position(BTC, side="short", notional=5_000, position_side="SHORT"))
+    result = engine.step(store.load_state("main"), snapshot(positions=hedged), engine.Policy(settings.breakers_for("main")), NOW)
+    store.record_snapshot(snapshot(positions=hedged))
+    store.record_step(result, NOW)
+    market = commands.report(store, settings, NOW)[0].market
+    assert market.exposures == {BTC: 15_000} and market.missing is None and market.risk is not None
