@@ -13,16 +13,16 @@ from typing import Annotated
 from pydantic import Field
 
 from riskd.analytics import book_correlation
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
 from riskd.breakers.priced import priced_book, worded
-from riskd.domain import Status
+from riskd.domain import Remedy, Status
 from riskd.units import Duration, Share, format_percent
 
 
 class CorrelationConfig(BreakerConfig):
     limit: Annotated[float, Field(gt=-1, le=1)] = 0.8
     warn_at: Annotated[float, Field(gt=-1, le=1)] | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     exposure: Share = 1.0
     """Gross notional as a share of equity from which correlation is judged."""
     window: Duration = timedelta(days=1)

@@ -13,15 +13,16 @@ from datetime import timedelta
 
 import numpy as np
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading, Resume, no_data
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, Resume, no_data
 from riskd.breakers.priced import flat, fresh, window_rows, worded
+from riskd.domain import Remedy
 from riskd.units import Duration, Percent, format_percent
 
 
 class FlashCrashConfig(BreakerConfig):
     limit: Percent = 0.10
     warn_at: Percent | None = None
-    action: ActionName = "halt"
+    action: Remedy = Remedy.HALT
     resume: Resume = "30m"
     window: Duration = timedelta(minutes=5)
 

@@ -13,8 +13,9 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field
 
 from riskd.analytics import FLASH_CRASH, MARKET_MOVES, stress_test, worst
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
 from riskd.breakers.priced import priced_book, worded
+from riskd.domain import Remedy
 from riskd.units import Duration, Percent, Share, format_percent, parse_percent
 
 
@@ -38,7 +39,7 @@ Move = Annotated[float, BeforeValidator(parse_move)]
 class StressLossConfig(BreakerConfig):
     limit: Share = 0.25
     warn_at: Share | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     moves: tuple[Move, ...] = MARKET_MOVES
     flash_crash: Move = FLASH_CRASH
     shocks: dict[str, Move] = Field(default_factory=dict)

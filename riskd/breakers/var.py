@@ -13,15 +13,16 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from riskd.analytics import value_at_risk_of
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
 from riskd.breakers.priced import priced_book, worded
+from riskd.domain import Remedy
 from riskd.units import Duration, Percent, Share, format_duration, format_percent
 
 
 class VarConfig(BreakerConfig):
     limit: Share = 0.10
     warn_at: Share | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     measure: Literal["var", "es"] = "var"
     method: Literal["historical", "parametric", "monte_carlo"] = "historical"
     confidence: Annotated[Percent, Field(ge=0.5, lt=1)] = 0.99

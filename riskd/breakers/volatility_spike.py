@@ -15,9 +15,10 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Reading, no_data
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, no_data
 from riskd.breakers.leverage import format_multiple
 from riskd.breakers.priced import flat, fresh, steps, window_rows, worded
+from riskd.domain import Remedy
 from riskd.units import Duration, Ratio
 
 FILLED = 0.5
@@ -27,7 +28,7 @@ FILLED = 0.5
 class VolatilitySpikeConfig(BreakerConfig):
     limit: Ratio = 3.0
     warn_at: Ratio | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     short_window: Duration = timedelta(minutes=15)
     long_window: Duration = timedelta(hours=6)
     samples: Annotated[int, Field(ge=2)] = 5

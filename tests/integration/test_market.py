@@ -50,7 +50,7 @@ def readings(result, name: str) -> dict:
 async def test_candles_are_fetched_cached_and_refreshed_incrementally(guard, exchange, clock):
     daemon = await guard()
     await daemon.refresh_market("main")
-    market = daemon.runners["main"].market.current
+    market = daemon.guards["main"].market.current
     assert set(market.symbols) == HELD and market.benchmark == BTC and market.fetched_at == clock()
     # The cache matches the exchange's own candles, up to the candle still open now.
     expected = exchange.simulator.market.candles("ETHUSDT", limit=1500)
@@ -65,13 +65,13 @@ async def test_candles_are_fetched_cached_and_refreshed_incrementally(guard, exc
     klines = [entry for entry in exchange.simulator.requests if entry["path"] == "/fapi/v1/klines"]
     assert len(klines) == 3  # one per symbol, from the last cached candle on
     assert len(daemon.store.candles("main", "1m", [ETH], 0)[ETH]) == len(cached) + 3
-    assert daemon.runners["main"].market.current.times[-1] - market.times[-1] == 3 * TIMEFRAMES["1m"]
+    assert daemon.guards["main"].market.current.times[-1] - market.times[-1] == 3 * TIMEFRAMES["1m"]
 
 
 async def test_a_spot_account_gets_its_candles_from_the_spot_dialect(guard, exchange, clock):
     daemon = await guard(market="spot")
     await daemon.refresh_market("main")
-    market = daemon.runners["main"].market.current
+    market = daemon.guards["main"].market.current
     assert set(market.symbols) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}  # BNB is kept, never sold: not a position
     assert any(entry["path"] == "/api/v3/klines" for entry in exchange.simulator.requests)
     column = market.column("SOL/USDT")

@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from riskd import wording
 from riskd.config import load_settings
 from riskd.domain import EventKind
 from riskd.supervisor import Daemon
@@ -33,8 +34,8 @@ async def test_the_scheduled_report_arrives_as_a_photo_with_its_caption(configur
         await daemon.tick("demo")
         await daemon.send_report()
         photo = await api.wait_for_photo()
-        reports = [row for row in daemon.store.events("demo", 50) if row["kind"] == EventKind.REPORT]
-    assert len(reports) == 1 and reports[0]["message"].startswith("demo · today")  # recorded before it was sent
+        reports = [event for event in daemon.store.events("demo", 50) if event.kind is EventKind.REPORT]
+    assert len(reports) == 1 and reports[0].message.startswith("demo · today")  # recorded before it was sent
     assert photo["chat_id"] == ALICE["id"]
     assert photo["caption"].startswith("demo · today, since")
     for words in ("Equity 10,", "Exposure BTC/USDT:USDT +9,000", "leverage", "Stress: market -10%"):
@@ -78,10 +79,12 @@ async def test_without_telegram_the_report_goes_out_as_a_text_alert(configure, a
     try:
         await daemon.tick("demo")
         await daemon.send_report()
-        alerts = [row for row in daemon.store.alerts(50) if row["key"].startswith("report:")]
+        alerts = [alert for alert in daemon.store.alerts(50) if alert.key.startswith("report:")]
+        events = [event.message for event in daemon.store.events("demo", 50) if event.kind is EventKind.REPORT]
     finally:
         await daemon.shutdown()
-    assert len(alerts) == 1 and alerts[0]["text"].startswith("demo · today") and "<b>" not in alerts[0]["text"]
+    assert len(alerts) == 1 and alerts[0].text.startswith("demo · today") and "<b>" not in alerts[0].text
+    assert events[-1] == wording.report_as_text()
     assert not api.photos
 
 

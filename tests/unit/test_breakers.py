@@ -90,6 +90,14 @@ def test_registry_holds_the_twelve_breakers_under_their_yaml_names():
 
 
 @pytest.mark.parametrize("name", BREAKERS)
+def test_every_breaker_names_its_readings_by_its_yaml_name(name):
+    # the engine finds a reading's configuration and formatter by this name
+    limit, _ = DEFAULT_LEVELS[name]
+    assert {reading.breaker for reading in evaluate(name, measuring(name, limit))} == {name}
+    assert {reading.breaker for reading in evaluate(name, context())} == {name}  # nothing to measure
+
+
+@pytest.mark.parametrize("name", BREAKERS)
 def test_every_breaker_describes_itself_in_one_line(name):
     description = BREAKERS[name].description
     assert description.strip() and "\n" not in description

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from riskd.store import MIGRATIONS, Store
+from riskd.store import Store
+from riskd.store.schema import MIGRATIONS
 
 MINUTE = 60_000
 
@@ -44,9 +45,10 @@ def test_a_database_from_before_the_candles_gains_the_table(tmp_path):
 
     old = sqlite_utils.Database(path)
     old.table("meta").create({"key": str, "value": str}, pk="key")
-    MIGRATIONS[0](old)
-    old.table("meta").insert({"key": "schema_version", "value": "1"})
+    for migration in MIGRATIONS[:2]:  # the schema before the candles: migrations 1 and 2
+        migration(old)
+    old.table("meta").insert({"key": "schema_version", "value": "2"})
     old.close()
     store = Store(path)
     assert store.record_candles("main", "BTC/USDT:USDT", "1m", rows(0, [1])) == 1
-    assert store.db.execute("select value from meta where key = 'schema_version'").fetchone()[0] == str(len(MIGRATIONS))
+    assert store.db.execute("select value from meta where key = 'schema_version'").fetchone()[0] == str(len(MIGRATIONS)) == "3"
