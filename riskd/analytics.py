@@ -10,7 +10,7 @@ pay for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -162,6 +162,23 @@ class Book:
     unpriced: tuple[str, ...] = ()
     benchmark: np.ndarray | None = None
     """The benchmark's returns on the same rows, when the market data has it."""
+    rows: np.ndarray | None = None
+    """The market data's row of each row of `returns`, ascending; None for a book not
+    drawn from market data, which `recent` leaves whole."""
+    span: int = 0
+    """How many rows the market data's timeline has."""
+
+    def recent(self, steps: int) -> Book:
+        """The same book on the latest `steps` steps of the timeline only. The rows are
+        ascending, so this is a view of the same arrays, not a copy: the market breakers
+        each window the one book their tick priced."""
+        if self.rows is None:
+            return self
+        start = int(np.searchsorted(self.rows, self.span - steps))
+        if start == 0:
+            return self
+        benchmark = self.benchmark[start:] if self.benchmark is not None else None
+        return replace(self, returns=self.returns[start:], benchmark=benchmark, rows=self.rows[start:])
 
     @property
     def gross(self) -> float:
@@ -181,27 +198,13 @@ def net_exposures(positions: Iterable[Position]) -> dict[str, float]:
     return exposures
 
 
-def book(positions: Sequence[Position], market: MarketData, window: int | None = None) -> Book:
+def book(positions: Iterable[Position], market: MarketData, window: int | None = None) -> Book:
     """The positions' net exposures with the aligned returns of their symbols (and of the
     market's benchmark, when it has candles).
 
-    `window` keeps only the latest that many steps of the timeline; then rows where a
-    held symbol (or the benchmark) has no return are dropped. Several breakers ask for
-    the same book in one tick: the latest one is remembered, and given again only for
-    the very same (immutable) market data, positions and window.
+    Rows where a held symbol (or the benchmark) has no return are dropped; `window`
+    then keeps only those among the latest that many steps of the timeline (`Book.recent`).
     """
-    last = _last_book.get("book")
-    if last is not None and last[0] is market and last[1] is positions and last[2] == window:
-        return last[3]
-    held = _book(positions, market, window)
-    _last_book["book"] = (market, positions, window, held)
-    return held
-
-
-_last_book: dict[str, tuple[MarketData, Sequence[Position], int | None, Book]] = {}
-
-
-def _book(positions: Sequence[Position], market: MarketData, window: int | None) -> Book:
     exposures = {symbol: value for symbol, value in net_exposures(positions).items() if value != 0.0}
     priced = tuple(symbol for symbol in exposures if symbol in market)
     unpriced = tuple(symbol for symbol in exposures if symbol not in market)
@@ -209,18 +212,27 @@ def _book(positions: Sequence[Position], market: MarketData, window: int | None)
     benchmark = market.column(market.benchmark) if market.benchmark else None
     if benchmark is not None:
         columns.append(benchmark)
-    rows = market.returns[-window:] if window else market.returns
-    selected = rows[:, columns] if columns else np.empty((0, 0))
-    selected = selected[~np.isnan(selected).any(axis=1)] if columns else selected
-    held = selected[:, : len(priced)]
-    return Book(
+    span = market.returns.shape[0]
+    if columns:
+        selected = market.returns[:, columns]
+        rows = np.flatnonzero(~np.isnan(selected).any(axis=1))
+        if rows.size and rows[-1] - rows[0] + 1 == rows.size:  # the usual case, one run of rows: a view, no copy
+            selected = selected[rows[0] : rows[-1] + 1]
+        else:
+            selected = selected[rows]
+    else:
+        selected, rows = np.empty((0, 0)), np.empty(0, dtype=np.intp)
+    held = Book(
         priced,
         np.array([exposures[symbol] for symbol in priced], dtype=float),
-        held,
+        selected[:, : len(priced)],
         86_400_000 / market.interval_ms,
         unpriced,
         selected[:, -1] if benchmark is not None else None,
+        rows,
+        span,
     )
+    return held.recent(window) if window else held
 
 
 @dataclass(frozen=True, slots=True)

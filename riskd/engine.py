@@ -132,11 +132,8 @@ def step(
     tick.snapshot = good
     if good is not None:
         _follow_equity(tick, good)
-    readings = [
-        reading
-        for name, config in policy.breakers.items()
-        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good, market), config)
-    ]
+    context = Context(state.account, tick.state, now, good, market)  # prices the positions once for every breaker
+    readings = [reading for name, config in policy.breakers.items() for reading in BREAKERS[name].evaluate(context, config)]
     _judge(tick, readings)
     _release_latches(tick, readings)
     _settle_state(tick)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from riskd.analytics import Book, book
+from riskd.analytics import Book
 from riskd.breakers.base import BreakerConfig, Context, judge, no_data
 from riskd.domain import Reading, Status
 
@@ -45,7 +45,7 @@ def priced_book(name: str, context: Context, config: BreakerConfig, window: time
         return missing
     if context.equity <= 0:
         return no_data(name, config, "equity is zero or negative, so a share of it means nothing")
-    held = book(context.snapshot.positions, context.market, steps(window, context))
+    held = context.book.recent(steps(window, context))
     if held.unpriced:
         return no_data(name, config, f"no candles for {', '.join(held.unpriced)}")
     if held.symbols and held.samples < samples:

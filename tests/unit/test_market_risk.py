@@ -322,11 +322,34 @@ def test_the_books_correlation_is_the_weighted_average_of_the_matrix(prices):
     assert book_correlation(book([position(BTC)], market_of(prices))) is None
 
 
-def test_the_latest_book_is_given_again_only_for_the_very_same_inputs(prices):
-    held, market = (position(BTC), position(ETH)), market_of(prices)
-    first = book(held, market, 100)
-    assert book(held, market, 100) is first  # var, correlation and stress_loss share it within a tick
-    assert book(held, market, 200) is not first and book(held, market, 200).samples == 200
-    moved = market_of({BTC: prices[BTC] * 2, ETH: prices[ETH]})
-    assert book(held, moved, 100).returns[:, 0] == pytest.approx(first.returns[:, 0])  # a new value, priced afresh
-    assert book((position(BTC, notional=5_000), position(ETH)), market, 100).exposures[0] == 5_000
+def test_a_window_of_the_book_keeps_the_latest_steps_of_the_timeline_as_a_view(prices):
+    held = (position(BTC), position(ETH))
+    rows = {BTC: candles(prices[BTC]), ETH: candles(prices[ETH])}
+    del rows[ETH][550]  # a missing candle: no ETH return at steps 550 and 551
+    market = market_data(rows, MINUTE)
+    whole = book(held, market)
+    assert whole.samples == 599 - 2  # every step but the first and the two without an ETH return
+    recent = whole.recent(100)
+    expected = market.returns[500:, [market.columns[BTC], market.columns[ETH]]]
+    expected = expected[~np.isnan(expected).any(axis=1)]
+    assert recent.samples == 98  # the latest 100 steps of the timeline, not the latest 100 complete rows
+    assert np.array_equal(recent.returns, expected)
+    assert np.shares_memory(recent.returns, whole.returns)  # each market breaker windows the one book of its tick
+    assert np.array_equal(book(held, market, 100).returns, recent.returns)
+    assert whole.recent(10_000) is whole
+
+
+def test_the_breaker_context_prices_its_own_positions_on_its_own_market_data(prices):
+    from dataclasses import replace
+
+    from riskd.breakers import Context
+    from tests.unit.factories import context, snapshot
+
+    market = market_of(prices)
+    held = (position(BTC, notional=5_000), position(ETH))
+    inputs = replace(context(snapshot(positions=held)), market=market)
+    assert inputs.book.symbols == (BTC, ETH) and inputs.book.exposures[0] == 5_000
+    assert np.array_equal(inputs.book.returns, book(held, market).returns)
+    moved = replace(inputs, market=market_of({BTC: prices[BTC] * np.linspace(1, 2, 600), ETH: prices[ETH]}))
+    assert not np.array_equal(moved.book.returns[:, 0], inputs.book.returns[:, 0])  # a new value, priced afresh
+    assert Context("main", inputs.state, inputs.now).book.symbols == ()  # no snapshot: nothing held
