@@ -54,8 +54,10 @@ def priced_book(name: str, context: Context, config: BreakerConfig, window: time
 
 
 def flat(name: str, config: BreakerConfig) -> Reading:
-    """The reading of a per-position breaker on an account with nothing open."""
-    return Reading(name, Status.OK, 0.0, config.limit, config.warning_level, "no open positions")
+    """The reading of a per-position breaker on an account with nothing open; its reason
+    names what is watched, as it may be the sentence that clears the breaker's breach."""
+    subject = name.replace("_", " ")
+    return Reading(name, Status.OK, 0.0, config.limit, config.warning_level, f"no open positions to watch for a {subject}")
 
 
 def window_rows(context: Context, window: timedelta) -> np.ndarray:

@@ -137,6 +137,8 @@ async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     text = "\n".join(lines)
     assert status == 0
     assert "warning:" in text and "breach: drawdown" in text and "HALTED" in text
+    breaches = [line for line in lines if "breach:" in line]
+    assert breaches and all(any(words in line for words in ("price swing", "daily loss", "drawdown")) for line in breaches)
     assert text.count("reduce-only market: closed") == 3
     assert "left alone it would be" in text
     assert logging.getLogger().level == level  # the demo silences the log only while it runs

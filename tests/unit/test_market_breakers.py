@@ -123,6 +123,13 @@ def test_nothing_held_is_measured_as_no_risk(name, calm):
     assert reading.status is Status.OK
 
 
+@pytest.mark.parametrize("name", ["volatility_spike", "flash_crash"])
+def test_a_flat_account_says_what_it_no_longer_watches(name, calm):
+    # this reason is the sentence that clears the breaker's breach once the positions are closed
+    reading = only(evaluate(name, on(calm)))
+    assert reading.reason == f"no open positions to watch for a {name.replace('_', ' ')}"
+
+
 # var ----------------------------------------------------------------------------------
 
 
