@@ -63,6 +63,10 @@ def _add_verb(commands: argparse._SubParsersAction, verb: Verb) -> None:
             command.add_argument("account", metavar=argument.name, nargs=None if argument.required else "?", help=argument.help)
     if verb.shown is Shown.EVENTS:  # the terminal can narrow the list to one account
         command.add_argument("--account", help="only this account")
+    if verb.shown is Shown.REPORT:  # the terminal writes the chart to a file; Telegram sends it as a photo
+        command.add_argument(
+            "--png", metavar="FILE", help="also draw the chart to FILE (with several accounts, FILE-ACCOUNT.png each)"
+        )
     if verb.destructive:
         command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
@@ -179,7 +183,20 @@ def _status(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _report(settings: Settings, arguments: argparse.Namespace) -> int:
     now = utcnow()
-    print(messages.plain(messages.report(report(Store(settings.database), settings, now), now)))
+    reports = report(Store(settings.database), settings, now)
+    print(messages.plain(messages.report(reports, now)))
+    if arguments.png:
+        from riskd import chart  # matplotlib is loaded only when a chart is drawn
+
+        target = Path(arguments.png)
+        for day in reports:
+            path = target if len(reports) == 1 else target.with_name(f"{target.stem}-{day.status.account}{target.suffix or '.png'}")
+            try:
+                path.write_bytes(chart.render(day))
+            except OSError as error:
+                print(f"riskd: cannot write the chart to {path}: {error.strerror or error}", file=sys.stderr)
+                return 1
+            print(f"chart written to {path}")
     return 0
 
 

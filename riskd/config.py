@@ -122,6 +122,37 @@ class HttpSettings(BaseModel):
     port: int = Field(default=9787, ge=0, le=65535)
 
 
+class ReportSettings(BaseModel):
+    """The daily risk report: sent at `at` (UTC) to Telegram as a chart with its text, else logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: time | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("write the time quoted, like \"21:00\" (YAML reads 21:00 unquoted as a number)")
+        return value
+
+
+class MarketDataSettings(BaseModel):
+    """Candles for the market breakers: fetched apart from the ticks, cached in the database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "1m"
+    refresh: Duration = timedelta(minutes=1)
+    history: Duration = timedelta(days=1)
+    """How far back the first fetch of a symbol reaches."""
+    keep: Duration = timedelta(days=2)
+    """Candles older than this are pruned."""
+    benchmark: str | None = "BTC"
+    """An asset (priced in the account's quote) or a ccxt symbol, fetched even when not held."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`, not directly."""
 
@@ -146,6 +177,8 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
+    market_data: MarketDataSettings = MarketDataSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod

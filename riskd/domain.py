@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     STREAM_UNCONFIRMED = "stream_unconfirmed"
     STREAM_DOWN = "stream_down"
     STREAM_UP = "stream_up"
+    REPORT = "report"
 
 
 class ReadFailure(StrEnum):

@@ -117,6 +117,11 @@ class ExchangeAdapter:
         if self.futures is None:
             self.futures = self.client.options.get("defaultType") in FUTURES_TYPES
 
+    async def candles(self, symbol: str, timeframe: str, since: int, limit: int) -> list[list]:
+        """OHLCV rows from `since` (epoch ms), as ccxt gives them; raises what ccxt raises."""
+        await self.load()
+        return await self._call("fetch_ohlcv", symbol, timeframe, since, limit)
+
     async def snapshot(self) -> Snapshot:
         """Read the account once, concurrently; any failure gives a Snapshot with `error`."""
         fetched_at, started = self.clock(), time.monotonic()

@@ -164,18 +164,20 @@ def _ticker(simulator: Simulator, params: Params) -> Any:
     return _each(simulator, params, lambda c: wire.ticker(c, market.day(c.id), ledger.mark(c), ledger.now()))
 
 
-def _klines(simulator: Simulator, params: Params) -> list:
-    contract = simulator.ledger.contract(params.get("symbol"))
+def _klines(spot: bool, simulator: Simulator, params: Params) -> list:
+    """Candles from the same price path on both dialects: futures caps `limit` at 1500,
+    spot at 1000, as Binance does."""
+    listing = (simulator.spot.pair if spot else simulator.ledger.contract)(params.get("symbol"))
     interval = params.get("interval")
     if not interval:
         raise mandatory("interval")
     if interval not in INTERVALS:
         raise Rejection(-1120, "Invalid interval.")
     minutes = INTERVALS[interval]
-    limit = min(max(_integer(params, "limit", 500), 1), 1500)
-    candles = simulator.market.candles(contract.id, minutes, _integer(params, "startTime"),
+    limit = min(max(_integer(params, "limit", 500), 1), 1000 if spot else 1500)
+    candles = simulator.market.candles(listing.id, minutes, _integer(params, "startTime"),
                                        _integer(params, "endTime"), limit)
-    return [wire.kline(contract, c, minutes) for c in candles]
+    return [wire.kline(listing, c, minutes) for c in candles]
 
 
 def _user_trades(simulator: Simulator, params: Params) -> list:
@@ -211,7 +213,8 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
      lambda s, p: _each(s, p, lambda c: wire.ticker_price(c, s.ledger.mark(c), s.ledger.now()))),
     ("GET", "/fapi/v1/premiumIndex", False,
      lambda s, p: _each(s, p, lambda c: wire.premium_index(c, s.ledger.mark(c), s.ledger.now()))),
-    ("GET", "/fapi/v1/klines", False, _klines),
+    ("GET", "/fapi/v1/klines", False, partial(_klines, False)),
+    ("GET", "/api/v3/klines", False, partial(_klines, True)),
     ("GET", "/fapi/v3/account", True, lambda s, p: wire.account(s.ledger)),
     ("GET", "/fapi/v3/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk)),
     ("GET", "/fapi/v2/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk_v2)),

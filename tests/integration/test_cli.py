@@ -42,7 +42,7 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
     report = riskd(workdir, "report")
     assert report.returncode == 0, report.stderr
     assert "Day PnL" in report.stdout
-    assert re.search(r"-30% → [\d,]+\.\d\d USDT", report.stdout)  # the stress test of the open positions
+    assert re.search(r"market -30% -[\d,]+\.\d\d USDT \(worst \w+/USDT:USDT\)", report.stdout)  # the stress test of the open positions
 
 
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
@@ -125,6 +125,8 @@ async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     text = "\n".join(lines)
     assert status == 0
     assert "warning:" in text and "breach: drawdown" in text and "HALTED" in text
+    breaches = [line for line in lines if "breach:" in line]
+    assert breaches and all(any(words in line for words in ("price swing", "daily loss", "drawdown")) for line in breaches)
     assert text.count("reduce-only market: closed") == 3
     assert "left alone it would be" in text
     assert logging.getLogger().level == level  # the demo silences the log only while it runs
