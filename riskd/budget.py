@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
+from riskd import wording
 from riskd.domain import EventKind
 
 if TYPE_CHECKING:
@@ -223,18 +224,11 @@ class Budget:
         until = now + wait
         if self.hold_until is None or until > self.hold_until:
             self.hold_until = until
-        what = "banned this IP" if status == 418 else "refused a request for exceeding its rate limit"
-        self.notices[EventKind.RATE_LIMITED] = (
-            f"{self.name}: the exchange {what} (HTTP {status}); riskd holds its routine reads for "
-            f"{wait.total_seconds():.0f} s as asked, and only its emergency orders go out meanwhile"
-        )
+        self.notices[EventKind.RATE_LIMITED] = wording.rate_limited(self.name, status, wait.total_seconds())
 
     def _maybe_warn(self) -> None:
         if self.limit and self.used is not None and self.used >= WARN_AT * self.limit:
-            self.notices[EventKind.RATE_BUDGET] = (
-                f"{self.name}: {self.used:.0f} of {self.limit:.0f} request weight used this minute on this IP "
-                f"(riskd and every bot on it); at the limit the exchange refuses requests, then bans the IP"
-            )
+            self.notices[EventKind.RATE_BUDGET] = wording.rate_budget(self.name, self.used, self.limit)
 
     def holding(self) -> float:
         """Seconds left of a hold the venue asked for; 0 when reads may go."""

@@ -55,6 +55,8 @@ class AccountConfig(BaseModel):
     timeout: Duration = timedelta(seconds=10)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sim: SimSettings = SimSettings()
+    stream: bool | None = None
+    """Follow the venue's mark prices between polls; None: where ccxt has the stream (see stream.py)."""
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
@@ -120,6 +122,37 @@ class HttpSettings(BaseModel):
     port: int = Field(default=9787, ge=0, le=65535)
 
 
+class ReportSettings(BaseModel):
+    """The daily risk report: sent at `at` (UTC) to Telegram as a chart with its text, else logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: time | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("write the time quoted, like \"21:00\" (YAML reads 21:00 unquoted as a number)")
+        return value
+
+
+class MarketDataSettings(BaseModel):
+    """Candles for the market breakers: fetched apart from the ticks, cached in the database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "1m"
+    refresh: Duration = timedelta(minutes=1)
+    history: Duration = timedelta(days=1)
+    """How far back the first fetch of a symbol reaches."""
+    keep: Duration = timedelta(days=2)
+    """Candles older than this are pruned."""
+    benchmark: str | None = "BTC"
+    """An asset (priced in the account's quote) or a ccxt symbol, fetched even when not held."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`, not directly."""
 
@@ -144,6 +177,8 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
+    market_data: MarketDataSettings = MarketDataSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod
@@ -225,8 +260,6 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
-    if not problems:  # the accounts' clients can be built: do their reads fit the venues' budgets?
-        problems = _budget_problems(settings)
     if problems:
         raise ConfigError("\n".join(problems))
     return settings
@@ -299,12 +332,6 @@ def _breaker_problems(settings: Settings) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def _budget_problems(settings: Settings) -> list[str]:
-    from riskd import budget, exchange  # they import this module
-
-    return budget.problems(settings, exchange.build_client)
-
-
 def _account_problems(settings: Settings) -> list[str]:
     import ccxt  # imported here: it is large, and only needed to check exchange ids
 
@@ -312,6 +339,8 @@ def _account_problems(settings: Settings) -> list[str]:
     for name, account in settings.accounts.items():
         if not ACCOUNT_NAME.match(name):
             problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
+        if account.stream and account.market == "spot":
+            problems.append(f"accounts.{name}.stream: the mark-price stream follows futures positions; a spot account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):

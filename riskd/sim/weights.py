@@ -35,6 +35,7 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
     ("GET", "/api/v3/ticker/price"): (2, 4),
     ("GET", "/api/v3/account"): (20, 20),
     ("GET", "/api/v3/openOrders"): (6, 80),
+    ("GET", "/api/v3/klines"): (2, 2),
     ("DELETE", "/api/v3/openOrders"): (1, 1),
 }
 """Every other request of the API weighs 1."""

@@ -1,83 +1,136 @@
 """The request budget against the embedded exchange, through the real ccxt client.
 
 The promise: riskd reads the weight the venue says its IP used, warns before the budget
-runs out, and on 429/418 pauses its routine reads for as long as the venue asks, while
-its emergency orders still go out.
+runs out, and on 429/418 pauses its routine reads (ticks and the market data) for as
+long as the venue asks, while its emergencies (the executor's orders, and an operator's
+flatten, reduce or freeze with the fresh read it acts on) still go out.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from riskd.domain import RISKD, Action, ActionKind
+from riskd import wording
+from riskd.domain import RISKD, Action, ActionKind, Command, CommandKind, EventKind, ReadFailure, TradingState
 
-from .conftest import ORDER_PATH, open_positions, orders_sent, started, tick
+from .conftest import ORDER_PATH, open_positions, orders_sent, tick
+
+ACCOUNT_PATH = "/fapi/v3/account"
+KLINES_PATH = "/fapi/v1/klines"
+
+
+def sent(sim, path: str) -> int:
+    return sum(1 for entry in sim.requests if entry["path"] == path)
 
 
 @pytest.mark.parametrize("status", [429, 418])
-async def test_a_refusal_pauses_reads_as_asked_while_the_flatten_still_goes_out(configure, exchange, clock, status):
+async def test_a_refusal_pauses_reads_as_asked_while_the_flatten_still_goes_out(configure, exchange, clock, started, status):
     sim = exchange.simulator
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
-    runner = daemon.runners["main"]
+    guard = daemon.guards["main"]
     held = len(open_positions(sim))
     assert held >= 2
     # the first order of the flatten is refused; the venue asks for a 2-minute pause
     sim.add_fault(f"http_{status}", count=1, path=ORDER_PATH, seconds=120)
 
-    outcome = await runner.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), runner.last_snapshot)
+    outcome = await guard.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), guard.last_snapshot)
 
     assert outcome.done and open_positions(sim) == {}
     assert len(orders_sent(sim)) == held + 1  # the refused one sent again after a re-read, during the pause
-    assert runner.adapter.budget.refusals[status] == 1
+    assert guard.adapter.budget.refusals[status] == 1
 
     before = len(sim.requests)
     await tick(daemon, clock, seconds=60)  # a routine read inside the pause
-    assert runner.last_read.error_kind == "rate_limit" and "60 s" in runner.last_read.error
+    assert guard.last_read.error_kind is ReadFailure.RATE_LIMIT and "60 s" in guard.last_read.error
     assert len(sim.requests) == before  # nothing sent to the exchange for it
     await tick(daemon, clock, seconds=60)  # the pause is over
-    assert runner.last_read.ok and len(sim.requests) > before
+    assert guard.last_read.ok and len(sim.requests) > before
 
     await daemon.watch_budgets()
-    events = [e for e in daemon.store.events(RISKD, 20) if e["kind"] == "rate_limited"]
-    assert len(events) == 1 and f"HTTP {status}" in events[0]["message"]
-    await daemon.shutdown()
+    events = [event for event in daemon.store.events(RISKD, 20) if event.kind is EventKind.RATE_LIMITED]
+    assert len(events) == 1 and f"HTTP {status}" in events[0].message
 
 
-async def test_the_weight_the_venue_reports_is_read_and_warned_about_before_it_runs_out(configure, exchange, clock):
+@pytest.mark.parametrize("kind", [CommandKind.FLATTEN, CommandKind.REDUCE, CommandKind.FREEZE])
+async def test_an_operators_command_reads_the_account_during_a_pause_and_acts(configure, exchange, clock, started, kind):
+    sim = exchange.simulator
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
-    budget = daemon.runners["main"].adapter.budget
+    guard = daemon.guards["main"]
+    held = open_positions(sim)
+    sim.add_fault("http_429", count=1, path=ACCOUNT_PATH, seconds=120)
+    await tick(daemon, clock)  # a routine read is refused: the venue asks for a 2-minute pause
+    assert guard.adapter.budget.holding() == 120
+    await tick(daemon, clock)  # and the next routine read waits for it, unsent
+    assert guard.last_read.error_kind is ReadFailure.RATE_LIMIT and "reads paused" in guard.last_read.error
+    reads = sent(sim, ACCOUNT_PATH)
+
+    fraction = 0.5 if kind is CommandKind.REDUCE else None
+    answer = await guard.obey(Command(kind, "main", "cli", "tester", fraction=fraction))
+
+    assert sent(sim, ACCOUNT_PATH) > reads  # the fresh read (and the verifying ones) went out during the pause
+    assert answer == wording.command_result("main", kind, daemon.store.load_state("main").trading_state, True)
+    assert guard.adapter.budget.holding() > 0  # the pause still holds for the routine reads
+    if kind is not CommandKind.REDUCE:
+        assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    if kind is CommandKind.FLATTEN:
+        assert open_positions(sim) == {}
+    elif kind is CommandKind.REDUCE:
+        assert {symbol: float(position["amount"]) for symbol, position in open_positions(sim).items()} == pytest.approx(
+            {symbol: float(position["amount"]) / 2 for symbol, position in held.items()}, rel=0.05
+        )
+
+
+async def test_the_market_data_waits_out_a_pause(configure, exchange, clock, started):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    guard = daemon.guards["main"]
+    sim.add_fault("http_429", count=1, path=ACCOUNT_PATH, seconds=120)
+    await tick(daemon, clock)
+    before = guard.market.current
+
+    await daemon.refresh_market("main")
+    assert sent(sim, KLINES_PATH) == 0 and guard.market.current is before  # nothing asked, nothing counted as fresh
+
+    clock.advance(120)
+    await daemon.refresh_market("main")
+    assert sent(sim, KLINES_PATH) > 0 and guard.market.current.fetched_at == clock()
+
+
+async def test_the_weight_the_venue_reports_is_read_and_warned_about_before_it_runs_out(configure, exchange, clock, started):
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    budget = daemon.guards["main"].adapter.budget
     assert 0 < budget.used == exchange.weights.used  # from X-MBX-USED-WEIGHT-1M
     await daemon.watch_budgets()
-    assert not [e for e in daemon.store.events(RISKD, 20) if e["kind"] == "rate_budget"]
+    assert not [event for event in daemon.store.events(RISKD, 20) if event.kind is EventKind.RATE_BUDGET]
 
     exchange.weights.used = 1950  # bots on the same IP spent most of this minute's 2,400
     await tick(daemon, clock, seconds=1)
     await daemon.watch_budgets()
     await tick(daemon, clock, seconds=1)
     await daemon.watch_budgets()  # within the cooldown: not again
-    warnings = [e for e in daemon.store.events(RISKD, 20) if e["kind"] == "rate_budget"]
-    assert len(warnings) == 1 and "of 2400 request weight" in warnings[0]["message"]
-    await daemon.shutdown()
+    warnings = [event for event in daemon.store.events(RISKD, 20) if event.kind is EventKind.RATE_BUDGET]
+    assert len(warnings) == 1 and "of 2400 request weight" in warnings[0].message
 
 
-async def test_the_venues_budget_is_exported_as_metrics(configure, exchange, clock):
+async def test_the_venues_budget_is_exported_as_metrics(configure, exchange, clock, started):
     from riskd.http import Metrics
 
     daemon = await started(configure(live=True), clock)
     exchange.simulator.add_fault("http_429", count=1, path=ORDER_PATH, seconds=30)
     await tick(daemon, clock)
-    runner = daemon.runners["main"]
-    await runner.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), runner.last_snapshot)
+    guard = daemon.guards["main"]
+    await guard.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), guard.last_snapshot)
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in Metrics(daemon).collect() if family.name.startswith("riskd_venue")
         for sample in family.samples
     }
-    venue = (("venue", runner.adapter.budget.name),)
+    venue = (("venue", guard.adapter.budget.name),)
     assert samples[("riskd_venue_weight_used", venue)] == exchange.weights.used > 0
     assert samples[("riskd_venue_weight_limit", venue)] == 2400
     assert samples[("riskd_venue_hold_seconds", venue)] == 30
     assert samples[("riskd_venue_refusals_total", (("status", "429"), *venue))] == 1
-    await daemon.shutdown()

@@ -7,13 +7,18 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.breakers import BREAKERS as REGISTRY
+from riskd.breakers import BreakerConfig, Context
 from riskd.domain import Reading, Status
 
-from .factories import context, position, seconds_ago, snapshot, state
+from tests.factories import context, position, seconds_ago, snapshot, state
 
 ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]
+MARKET = ["var", "volatility_spike", "flash_crash", "correlation", "stress_loss"]
+# The market breakers price positions on candles, which no exact scale fits: they have
+# their own tests (test_market_breakers.py). These run on the others.
+BREAKERS = {name: REGISTRY[name] for name in (*ACCOUNT_WIDE, *PER_POSITION)}
 NEEDS_SNAPSHOT = [name for name in BREAKERS if name != "stale_data"]
 
 
@@ -79,9 +84,17 @@ def test_every_breaker_has_a_scale_in_these_tests():
 # The registry ----------------------------------------------------------------------
 
 
-def test_registry_holds_the_seven_breakers_under_their_yaml_names():
-    assert set(BREAKERS) == {*ACCOUNT_WIDE, *PER_POSITION}
-    assert all(key == breaker.name for key, breaker in BREAKERS.items())
+def test_registry_holds_the_twelve_breakers_under_their_yaml_names():
+    assert set(REGISTRY) == {*ACCOUNT_WIDE, *PER_POSITION, *MARKET}
+    assert all(key == breaker.name for key, breaker in REGISTRY.items())
+
+
+@pytest.mark.parametrize("name", BREAKERS)
+def test_every_breaker_names_its_readings_by_its_yaml_name(name):
+    # the engine finds a reading's configuration and formatter by this name
+    limit, _ = DEFAULT_LEVELS[name]
+    assert {reading.breaker for reading in evaluate(name, measuring(name, limit))} == {name}
+    assert {reading.breaker for reading in evaluate(name, context())} == {name}  # nothing to measure
 
 
 @pytest.mark.parametrize("name", BREAKERS)

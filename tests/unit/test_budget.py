@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from riskd import budget
+from riskd.cli import _load as load
+from riskd.cli import parser
 from riskd.config import AccountConfig, ConfigError, load_settings
 from riskd.exchange import ExchangeAdapter, build_client
 
@@ -132,8 +134,10 @@ def configuration(tmp_path, monkeypatch, accounts: dict, poll: str) -> str:
 def test_more_accounts_than_a_venues_budget_holds_are_refused_in_words(tmp_path, monkeypatch):
     # 50 weight a read, every 10 s: 300 a minute each; half of 2,400 holds four
     accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(5)}
+    path = configuration(tmp_path, monkeypatch, accounts, "10s")
+    load_settings(path)  # a well-formed configuration; riskd refuses it as it loads it to run
     with pytest.raises(ConfigError) as refused:
-        load_settings(configuration(tmp_path, monkeypatch, accounts, "10s"))
+        load(parser().parse_args(["--config", path, "run"]))
     text = str(refused.value)
     assert "5 account(s) on Binance USDⓈ-M" in text and "1500 of its 2400" in text and "4 account(s) fit" in text
     assert "poll every 13s or more" in text
@@ -142,7 +146,7 @@ def test_more_accounts_than_a_venues_budget_holds_are_refused_in_words(tmp_path,
 def test_accounts_that_fit_are_accepted_and_another_ip_is_another_budget(tmp_path, monkeypatch):
     accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(4)}
     accounts["a4"] = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
-    settings = load_settings(configuration(tmp_path, monkeypatch, accounts, "10s"))
+    settings = load(parser().parse_args(["--config", configuration(tmp_path, monkeypatch, accounts, "10s"), "run"]))
     fits = budget.fits(settings, build_client)
     assert sorted(len(fit.accounts) for fit in fits) == [1, 4] and all(fit.fits for fit in fits)
     assert sorted(fit.most for fit in fits) == [4, 4]
