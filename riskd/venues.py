@@ -246,8 +246,9 @@ def okx_close(side: str | None) -> dict:
 
 def bitget(balance: dict, quote: str) -> AccountFigures:
     """`/api/v2/mix/account/accounts`: in union (multi-assets) mode `unionTotalMagin`
-    (sic) margins with every asset in USD; otherwise the quote coin's `accountEquity`,
-    with `crossedRiskRate` as the venue's margin ratio."""
+    (sic) margins with every asset in USD, where the quote coin's own `accountEquity` may
+    be negative; otherwise the quote coin's `accountEquity`. `crossedRiskRate` is the
+    venue's margin ratio."""
     info = _info(balance)
     entries = info if isinstance(info, list) else (info or {}).get("data") if isinstance(info, dict) else None
     entry = next((e for e in entries or [] if isinstance(e, dict) and e.get("marginCoin", "").upper() == quote), None)
@@ -260,7 +261,7 @@ def bitget(balance: dict, quote: str) -> AccountFigures:
             equity,
             "unionTotalMagin (union mode: every asset's margin with unrealized PnL, in USD)",
             assets or (quote,),
-            share(optional_number(entry, "unionMm"), equity),
+            optional_number(entry, "crossedRiskRate") or share(optional_number(entry, "unionMm"), equity),
             "union (multi-assets)",
         )
     equity = number(entry, "accountEquity", f"Bitget {quote} account")

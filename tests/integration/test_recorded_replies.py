@@ -193,3 +193,41 @@ async def test_a_position_of_size_zero_is_no_position(read):
     (raw,) = replies["/v5/position/list"]["result"]["list"]
     assert raw["size"] == "0" and raw["markPrice"] == "68"  # the venue still lists the symbol
     assert snapshot.positions == () and snapshot.equity == pytest.approx(90042.2788482)
+
+
+async def parsed_position(exchange: str, raw: dict, contract_size: float, market_id: str):
+    """A recorded position through ccxt's own parser and riskd's adapter (no balance was recorded)."""
+    client = build_client(AccountConfig(exchange=exchange))
+    try:
+        ltc = market(client, "LTC/USDT:USDT", market_id, contract_size)
+        client.set_markets([ltc])
+        return ExchangeAdapter("recorded", AccountConfig(exchange=exchange), client)._position(client.parse_position(raw, ltc))
+    finally:
+        await client.close()
+
+
+async def test_bitget_hedge_position_keeps_its_side_and_its_zero_liquidation_price_is_unknown():
+    (raw,) = recorded("bitget")["positions"]["data"]
+    position = await parsed_position("bitget", raw, 1.0, "LTCUSDT")
+    assert (position.symbol, position.side, position.position_side) == ("LTC/USDT:USDT", Side.LONG, "LONG")
+    assert position.contracts == pytest.approx(0.1)
+    assert position.notional == pytest.approx(0.1 * 1 * 72.62)  # 7.262 at the mark
+    assert position.entry_price == pytest.approx(72.66)
+    assert position.mark_price == pytest.approx(72.62)
+    assert position.unrealized_pnl == pytest.approx(-0.004)
+    assert position.liquidation_price is None  # "0" on a cross position: not measurable, not safe
+    assert position.leverage == pytest.approx(5)
+
+
+async def test_gate_position_notional_uses_the_contract_size():
+    (raw,) = recorded("gate")["positions"]
+    position = await parsed_position("gate", raw, 0.1, "LTC_USDT")
+    assert (position.symbol, position.side, position.position_side) == ("LTC/USDT:USDT", Side.LONG, None)
+    assert position.contracts == pytest.approx(1)
+    assert position.notional == pytest.approx(1 * 0.1 * 74.43)  # = the venue's value 7.443
+    assert position.notional == pytest.approx(float(raw["value"]))
+    assert position.entry_price == pytest.approx(74.35)
+    assert position.mark_price == pytest.approx(74.43)
+    assert position.unrealized_pnl == pytest.approx(0.008)
+    assert position.liquidation_price == pytest.approx(60.07)
+    assert position.leverage == pytest.approx(5)
