@@ -6,6 +6,7 @@ from riskd.breakers import (
     drawdown,
     leverage,
     liquidation_distance,
+    margin_ratio,
     position_loss,
     stale_data,
 )
@@ -13,7 +14,9 @@ from riskd.breakers.base import Breaker, BreakerConfig, Context
 
 BREAKERS: dict[str, Breaker] = {
     module.BREAKER.name: module.BREAKER
-    for module in (drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, stale_data)
+    for module in (
+        drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, margin_ratio, stale_data
+    )
 }
 
 __all__ = ["BREAKERS", "Breaker", "BreakerConfig", "Context"]

@@ -65,6 +65,7 @@ def snapshot(
     balances: dict[str, float] | None = None,
     prices: dict[str, float] | None = None,
     error: str | None = None,
+    margin_ratio: float | None = None,
 ) -> Snapshot:
     """One tick's read of an account. `snapshot(equity=None, error=...)` is a failed read."""
     return Snapshot(
@@ -77,6 +78,7 @@ def snapshot(
         balances=dict(balances or {}),
         prices=dict(prices or {}),
         error=error,
+        margin_ratio=margin_ratio,
     )
 
 
