@@ -305,7 +305,7 @@ class ExchangeAdapter:
     async def reduce(self, position: Position, amount: float, client_order_id: str) -> dict:
         """A market order that can only shrink `position`: reduce-only on derivatives."""
         side = "sell" if position.side is Side.LONG else "buy"
-        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        params: dict[str, Any] = {"clientOrderId": self.venue.client_id(client_order_id) if self.venue else client_order_id}
         if position.kind != "spot":  # the venue's own way to only close: reduce-only, or its hedge-mode side
             close = self.venue.close_params if self.venue is not None else venues.reduce_only
             params.update(close(position.position_side))

@@ -16,6 +16,7 @@ accounts are quoted in a USD stablecoin, and the venues value collateral in USD.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -54,6 +55,8 @@ class Venue:
     """`LONG` or `SHORT` for a raw ccxt position held in hedge mode, None in one-way mode."""
     close_params: Callable[[str | None], dict]
     """The parameters that make a market order only close the position on `side` (None: one-way)."""
+    client_id: Callable[[str], str] = str
+    """riskd's client order id in the characters the venue accepts."""
     zero_liquidation_is_safe: bool = False
     """The venue reports 0 (or nothing) for a position that cannot be liquidated (Binance);
     elsewhere a missing liquidation price means riskd cannot measure it."""
@@ -236,6 +239,11 @@ def okx_side(raw: dict) -> str | None:
     return {"long": "LONG", "short": "SHORT"}.get(side)
 
 
+def okx_client_id(order_id: str) -> str:
+    # OKX takes 1 to 32 letters and digits: riskd-7-0123abcd-1 becomes riskd70123abcd1.
+    return re.sub(r"[^A-Za-z0-9]", "", order_id)[:32]
+
+
 def okx_close(side: str | None) -> dict:
     # In long/short mode OKX takes posSide, and reduceOnly only applies in net mode.
     return {"posSide": side.lower()} if side else {"reduceOnly": True}
@@ -335,7 +343,7 @@ BINANCE = Venue(
 )
 LINEAR = frozen_mapping({"defaultType": "swap", "defaultSubType": "linear"})
 BYBIT = Venue("Bybit", LINEAR, SPOT_ONLY, "futures", bybit, bybit_side, bybit_close)
-OKX = Venue("OKX", frozen_mapping({"defaultType": "swap"}), SPOT_ONLY, "futures", okx, okx_side, okx_close)
+OKX = Venue("OKX", frozen_mapping({"defaultType": "swap"}), SPOT_ONLY, "futures", okx, okx_side, okx_close, okx_client_id)
 BITGET = Venue("Bitget", LINEAR, SPOT_ONLY, "futures", bitget, bitget_side, bitget_close)
 GATE = Venue("Gate", LINEAR, SPOT_ONLY, "futures", gate, gate_side, reduce_only)
 

@@ -179,3 +179,25 @@ async def test_an_inverse_position_is_valued_in_the_quote_currency_and_size_come
         assert (position.side, position.contracts, position.liquidation_price) == ("short", 3.0, pytest.approx(72491.16879818))
     finally:
         await client.close()
+
+
+async def test_a_long_and_a_short_on_one_symbol_in_hedge_mode_are_two_positions():
+    client = build_client(AccountConfig(exchange="bybit"))
+    try:
+        client.set_markets([client.safe_market_structure({
+            "id": "LTCUSDT", "symbol": "LTC/USDT:USDT", "base": "LTC", "quote": "USDT", "settle": "USDT", "type": "swap",
+            "swap": True, "contract": True, "linear": True, "inverse": False, "contractSize": 1.0,
+            "precision": {"amount": 0.1, "price": 0.01}, "limits": {}, "info": {},
+        })])
+        adapter = ExchangeAdapter("main", AccountConfig(exchange="bybit"), client)
+        # Bybit's position list in hedge mode: one entry per side, told apart by positionIdx.
+        base = {"symbol": "LTCUSDT", "avgPrice": "64.6", "markPrice": "71.1", "liqPrice": "", "unrealisedPnl": "0",
+                "leverage": "6", "positionValue": "77.52", "createdTime": "1677168085779", "updatedTime": "1699948800031"}
+        raws = [{**base, "side": "Buy", "size": "1.2", "positionIdx": "1"}, {**base, "side": "Sell", "size": "0.5", "positionIdx": "2"}]
+        positions = [adapter._position(client.parse_position(raw)) for raw in raws]
+        assert [(p.key, p.side, p.contracts) for p in positions] == [
+            ("LTC/USDT:USDT:LONG", "long", 1.2), ("LTC/USDT:USDT:SHORT", "short", 0.5),
+        ]
+        assert positions[1].notional == pytest.approx(0.5 * 71.1)
+    finally:
+        await client.close()
