@@ -36,6 +36,8 @@ class SimSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    venue: Literal["binance", "bybit"] = "binance"
+    """The dialect it speaks: Binance USDⓈ-M (ccxt's binanceusdm) or Bybit v5 (ccxt's bybit)."""
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None

@@ -71,7 +71,7 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
     """The ccxt client for `account`: its `ccxt` mapping deep-merged over riskd's defaults."""
-    exchange_id = "binanceusdm" if account.is_sim else account.exchange
+    exchange_id = sim_exchange(account) if account.is_sim else account.exchange
     settings: dict[str, Any] = {"enableRateLimit": True, "timeout": int(account.timeout.total_seconds() * 1000)}
     for name, field in (("apiKey", account.api_key), ("secret", account.secret), ("password", account.password)):
         if field is not None:
@@ -87,6 +87,11 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
         client.exceptions["exact"].update(linear)
     _refuse_non_json(client)
     return client
+
+
+def sim_exchange(account: AccountConfig) -> str:
+    """The ccxt class that speaks the embedded exchange's dialect."""
+    return "bybit" if account.sim.venue == "bybit" else "binanceusdm"
 
 
 def _refuse_non_json(client: Any) -> None:

@@ -1,4 +1,5 @@
-"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, plus /_sim controls.
+"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, the same futures
+account in Bybit v5's dialect (`bybit.py`), plus /_sim controls.
 
 Why it exists: the guardian talks to exchanges only through the real, unmodified
 ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at the
@@ -18,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from riskd.sim import spot, wire
+from riskd.sim import bybit, spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
@@ -83,6 +84,13 @@ async def _params(request: web.Request) -> Params:
     params = dict(request.query)
     if request.method in ("POST", "PUT") and request.content_type == "application/x-www-form-urlencoded":
         params.update(await request.post())
+    elif request.method == "POST" and request.content_type == "application/json":
+        raw = await request.read()  # cached by aiohttp: the log and the endpoint both ask
+        try:
+            body = json.loads(raw) if raw else {}  # Bybit's orders: a JSON object, its booleans kept
+        except ValueError:
+            body = {}  # the endpoint then names the parameter it misses
+        params.update(body if isinstance(body, dict) else {})
     return params
 
 
@@ -228,6 +236,8 @@ class SimServer:
         app = web.Application(middlewares=[self._middleware])
         for method, path, private, endpoint in (*ROUTES, *spot.ROUTES):
             app.router.add_route(method, path, self._endpoint(endpoint, private))
+        for method, path, private, endpoint in bybit.ROUTES:
+            app.router.add_route(method, path, self._bybit_endpoint(endpoint, private))
         for method, path, control in (
             ("GET", "/_sim/state", self._state), ("POST", "/_sim/price", self._price),
             ("POST", "/_sim/scenario", self._scenario), ("POST", "/_sim/fault", self._fault),
@@ -262,6 +272,19 @@ class SimServer:
                 return _json(endpoint(self.simulator, await _params(request)))
             except Rejection as rejection:
                 return _error(rejection)
+        return handle
+
+    def _bybit_endpoint(self, endpoint: bybit.Endpoint, private: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A /v5 route: Bybit's envelope, and its refusals as HTTP 200 with a retCode."""
+        async def handle(request: web.Request) -> web.Response:
+            now = self.simulator.ledger.now()
+            try:
+                if private and not request.headers.get(bybit.API_KEY_HEADER):
+                    raise Rejection(10003, "API key is invalid.")
+                self.simulator.sync()
+                return _json(bybit.envelope(endpoint(self.simulator.ledger, await _params(request)), now))
+            except Rejection as rejection:
+                return _json(bybit.rejected(rejection, now))
         return handle
 
     @web.middleware

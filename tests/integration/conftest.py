@@ -1,8 +1,9 @@
 """What the integration tests share: a fake clock, the embedded exchange, a guarded account.
 
-The account is configured as a real Binance account would be (a USDⓈ-M futures account,
-`exchange: binanceusdm`, or with `configure(market="spot")` a spot account, `exchange:
-binance`; credentials from the environment), only its URLs pointed at a simulator the
+The account is configured as a real account would be (a Binance USDⓈ-M futures account,
+`exchange: binanceusdm`; with `configure(market="spot")` a Binance spot account,
+`exchange: binance`; with `configure(market="bybit")` a Bybit unified account, `exchange:
+bybit`; credentials from the environment), only its URLs pointed at a simulator the
 test owns.
 """
 
@@ -14,15 +15,22 @@ import pytest
 import yaml
 
 from riskd.config import load_settings
-from riskd.sim import SimServer, Simulator, ccxt_config
+from riskd.sim import SimServer, Simulator, bybit, ccxt_config
 from riskd.supervisor import Daemon
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 ORDER_PATH = "/fapi/v1/order"
+DIALECTS = {
+    # ccxt class: (its order path on the simulator, the API prefix faults can target,
+    # the request field carrying riskd's client order id)
+    "binanceusdm": ("/fapi/v1/order", "/fapi", "newClientOrderId"),
+    "bybit": ("/v5/order/create", "/v5", "orderLinkId"),
+}
 # The account "main" on each market, besides its timeout and ccxt settings. The spot
 # account keeps its BNB, as spot traders do to pay fees with it.
 ACCOUNTS = {
     "futures": {"exchange": "binanceusdm"},
+    "bybit": {"exchange": "bybit"},
     "spot": {"exchange": "binance", "market": "spot", "keep_assets": ["BNB"]},
 }
 
@@ -60,14 +68,16 @@ async def exchange(clock):
 def configure(tmp_path, exchange, monkeypatch):
     """Write a config.yaml for one Binance account pointed at the simulator; returns its path.
 
-    `market` is "futures" or "spot"; `extra` are further top-level settings.
+    `market` is "futures" or "spot" (Binance), or "bybit" (a Bybit unified account's
+    linear perpetuals, the same simulated account in Bybit's dialect); `extra` are
+    further top-level settings.
     """
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "test-key-not-secret")
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "test-secret-not-secret")
     monkeypatch.chdir(tmp_path)
 
     def write(live: bool = True, market: str = "futures", **extra) -> str:
-        pointed = ccxt_config(exchange.url, market)
+        pointed = bybit.ccxt_config(exchange.url) if market == "bybit" else ccxt_config(exchange.url, market)
         if market == "spot":
             # Only the URLs: riskd itself must tell ccxt to load spot markets only for a spot account.
             pointed = {"urls": pointed["urls"]}
@@ -97,8 +107,14 @@ async def tick(daemon: Daemon, clock: Clock, seconds: float = 10.0):
     return await daemon.tick("main")
 
 
-def orders_sent(sim: Simulator) -> list[dict]:
-    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == ORDER_PATH]
+def orders_sent(sim: Simulator, venue: str = "binanceusdm") -> list[dict]:
+    path = DIALECTS[venue][0]
+    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == path]
+
+
+def reduce_only(entry: dict) -> bool:
+    """Whether a logged order request was reduce-only, in either dialect's encoding."""
+    return entry["params"].get("reduceOnly") in ("true", True)
 
 
 def open_positions(sim: Simulator) -> dict:

@@ -1,9 +1,10 @@
 """The guardian end to end: the daemon, the real ccxt client, the embedded exchange over HTTP.
 
-The account here is configured as a real Binance USDⓈ-M account would be
-(`exchange: binanceusdm`, credentials from the environment), only its URLs pointed at
-a simulator this test owns. The daemon's clock is fake, so ticks are driven by hand and
-"a minute" of trouble takes a few seconds.
+The account here is configured as a real Binance USDⓈ-M account (`exchange:
+binanceusdm`) or a real Bybit unified account (`exchange: bybit`) would be, credentials
+from the environment, only its URLs pointed at a simulator this test owns; every test
+runs in both dialects. The daemon's clock is fake, so ticks are driven by hand and "a
+minute" of trouble takes a few seconds.
 """
 
 from __future__ import annotations
@@ -13,12 +14,29 @@ import pytest
 from riskd import commands
 from riskd.domain import CommandKind, TradingState
 
-from .conftest import BTC, ETH, SOL, open_positions, orders_sent, started, tick
+from .conftest import BTC, DIALECTS, ETH, SOL, open_positions, orders_sent, reduce_only, started, tick
+
+MARKETS = {"binanceusdm": "futures", "bybit": "bybit"}
 
 
-async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock):
+@pytest.fixture(params=list(DIALECTS))
+def venue(request) -> str:
+    """The ccxt class (and the simulator's dialect) the guarded account is read through."""
+    return request.param
+
+
+def market_order(entry: dict) -> bool:
+    return entry["params"].get("type") == "MARKET" or entry["params"].get("orderType") == "Market"
+
+
+def writes(sim) -> list[dict]:
+    """Every API request that could change the account: orders and cancels, in either dialect."""
+    return [entry for entry in sim.requests if entry["method"] in ("POST", "DELETE")]
+
+
+async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock, venue):
     sim = exchange.simulator
-    path = configure(live=True)
+    path = configure(live=True, market=MARKETS[venue])
     daemon = await started(path, clock)
     await tick(daemon, clock)
     peak = daemon.store.load_state("main").peak_equity
@@ -31,9 +49,9 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
 
     assert open_positions(sim) == {}
     assert sim.state()["openOrders"] == []
-    sent = orders_sent(sim)
-    assert sent and all(entry["params"].get("reduceOnly") == "true" for entry in sent)
-    assert all(entry["params"].get("type") == "MARKET" for entry in sent)
+    sent = orders_sent(sim, venue)
+    assert sent and all(reduce_only(entry) for entry in sent)
+    assert all(market_order(entry) for entry in sent)
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED
     assert "drawdown" in state.latches
@@ -41,7 +59,7 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
     assert any(e["breaker"] == "drawdown" for e in breaches)
     actions = daemon.store.actions("main", 100)
     assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
-    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"]["newClientOrderId"] for e in sent}
+    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"][DIALECTS[venue][2]] for e in sent}
     await daemon.shutdown()
 
     restarted = await started(path, clock)
@@ -60,16 +78,16 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
     await restarted.shutdown()
 
 
-async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_recorded(configure, exchange, clock):
+async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_recorded(configure, exchange, clock, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=False), clock)
+    daemon = await started(configure(live=False, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
     sim.move(-0.20)
     await tick(daemon, clock)
     await tick(daemon, clock)
 
-    assert orders_sent(sim) == []
-    assert not [entry for entry in sim.requests if entry["method"] == "DELETE"]
+    assert orders_sent(sim, venue) == []
+    assert writes(sim) == []
     assert set(open_positions(sim)) == {BTC, ETH, SOL}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
@@ -80,9 +98,9 @@ async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_record
     await daemon.shutdown()
 
 
-async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_closed(configure, exchange, clock):
+async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_closed(configure, exchange, clock, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
     commands.submit(daemon.store, daemon.settings, CommandKind.FREEZE, "main", "cli", "tester", clock(), reason="test")
     await daemon.process_commands()
@@ -105,9 +123,9 @@ async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_
 
 
 @pytest.mark.parametrize("kind", ["http_503", "http_429", "timeout", "malformed"])
-async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configure, exchange, clock, kind):
+async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configure, exchange, clock, kind, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "60s"}}), clock)
+    daemon = await started(configure(live=True, market=MARKETS[venue], breakers={"stale_data": {"limit": "60s"}}), clock)
     await tick(daemon, clock)
     equity = daemon.store.load_state("main").last_equity
     sim.add_fault(kind, seconds=3 if kind == "timeout" else None)
@@ -130,22 +148,22 @@ async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configu
     await daemon.shutdown()
 
 
-async def test_a_flatten_command_closes_everything_with_reduce_only_orders(configure, exchange, clock):
+async def test_a_flatten_command_closes_everything_with_reduce_only_orders(configure, exchange, clock, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, None, "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])
     assert row["status"] == "done" and row["who"] == "tester" and row["source"] == "cli"
     assert open_positions(sim) == {} and sim.state()["openOrders"] == []
-    assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(sim))
+    assert all(reduce_only(entry) for entry in orders_sent(sim, venue))
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     await daemon.shutdown()
 
 
-async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(configure, exchange, clock, monkeypatch):
-    daemon = await started(configure(live=True), clock)
+async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(configure, exchange, clock, monkeypatch, venue):
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
 
     async def broken(*arguments):
@@ -160,16 +178,16 @@ async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(c
     await daemon.shutdown()
 
 
-async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_good_read_enforces_it(configure, exchange, clock):
+async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_good_read_enforces_it(configure, exchange, clock, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
-    sim.add_fault("http_503", path="/fapi")
+    sim.add_fault("http_503", path=DIALECTS[venue][1])
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
     result = daemon.store.command(ids[0])["result"]
     assert "could not be read" in result and "next good read enforces it" in result
-    assert orders_sent(sim) == [] and daemon.store.load_state("main").trading_state is TradingState.HALTED
+    assert orders_sent(sim, venue) == [] and daemon.store.load_state("main").trading_state is TradingState.HALTED
 
     sim.clear_faults()
     await tick(daemon, clock)

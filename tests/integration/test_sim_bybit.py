@@ -1,0 +1,77 @@
+"""The embedded exchange in Bybit v5's dialect, through ccxt's real `bybit` class.
+
+`exchange: sim` with `sim: {venue: bybit}` starts it for a keyless account; the guardian's
+own tests (test_guardian.py) run on it as on the Binance dialect. Here: what the dialect
+itself promises, including the refusals ccxt must map to its errors.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import ccxt.async_support as ccxt
+import pytest
+import yaml
+
+from riskd.config import AccountConfig, load_settings
+from riskd.domain import Position, Side
+from riskd.exchange import ExchangeAdapter, build_client
+from riskd.sim import bybit
+from riskd.supervisor import Daemon
+
+
+@pytest.fixture
+async def adapter(exchange):
+    config = AccountConfig(exchange="bybit", api_key="k" * 8, secret="s" * 8,
+                           ccxt={**{k: v for k, v in bybit.ccxt_config(exchange.url).items() if k not in ("apiKey", "secret")},
+                                 "enableRateLimit": False})
+    adapter = ExchangeAdapter("main", config, build_client(config))
+    yield adapter
+    await adapter.close()
+
+
+async def test_an_embedded_bybit_account_is_read_through_ccxts_bybit_class(tmp_path, monkeypatch, clock):
+    monkeypatch.chdir(tmp_path)
+    document = {"database": str(tmp_path / "riskd.db"),
+                "accounts": {"main": {"exchange": "sim", "sim": {"venue": "bybit", "volatility": 0}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
+    await daemon.startup()
+    try:
+        runner = daemon.runners["main"]
+        assert runner.adapter.client.id == "bybit"
+        snapshot = await runner.adapter.snapshot()
+        assert snapshot.error is None
+        assert {p.symbol for p in snapshot.positions} == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
+        assert runner.adapter.understood.source.startswith("totalMarginBalance")
+        assert snapshot.margin_ratio is not None and 0 < snapshot.margin_ratio < 1
+    finally:
+        await daemon.shutdown()
+
+
+async def test_the_equity_is_the_ledgers_margin_balance_and_orders_keep_their_client_ids(exchange, adapter):
+    snapshot = await adapter.snapshot()
+    state = exchange.simulator.state()
+    assert snapshot.equity == pytest.approx(state["equity"])
+    assert {o.client_order_id for o in snapshot.orders} == {o["clientOrderId"] for o in state["openOrders"]}
+    assert {o.id for o in snapshot.orders if o.reduce_only} == {str(o["orderId"]) for o in state["openOrders"] if o["reduceOnly"]}
+
+
+async def test_refusals_come_back_as_bybit_codes_that_ccxt_maps(exchange, adapter):
+    await adapter.load()
+    short_of_nothing = Position("XRP/USDT:USDT", Side.SHORT, 10.0, 5.0)
+    with pytest.raises(ccxt.InvalidOrder, match="110017"):  # reduce-only with no position to reduce
+        await adapter.reduce(short_of_nothing, 10.0, "riskd-1-aaaa-1")
+    hedged = Position("BTC/USDT:USDT", Side.LONG, 0.15, 9_000.0, position_side="LONG")
+    with pytest.raises(ccxt.BadRequest, match="position idx not match position mode"):  # one-way account
+        await adapter.reduce(hedged, 0.01, "riskd-1-bbbb-1")
+    with pytest.raises(ccxt.OrderNotFound, match="110001"):
+        await adapter.client.cancel_order("123", "BTC/USDT:USDT")
+
+
+async def test_a_signed_request_without_an_api_key_is_refused_as_bybit_refuses_it(exchange):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{exchange.url}/v5/account/wallet-balance?accountType=UNIFIED") as reply:
+            assert reply.status == 200  # Bybit answers refusals with 200 and a retCode
+            body = await reply.json()
+    assert (body["retCode"], body["retMsg"]) == (10003, "API key is invalid.")
+    assert bybit.CODES[-2022] == 110017 and ccxt.bybit().exceptions["exact"]["10003"] is ccxt.AuthenticationError
