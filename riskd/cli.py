@@ -151,6 +151,8 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                     f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} open order(s), "
                     f"read in {snapshot.latency * 1000:.0f} ms"
                 )
+                for line in await runner.adapter.understanding(snapshot):
+                    print(f"  {line}")
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
                 findings += await checks.account(runner.name, runner.config, runner.adapter.client)

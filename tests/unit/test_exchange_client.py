@@ -78,3 +78,18 @@ async def test_a_spot_holding_without_a_direct_market_is_valued_through_a_bridge
     held = {p.symbol: p for p in adapter._spot_positions(balance, prices)}
     assert set(held) == {"ABC/USDC", "XYZ/BTC"}  # sold on the market that exists
     assert held["ABC/USDC"].notional == pytest.approx(100 * 0.5 * 0.999)
+
+
+async def test_what_riskd_understood_names_what_it_does_not_know(clients):
+    from datetime import datetime, timezone
+
+    from riskd.domain import Snapshot
+    from riskd.exchange import ExchangeAdapter
+
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="kraken", market="futures"), clients(exchange="kraken", market="futures"))
+    failed = Snapshot("main", datetime(2026, 1, 1, tzinfo=timezone.utc), error="timeout")
+    assert await adapter.understanding(failed) == [
+        "market: futures",
+        "warning: riskd has no profile for kraken; its figures are ccxt's unified ones",
+        "warning: the account was not read, so nothing about it is known",
+    ]
