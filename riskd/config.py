@@ -38,6 +38,8 @@ class SimSettings(BaseModel):
 
     venue: Literal["binance", "bybit"] = "binance"
     """The dialect it speaks: Binance USDⓈ-M (ccxt's binanceusdm) or Bybit v5 (ccxt's bybit)."""
+    hedge: bool = False
+    """The futures account in hedge mode: a long and a short position per symbol."""
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None

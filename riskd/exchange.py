@@ -161,7 +161,7 @@ class ExchangeAdapter:
                 quote=self.quote,
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
-                orders=tuple(_order(o) for o in orders),
+                orders=tuple(_order(o, self.venue) for o in orders),
                 prices=frozen_mapping(prices),
                 margin_ratio=figures.margin_ratio,
             )
@@ -379,7 +379,10 @@ def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def _order(raw: dict) -> Order:
+def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
+    """One open order; in hedge mode an order that can only close its side counts as
+    reduce-only, as it is one (a take-profit on a long sells on the LONG side)."""
+    closes = bool(raw.get("reduceOnly")) or (profile is not None and profile.order_closes(raw))
     return Order(
         id=str(raw["id"]),
         symbol=raw["symbol"],
@@ -388,6 +391,6 @@ def _order(raw: dict) -> Order:
         amount=float(raw.get("amount") or 0.0),
         price=_float(raw.get("price")),
         client_order_id=raw.get("clientOrderId"),
-        reduce_only=bool(raw.get("reduceOnly")),
+        reduce_only=closes,
         remaining=_float(raw.get("remaining")),
     )

@@ -56,6 +56,8 @@ class Venue:
     close_params: Callable[[str | None], dict]
     """The parameters that make a market order only close the position on `side` (None: one-way)."""
     client_id: Callable[[str], str] = str
+    order_closes: Callable[[dict], bool] = lambda raw: False  # noqa: E731 (a venue without hedge mode)
+    """Whether a raw ccxt order can only close a hedge-mode position."""
     """riskd's client order id in the characters the venue accepts."""
     zero_liquidation_is_safe: bool = False
     """The venue reports 0 (or nothing) for a position that cannot be liquidated (Binance);
@@ -134,6 +136,14 @@ def binance_usdm(balance: dict, quote: str) -> AccountFigures:
 def binance_side(raw: dict) -> str | None:
     side = (raw.get("info") or {}).get("positionSide")
     return side if side in ("LONG", "SHORT") else None
+
+
+def against_its_side(hedge_side: Callable[[dict], str | None]) -> Callable[[dict], bool]:
+    """An order closes in hedge mode when it runs against the side it names: a sell on
+    LONG, a buy on SHORT (Binance positionSide, Bybit positionIdx, OKX posSide)."""
+    def closes(raw: dict) -> bool:
+        return {"LONG": "sell", "SHORT": "buy"}.get(hedge_side(raw)) == raw.get("side")
+    return closes
 
 
 def binance_close(side: str | None) -> dict:
@@ -289,6 +299,11 @@ def bitget_side(raw: dict) -> str | None:
     return {"long": "LONG", "short": "SHORT"}.get(info.get("holdSide"))
 
 
+def bitget_order_closes(raw: dict) -> bool:
+    # Bitget marks a hedge-mode close itself (and, unlike the others, names the position's side).
+    return str((raw.get("info") or {}).get("tradeSide", "")).lower() == "close"
+
+
 def bitget_close(side: str | None) -> dict:
     # ccxt turns hedged + reduceOnly into Bitget's tradeSide "Close" (and its side convention).
     return {"hedged": True, "reduceOnly": True} if side else {"reduceOnly": True}
@@ -333,6 +348,7 @@ SPOT_ONLY = frozen_mapping({"defaultType": "spot"})
 BINANCE_USDM = Venue(
     "Binance USDⓈ-M", frozen_mapping({"defaultType": "future"}), frozen_mapping(), "futures",
     binance_usdm, binance_side, binance_close, zero_liquidation_is_safe=True,
+    order_closes=against_its_side(binance_side),
 )
 BINANCE = Venue(
     "Binance",
@@ -340,11 +356,15 @@ BINANCE = Venue(
     # Spot markets only: not also the futures markets and margin pairs.
     frozen_mapping({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}),
     "spot", binance_usdm, binance_side, binance_close, zero_liquidation_is_safe=True,
+    order_closes=against_its_side(binance_side),
 )
 LINEAR = frozen_mapping({"defaultType": "swap", "defaultSubType": "linear"})
-BYBIT = Venue("Bybit", LINEAR, SPOT_ONLY, "futures", bybit, bybit_side, bybit_close)
-OKX = Venue("OKX", frozen_mapping({"defaultType": "swap"}), SPOT_ONLY, "futures", okx, okx_side, okx_close, okx_client_id)
-BITGET = Venue("Bitget", LINEAR, SPOT_ONLY, "futures", bitget, bitget_side, bitget_close)
+BYBIT = Venue("Bybit", LINEAR, SPOT_ONLY, "futures", bybit, bybit_side, bybit_close,
+              order_closes=against_its_side(bybit_side))
+OKX = Venue("OKX", frozen_mapping({"defaultType": "swap"}), SPOT_ONLY, "futures", okx, okx_side, okx_close, okx_client_id,
+            order_closes=against_its_side(okx_side))
+BITGET = Venue("Bitget", LINEAR, SPOT_ONLY, "futures", bitget, bitget_side, bitget_close,
+               order_closes=bitget_order_closes)
 GATE = Venue("Gate", LINEAR, SPOT_ONLY, "futures", gate, gate_side, reduce_only)
 
 VENUES: dict[str, Venue] = {

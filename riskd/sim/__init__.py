@@ -23,7 +23,7 @@ async def start_embedded(settings) -> tuple[SimServer, dict]:
     class at it (`binanceusdm`, or `bybit` for `venue: bybit`). The embedded exchange
     is local, so ccxt's rate limiter is off.
     """
-    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility)
+    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility, hedge=settings.hedge)
     if settings.scenario:
         simulator.run_scenario(settings.scenario)
     if settings.latency:

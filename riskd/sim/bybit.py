@@ -4,8 +4,9 @@ Why it exists: riskd reads each venue through its own profile, so the whole path
 `bybit` class, riskd's Bybit profile, reduce-only orders and cancels) must run end to
 end on a second dialect, not only on Binance. The ledger is the one Binance's routes
 use; only the wire differs: /v5 paths, JSON bodies, a `retCode` envelope answered with
-HTTP 200, string ids, `Buy`/`Sell`. One-way mode only (positionIdx 0); a hedge-mode
-order is refused as Bybit refuses an index that does not match the position mode.
+HTTP 200, string ids, `Buy`/`Sell`, and the position index: 0 in one-way mode, 1 (long)
+and 2 (short) in hedge mode; an index that does not match the mode is refused as Bybit
+refuses it.
 Signed endpoints need an `X-BAPI-API-KEY` header but no valid signature.
 """
 
@@ -33,6 +34,8 @@ CODES = {
 """Binance's codes, as the ledger raises them, to Bybit's (ccxt maps Bybit's to its errors)."""
 PARAMS_ERROR = 10001
 SIDES = {"Buy": "BUY", "Sell": "SELL"}
+INDEX = {"BOTH": 0, "LONG": 1, "SHORT": 2}
+POSITION_SIDES = {index: side for side, index in INDEX.items()}
 TIME_IN_FORCE = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "PostOnly": "GTX"}
 STATUS = {"NEW": "New", "FILLED": "Filled", "CANCELED": "Cancelled", "EXPIRED": "Cancelled"}
 
@@ -106,7 +109,7 @@ def position(ledger: Ledger, p: Position) -> dict:
     size = abs(p.amount)
     return {
         "symbol": contract.id, "side": "Buy" if p.amount > 0 else "Sell", "size": quantity(contract, size),
-        "positionIdx": 0, "tradeMode": 0, "avgPrice": price(contract, p.entry), "markPrice": price(contract, mark),
+        "positionIdx": INDEX[p.side], "tradeMode": 0, "avgPrice": price(contract, p.entry), "markPrice": price(contract, mark),
         "positionValue": money(size * p.entry), "unrealisedPnl": money(p.unrealized(mark)),
         "liqPrice": price(contract, liquidation) if liquidation > 0 else "", "bustPrice": "",
         "leverage": str(p.leverage), "positionIM": money(ledger.position_margin(p)),
@@ -127,7 +130,7 @@ def order(o: Order) -> dict:
         "qty": quantity(c, o.quantity), "leavesQty": quantity(c, o.quantity - o.executed),
         "cumExecQty": quantity(c, o.executed), "cumExecValue": money(o.cum_quote), "cumExecFee": "0",
         "avgPrice": price(c, o.average) if o.executed else "", "orderStatus": STATUS.get(o.status, "New"),
-        "timeInForce": tif, "reduceOnly": o.reduce_only, "closeOnTrigger": False, "positionIdx": 0,
+        "timeInForce": tif, "reduceOnly": o.closes, "closeOnTrigger": False, "positionIdx": INDEX[o.position_side],
         "triggerPrice": "", "takeProfit": "", "stopLoss": "", "stopOrderType": "", "cancelType": "UNKNOWN", "tpslMode": "",
         "createdTime": str(o.time), "updatedTime": str(o.updated or o.time), "isLeverage": "",
         "rejectReason": "EC_NoError", "leavesValue": "0", "smpType": "None", "triggerDirection": 0,
@@ -141,15 +144,18 @@ def _linear(params: Mapping[str, Any]) -> None:
 
 def _place(ledger: Ledger, params: Mapping[str, Any]) -> dict:
     _linear(params)
-    if int(params.get("positionIdx") or 0) != 0:
+    index = int(params.get("positionIdx") or 0)
+    if (index == 0) == ledger.hedge or index not in POSITION_SIDES:
         raise Rejection(10001, "position idx not match position mode")
     side = SIDES.get(params.get("side"), params.get("side"))
     market = params.get("orderType") == "Market"
     tif = None if market else TIME_IN_FORCE.get(params.get("timeInForce") or "GTC", params.get("timeInForce"))
-    reduce_only = params.get("reduceOnly") in (True, "true", "True")
+    # In hedge mode Bybit takes reduceOnly on the side the index names; the ledger, as
+    # Binance, knows a closing order there by its side alone.
+    reduce_only = params.get("reduceOnly") in (True, "true", "True") and not ledger.hedge
     placed = ledger.place(params.get("symbol"), side, "MARKET" if market else "LIMIT", params.get("qty"),
                           None if market else params.get("price"), tif, reduce_only,
-                          params.get("orderLinkId") or None)
+                          params.get("orderLinkId") or None, POSITION_SIDES[index])
     return {"orderId": str(placed.id), "orderLinkId": placed.client_id}
 
 

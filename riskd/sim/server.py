@@ -126,12 +126,10 @@ def _leverage_bracket(simulator: Simulator, params: Params) -> Any:
 
 
 def _new_order(simulator: Simulator, params: Params) -> dict:
-    if params.get("positionSide", "BOTH") != "BOTH":
-        raise Rejection(-4061, "Order's position side does not match user's setting.")
     order = simulator.ledger.place(
         params.get("symbol"), params.get("side"), params.get("type"), params.get("quantity"),
         params.get("price"), params.get("timeInForce"), _flag(params, "reduceOnly"),
-        params.get("newClientOrderId"))
+        params.get("newClientOrderId"), params.get("positionSide"))
     return wire.order(order)
 
 
@@ -207,7 +205,7 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
     ("GET", "/fapi/v3/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk)),
     ("GET", "/fapi/v2/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk_v2)),
     ("GET", "/fapi/v1/leverageBracket", True, _leverage_bracket),
-    ("GET", "/fapi/v1/positionSide/dual", True, lambda s, p: {"dualSidePosition": False}),
+    ("GET", "/fapi/v1/positionSide/dual", True, lambda s, p: {"dualSidePosition": s.ledger.hedge}),
     ("GET", "/fapi/v1/openOrders", True,
      lambda s, p: [wire.order(o, query=True) for o in s.ledger.open_orders(p.get("symbol"))]),
     ("POST", "/fapi/v1/order", True, _new_order),

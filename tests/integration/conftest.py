@@ -57,8 +57,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def exchange(clock):
-    server = SimServer(Simulator.demo(seed=7, clock=clock.epoch, volatility=0))
+def hedge() -> bool:
+    """Whether the simulated futures account is in hedge mode; test modules override it."""
+    return False
+
+
+@pytest.fixture
+async def exchange(clock, hedge):
+    server = SimServer(Simulator.demo(seed=7, clock=clock.epoch, volatility=0, hedge=hedge))
     await server.start()
     yield server
     await server.stop()
@@ -113,8 +119,10 @@ def orders_sent(sim: Simulator, venue: str = "binanceusdm") -> list[dict]:
 
 
 def reduce_only(entry: dict) -> bool:
-    """Whether a logged order request was reduce-only, in either dialect's encoding."""
-    return entry["params"].get("reduceOnly") in ("true", True)
+    """Whether a logged order request can only close: reduce-only in either dialect's
+    encoding, or in Binance's hedge mode a position side (which alone cannot open the other)."""
+    params = entry["params"]
+    return params.get("reduceOnly") in ("true", True) or params.get("positionSide") in ("LONG", "SHORT")
 
 
 def open_positions(sim: Simulator) -> dict:

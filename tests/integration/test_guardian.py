@@ -3,7 +3,7 @@
 The account here is configured as a real Binance USDⓈ-M account (`exchange:
 binanceusdm`) or a real Bybit unified account (`exchange: bybit`) would be, credentials
 from the environment, only its URLs pointed at a simulator this test owns; every test
-runs in both dialects. The daemon's clock is fake, so ticks are driven by hand and "a
+runs in both dialects, with the account in one-way mode and in hedge mode. The daemon's clock is fake, so ticks are driven by hand and "a
 minute" of trouble takes a few seconds.
 """
 
@@ -25,6 +25,12 @@ def venue(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=[False, True], ids=["one-way", "hedge"])
+def hedge(request) -> bool:
+    """Every guardian test runs with the account in one-way mode and in hedge mode."""
+    return request.param
+
+
 def market_order(entry: dict) -> bool:
     return entry["params"].get("type") == "MARKET" or entry["params"].get("orderType") == "Market"
 
@@ -34,7 +40,7 @@ def writes(sim) -> list[dict]:
     return [entry for entry in sim.requests if entry["method"] in ("POST", "DELETE")]
 
 
-async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock, venue):
+async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock, venue, hedge):
     sim = exchange.simulator
     path = configure(live=True, market=MARKETS[venue])
     daemon = await started(path, clock)
@@ -52,6 +58,8 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
     sent = orders_sent(sim, venue)
     assert sent and all(reduce_only(entry) for entry in sent)
     assert all(market_order(entry) for entry in sent)
+    sides = {entry["params"].get("positionSide", entry["params"].get("positionIdx")) for entry in sent}
+    assert sides <= ({"LONG", "SHORT", 1, 2} if hedge else {None, 0})  # the venue's own hedge-mode side
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED
     assert "drawdown" in state.latches
@@ -91,7 +99,7 @@ async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_record
     assert set(open_positions(sim)) == {BTC, ETH, SOL}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
-    assert {a["symbol"] for a in would} >= {BTC, ETH, SOL}
+    assert {a["symbol"].removesuffix(":LONG").removesuffix(":SHORT") for a in would} >= {BTC, ETH, SOL}  # keys in hedge mode
     assert all(a["status"] == "dry_run" and a["dry_run"] == 1 and a["amount"] > 0 for a in would)
     alerts = [row["text"] for row in daemon.store.alerts()]
     assert any("DRY-RUN" in text and "flattening" in text for text in alerts)
@@ -106,7 +114,7 @@ async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_
     await daemon.process_commands()
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
     kept = sim.state()["openOrders"]
-    assert kept and all(order["reduceOnly"] for order in kept)  # freezing cancels all but the take-profits
+    assert kept and all(order["closes"] for order in kept)  # freezing cancels all but the take-profits
 
     sim.place_order(BTC, "BUY", "0.01", "LIMIT", "50000", client_order_id="bot-bid")
     sim.place_order(BTC, "BUY", "0.05", "MARKET")
@@ -192,4 +200,23 @@ async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_g
     sim.clear_faults()
     await tick(daemon, clock)
     assert open_positions(sim) == {}
+    await daemon.shutdown()
+
+
+async def test_a_long_and_a_short_on_one_symbol_are_both_closed_by_a_flatten(configure, exchange, clock, venue, hedge):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
+    sim.place_order(BTC, "SELL", "0.05", "MARKET")  # another bot sells 0.05 BTC
+    positions = sim.state()["positions"]
+    btc = sorted((p["positionSide"], p["amount"]) for p in positions if p["symbol"] == BTC)
+    # hedge mode: a short beside the long; one-way mode: the long reduced
+    assert btc == ([("LONG", 0.15), ("SHORT", -0.05)] if hedge else [("BOTH", 0.10)])
+    snapshot = await daemon.runners["main"].adapter.snapshot()
+    keys = {p.key for p in snapshot.positions if p.symbol == BTC}
+    assert keys == ({f"{BTC}:LONG", f"{BTC}:SHORT"} if hedge else {BTC})
+
+    commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
+    await daemon.process_commands()
+    assert open_positions(sim) == {} and sim.state()["openOrders"] == []
+    assert all(reduce_only(entry) for entry in orders_sent(sim, venue))
     await daemon.shutdown()

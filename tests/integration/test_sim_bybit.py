@@ -75,3 +75,23 @@ async def test_a_signed_request_without_an_api_key_is_refused_as_bybit_refuses_i
             body = await reply.json()
     assert (body["retCode"], body["retMsg"]) == (10003, "API key is invalid.")
     assert bybit.CODES[-2022] == 110017 and ccxt.bybit().exceptions["exact"]["10003"] is ccxt.AuthenticationError
+
+
+async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tmp_path, monkeypatch, clock):
+    monkeypatch.chdir(tmp_path)
+    document = {"database": str(tmp_path / "riskd.db"),
+                "accounts": {"main": {"exchange": "sim", "sim": {"venue": "bybit", "hedge": True, "volatility": 0}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
+    await daemon.startup()
+    try:
+        runner = daemon.runners["main"]
+        await runner.adapter.load()
+        hedged = Position("ETH/USDT:USDT", Side.SHORT, 2.0, 6_000.0, position_side="SHORT")
+        await runner.adapter.reduce(hedged, 0.5, "riskd-1-cccc-1")  # positionIdx 2, reduce-only
+        snapshot = await runner.adapter.snapshot()
+        eth = [p for p in snapshot.positions if p.symbol == "ETH/USDT:USDT"]
+        assert [(p.key, p.contracts) for p in eth] == [("ETH/USDT:USDT:SHORT", 1.5)]
+        assert "position mode: hedge (positions keyed by side)" in await runner.adapter.understanding(snapshot)
+    finally:
+        await daemon.shutdown()

@@ -201,3 +201,20 @@ async def test_a_long_and_a_short_on_one_symbol_in_hedge_mode_are_two_positions(
         assert positions[1].notional == pytest.approx(0.5 * 71.1)
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("profile", "raw", "closes"),
+    [
+        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "LONG"}}, True),  # a take-profit on a long
+        (venues.BINANCE_USDM, {"side": "buy", "info": {"positionSide": "LONG"}}, False),
+        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "BOTH"}}, False),
+        (venues.BYBIT, {"side": "buy", "info": {"positionIdx": "2"}}, True),
+        (venues.OKX, {"side": "buy", "info": {"posSide": "short"}}, True),
+        (venues.OKX, {"side": "buy", "info": {"posSide": "net"}}, False),
+        (venues.BITGET, {"side": "buy", "info": {"posSide": "long", "tradeSide": "close"}}, True),
+        (venues.GATE, {"side": "sell", "info": {}}, False),
+    ],
+)
+def test_an_order_that_can_only_close_its_hedge_side_is_known_as_one(profile, raw, closes):
+    assert profile.order_closes(raw) is closes
