@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import ccxt.async_support as ccxt
 
+from riskd import venues
 from riskd.config import AccountConfig
 from riskd.domain import Order, Position, Side, Snapshot, frozen_mapping
-from riskd import venues
 from riskd.redact import redact
 from riskd.venues import AccountFigures, Unvalued, market_options, venue
 

@@ -40,6 +40,10 @@ class AccountFigures:
     margin_mode: str | None = None
 
 
+def never(raw: dict) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Venue:
     """One exchange as riskd reads it. See the module docstring."""
@@ -56,9 +60,9 @@ class Venue:
     close_params: Callable[[str | None], dict]
     """The parameters that make a market order only close the position on `side` (None: one-way)."""
     client_id: Callable[[str], str] = str
-    order_closes: Callable[[dict], bool] = lambda raw: False  # noqa: E731 (a venue without hedge mode)
-    """Whether a raw ccxt order can only close a hedge-mode position."""
     """riskd's client order id in the characters the venue accepts."""
+    order_closes: Callable[[dict], bool] = never
+    """Whether a raw ccxt order can only close a hedge-mode position (reduce-only or not)."""
     zero_liquidation_is_safe: bool = False
     """The venue reports 0 (or nothing) for a position that cannot be liquidated (Binance);
     elsewhere a missing liquidation price means riskd cannot measure it."""
@@ -337,10 +341,6 @@ def gate_side(raw: dict) -> str | None:
 
 def reduce_only(side: str | None) -> dict:
     return {"reduceOnly": True}
-
-
-def no_side(raw: dict) -> str | None:
-    return None
 
 
 SPOT_ONLY = frozen_mapping({"defaultType": "spot"})
