@@ -135,6 +135,28 @@ class ActionStatus(StrEnum):
 RISKD = ""
 """The account named by events and alerts about riskd itself rather than one account."""
 
+_ALERT_PREFIXES = {
+    EventKind.STATE_CHANGE: "state",
+    EventKind.ACTION_UNCONFIRMED: "unconfirmed",
+    EventKind.CREDENTIALS_REFUSED: "auth",
+}
+"""Alert keys that predate `EventKind` and are stored (the cooldowns in `last_alerts`)."""
+
+
+def alert_key(kind: EventKind, subject: str = "") -> str:
+    """The cooldown key of an alert: its kind, and what it is about when there can be several."""
+    prefix = _ALERT_PREFIXES.get(kind, kind.value)
+    return f"{prefix}:{subject}" if subject else prefix
+
+
+def alert_kind(key: str) -> EventKind | None:
+    """The kind an alert key was built from by `alert_key`; None for a key it did not build."""
+    prefix = key.split(":", 1)[0]
+    for kind in EventKind:
+        if _ALERT_PREFIXES.get(kind, kind.value) == prefix:
+            return kind
+    return None
+
 
 def utcnow() -> datetime:
     """The daemon's clock; tests pass their own."""
@@ -179,10 +201,7 @@ class Order:
     id: str
     symbol: str
     side: str
-    type: str
     amount: float
-    price: float | None = None
-    client_order_id: str | None = None
     reduce_only: bool = False
     remaining: float | None = None
 
@@ -203,10 +222,9 @@ class Snapshot:
     balances: Mapping[str, float] = field(default_factory=frozen_mapping)
     positions: tuple[Position, ...] = ()
     orders: tuple[Order, ...] = ()
-    prices: Mapping[str, float] = field(default_factory=frozen_mapping)
     error: str | None = None
-    error_kind: str | None = None
-    """auth, rate_limit, timeout, network, malformed or rejected, when `error` is set."""
+    error_kind: ReadFailure | None = None
+    """Why the read failed, when `error` is set."""
     margin_ratio: float | None = None
     """The venue's account-level maintenance margin over margin balance (1 liquidates);
     None where the venue reports none (spot, or a venue riskd has no profile for)."""
@@ -274,7 +292,7 @@ class Event:
     """A fact worth keeping: a warning, a breach, a clear, a state change."""
 
     account: str
-    kind: str
+    kind: EventKind
     message: str
     breaker: str | None = None
     severity: Severity = Severity.INFO

@@ -11,15 +11,15 @@ has no margin at risk; one with positions on a venue that reports no ratio reads
 
 from __future__ import annotations
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading, Status
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data
+from riskd.domain import Reading, Remedy, Status
 from riskd.units import Percent, format_percent
 
 
 class MarginRatioConfig(BreakerConfig):
     limit: Percent = 0.5
     warn_at: Percent | None = None
-    action: ActionName = "reduce"
+    action: Remedy = Remedy.REDUCE
     resume: Resume = "1h"
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
-import pytest
-
 from riskd.config import AccountConfig
 from riskd.domain import Position, Side
 from riskd.exchange import ExchangeAdapter, build_client

@@ -9,10 +9,12 @@ minute" of trouble takes a few seconds.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from riskd import commands
-from riskd.domain import CommandKind, TradingState
+from riskd.domain import AlertStatus, CommandKind, TradingState
 
 from .conftest import BTC, DIALECTS, ETH, SOL, open_positions, orders_sent, reduce_only, started, tick
 
@@ -63,11 +65,15 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED
     assert "drawdown" in state.latches
-    breaches = [e for e in daemon.store.events("main", 100) if e["kind"] == "breach"]
-    assert any(e["breaker"] == "drawdown" for e in breaches)
+    breaches = [e for e in daemon.store.events("main", 100) if e.kind == "breach"]
+    assert any(e.breaker == "drawdown" for e in breaches)
     actions = daemon.store.actions("main", 100)
-    assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
-    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"][DIALECTS[venue][2]] for e in sent}
+    assert any(a.kind == "flatten" and a.status == "done" for a in actions)
+    assert {a.client_order_id for a in actions if a.kind == "order"} == {e["params"][DIALECTS[venue][2]] for e in sent}
+    (flatten,) = [a for a in actions if a.kind == "flatten"]
+    orders = [a for a in actions if a.parent_id == flatten.id]
+    assert {a.kind for a in orders} == {"order", "cancel"}  # each order and cancel names its action
+    assert {(a.status, a.exchange_status) for a in orders if a.kind == "order"} == {("done", "closed")}
     await daemon.shutdown()
 
     restarted = await started(path, clock)
@@ -78,7 +84,7 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
         restarted.store, restarted.settings, CommandKind.RESUME, "main", "cli", "tester", clock()
     )
     await restarted.process_commands()
-    assert restarted.store.command(ids[0])["status"] == "done"
+    assert restarted.store.command(ids[0]).status == "done"
     assert restarted.store.load_state("main").trading_state is TradingState.ACTIVE
     await tick(restarted, clock)
     await tick(restarted, clock)
@@ -98,11 +104,27 @@ async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_record
     assert writes(sim) == []
     assert set(open_positions(sim)) == {BTC, ETH, SOL}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
-    assert {a["symbol"].removesuffix(":LONG").removesuffix(":SHORT") for a in would} >= {BTC, ETH, SOL}  # keys in hedge mode
-    assert all(a["status"] == "dry_run" and a["dry_run"] == 1 and a["amount"] > 0 for a in would)
-    alerts = [row["text"] for row in daemon.store.alerts()]
+    would = [a for a in daemon.store.actions("main", 100) if a.kind == "order"]
+    assert {a.symbol.removesuffix(":LONG").removesuffix(":SHORT") for a in would} >= {BTC, ETH, SOL}  # keys in hedge mode
+    assert all(a.status == "dry_run" and a.dry_run == 1 and a.amount > 0 for a in would)
+    alerts = [row.text for row in daemon.store.alerts()]
     assert any("DRY-RUN" in text and "flattening" in text for text in alerts)
+    await daemon.shutdown()
+
+
+async def test_without_telegram_alerts_go_to_the_log_with_their_account_in_front(configure, exchange, clock, caplog):
+    daemon = await started(configure(live=False), clock)
+    await tick(daemon, clock)
+    exchange.simulator.move(-0.20)
+    await tick(daemon, clock)
+    await tick(daemon, clock)
+
+    with caplog.at_level(logging.INFO, logger="riskd"):
+        await daemon.deliver_alerts()
+
+    logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("ALERT ")]
+    assert any(line.startswith("ALERT [main] BREACH: drawdown") for line in logged)
+    assert {row.status for row in daemon.store.alerts()} == {AlertStatus.LOGGED}
     await daemon.shutdown()
 
 
@@ -146,13 +168,13 @@ async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configu
     assert all(r.status.value == "no_data" for r in result.readings if r.breaker == "drawdown")
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.ACTIVE and state.last_equity == equity  # never read as zero
-    kinds = {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
+    kinds = {e.kind for e in daemon.store.events("main", 100) if e.breaker == "stale_data"}
     assert "warning" in kinds
 
     sim.clear_faults()
     result = await tick(daemon, clock)
     assert all(r.status.value == "ok" for r in result.readings if r.breaker in ("stale_data", "drawdown"))
-    assert "clear" in {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
+    assert "clear" in {e.kind for e in daemon.store.events("main", 100) if e.breaker == "stale_data"}
     await daemon.shutdown()
 
 
@@ -163,7 +185,7 @@ async def test_a_flatten_command_closes_everything_with_reduce_only_orders(confi
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, None, "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])
-    assert row["status"] == "done" and row["who"] == "tester" and row["source"] == "cli"
+    assert row.status == "done" and row.who == "tester" and row.source == "cli"
     assert open_positions(sim) == {} and sim.state()["openOrders"] == []
     assert all(reduce_only(entry) for entry in orders_sent(sim, venue))
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
@@ -177,11 +199,11 @@ async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(c
     async def broken(*arguments):
         raise RuntimeError("executor exploded")
 
-    monkeypatch.setattr(daemon.runners["main"].executor, "run", broken)
+    monkeypatch.setattr(daemon.guards["main"].executor, "run", broken)
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])
-    assert row["status"] == "failed" and "executor exploded" in row["result"]
+    assert row.status == "failed" and "executor exploded" in row.result
     assert daemon.store.pending_commands() == []
     await daemon.shutdown()
 
@@ -193,7 +215,7 @@ async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_g
     sim.add_fault("http_503", path=DIALECTS[venue][1])
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
-    result = daemon.store.command(ids[0])["result"]
+    result = daemon.store.command(ids[0]).result
     assert "could not be read" in result and "next good read enforces it" in result
     assert orders_sent(sim, venue) == [] and daemon.store.load_state("main").trading_state is TradingState.HALTED
 
@@ -211,7 +233,7 @@ async def test_a_long_and_a_short_on_one_symbol_are_both_closed_by_a_flatten(con
     btc = sorted((p["positionSide"], p["amount"]) for p in positions if p["symbol"] == BTC)
     # hedge mode: a short beside the long; one-way mode: the long reduced
     assert btc == ([("LONG", 0.15), ("SHORT", -0.05)] if hedge else [("BOTH", 0.10)])
-    snapshot = await daemon.runners["main"].adapter.snapshot()
+    snapshot = await daemon.guards["main"].adapter.snapshot()
     keys = {p.key for p in snapshot.positions if p.symbol == BTC}
     assert keys == ({f"{BTC}:LONG", f"{BTC}:SHORT"} if hedge else {BTC})
 

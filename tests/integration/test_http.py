@@ -102,7 +102,7 @@ async def test_healthz_is_503_until_the_first_tick_then_200(daemon, http):
 
 async def test_healthz_is_503_with_the_reason_when_the_exchange_is_down(daemon, http, clock):
     await daemon.tick("demo")
-    daemon.runners["demo"].sim.simulator.add_fault("http_503")
+    daemon.simulator("demo").add_fault("http_503")
     await daemon.tick("demo")
     assert (await get(http, "/healthz"))[0] == 200  # one failed read is not yet an outage
     clock.advance(31)  # three poll intervals
@@ -111,7 +111,7 @@ async def test_healthz_is_503_with_the_reason_when_the_exchange_is_down(daemon, 
     assert status == 503
     assert text.startswith("unhealthy\ndemo: no good read of the account for 31s; last error: the exchange is unreachable")
 
-    daemon.runners["demo"].sim.simulator.clear_faults()
+    daemon.simulator("demo").clear_faults()
     await daemon.tick("demo")
     assert (await get(http, "/healthz"))[0] == 200
 
@@ -150,7 +150,7 @@ async def test_metrics_give_the_figures_breakers_state_and_tick(daemon, http, cl
 
 
 async def test_metrics_count_exchange_errors_by_kind(daemon, http):
-    simulator = daemon.runners["demo"].sim.simulator
+    simulator = daemon.simulator("demo")
     await daemon.tick("demo")
     simulator.add_fault("http_503", count=1)
     await daemon.tick("demo")
@@ -211,7 +211,7 @@ async def test_state_says_whether_a_bot_may_trade(daemon, http, clock):
 
 async def test_state_refuses_trading_while_riskd_cannot_see_the_account(daemon, http, clock):
     await daemon.tick("demo")
-    daemon.runners["demo"].sim.simulator.add_fault("http_503")
+    daemon.simulator("demo").add_fault("http_503")
     clock.advance(31)
     await daemon.tick("demo")
     async with http.get("/v1/state/demo") as response:
@@ -227,7 +227,7 @@ async def test_the_daemon_serves_http_when_enabled(tmp_path):
     running = asyncio.create_task(daemon.run())
     try:
         for _ in range(100):
-            if daemon.http is not None and daemon.runners["demo"].last_tick_at is not None:
+            if daemon.http is not None and daemon.guards["demo"].last_tick_at is not None:
                 break
             await asyncio.sleep(0.05)
         assert daemon.http.url.startswith("http://127.0.0.1:")
@@ -247,12 +247,12 @@ async def test_a_port_in_use_is_an_alert_and_riskd_guards_on(tmp_path):
         running = asyncio.create_task(daemon.run())
         try:
             for _ in range(100):
-                if daemon.runners and daemon.runners["demo"].last_tick_at is not None:
+                if daemon.guards and daemon.guards["demo"].last_tick_at is not None:
                     break
                 await asyncio.sleep(0.05)
-            assert daemon.http is None and daemon.runners["demo"].last_tick_at is not None
-            alert = next(row for row in daemon.store.alerts() if row["key"] == "http_failed")
-            assert f"127.0.0.1:{port}" in alert["text"]
+            assert daemon.http is None and daemon.guards["demo"].last_tick_at is not None
+            alert = next(row for row in daemon.store.alerts() if row.key == "http_failed")
+            assert f"127.0.0.1:{port}" in alert.text
         finally:
             daemon.stop()
             await running

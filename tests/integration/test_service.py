@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from riskd.config import load_settings
-from riskd.supervisor import STOP_GRACE, Daemon
+from riskd.supervisor import SIGNALS, STOP_GRACE, Daemon
 from tests.timing import limit
 
 
@@ -97,15 +97,15 @@ async def test_ready_watchdog_status_and_stopping_and_no_pings_while_a_tick_hang
     running = asyncio.create_task(daemon.run())
     ready = await systemd.wait_for("READY", timeout=10)
     assert ready["STATUS"].startswith("1 account: 1 active; last tick")
-    assert daemon.runners["demo"].last_tick_at is not None  # READY means an account was read and judged
+    assert daemon.guards["demo"].last_tick_at is not None  # READY means an account was read and judged
 
     started = time.monotonic()
     await asyncio.sleep(1.0)
     pings = [message for message in systemd.since(started) if "WATCHDOG" in message]
     assert len(pings) >= 3 and all(message["WATCHDOG"] == "1" for message in pings)
 
-    runner = daemon.runners["demo"]
-    runner.sim.simulator.add_fault("timeout", seconds=60)  # the exchange stops answering; ccxt waits 20 s
+    runner = daemon.guards["demo"]
+    daemon.simulator("demo").add_fault("timeout", seconds=60)  # the exchange stops answering; ccxt waits 20 s
     await asyncio.sleep(2.5)  # the last completed tick is now older than 3 poll intervals (1.5 s)
     quiet = time.monotonic()
     await asyncio.sleep(1.0)
@@ -126,7 +126,7 @@ async def test_sighup_applies_a_good_configuration_and_refuses_a_bad_one_with_an
     daemon = Daemon(load_settings(path), loader=lambda: load_settings(path))
     running = asyncio.create_task(daemon.run())
     await systemd.wait_for("READY", timeout=10)
-    runner = daemon.runners["demo"]
+    runner = daemon.guards["demo"]
     assert runner.policy.breakers["drawdown"].limit == pytest.approx(0.10)
 
     write_config(tmp_path, live=False, breakers={"drawdown": {"limit": "8%"}}, database=str(tmp_path / "other.db"))
@@ -134,19 +134,22 @@ async def test_sighup_applies_a_good_configuration_and_refuses_a_bad_one_with_an
     os.kill(os.getpid(), signal.SIGHUP)
     await eventually(lambda: runner.policy.breakers["drawdown"].limit == pytest.approx(0.08))
     assert daemon.settings.database == tmp_path / "riskd.db"  # a new database waits for a restart
+    assert runner.executor.live() is False  # settings are swapped in one place; the executor reads them there
     kinds = [next(iter(message)) for message in systemd.since(reloading) if "RELOADING" in message or "READY" in message]
     assert kinds[:2] == ["RELOADING", "READY"]
 
     path.write_text(path.read_text() + "poll_interval: sometime\n")
     os.kill(os.getpid(), signal.SIGHUP)
-    await eventually(lambda: any(row["key"] == "config_refused" for row in daemon.store.alerts()))
-    alert = next(row for row in daemon.store.alerts() if row["key"] == "config_refused")
-    assert "poll_interval" in alert["text"] and alert["severity"] == "warning"
+    await eventually(lambda: any(row.key == "config_refused" for row in daemon.store.alerts()))
+    alert = next(row for row in daemon.store.alerts() if row.key == "config_refused")
+    assert "poll_interval" in alert.text and alert.severity == "warning"
     assert runner.policy.breakers["drawdown"].limit == pytest.approx(0.08)  # the previous one stays
     assert not running.done()
 
     daemon.stop()
     await asyncio.wait_for(running, STOP_GRACE + 2)
+    loop = asyncio.get_running_loop()
+    assert not any([loop.remove_signal_handler(number) for number in SIGNALS])  # riskd gave its handlers back
 
 
 # --- SIGTERM, in a real process ---------------------------------------------------------------

@@ -37,12 +37,12 @@ async def test_an_embedded_bybit_account_is_read_through_ccxts_bybit_class(tmp_p
     daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
     await daemon.startup()
     try:
-        runner = daemon.runners["main"]
-        assert runner.adapter.client.id == "bybit"
-        snapshot = await runner.adapter.snapshot()
+        guard = daemon.guards["main"]
+        assert guard.adapter.client.id == "bybit"
+        snapshot = await guard.adapter.snapshot()
         assert snapshot.error is None
         assert {p.symbol for p in snapshot.positions} == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
-        assert runner.adapter.understood.source.startswith("totalMarginBalance")
+        assert guard.adapter.understood.source.startswith("totalMarginBalance")
         assert snapshot.margin_ratio is not None and 0 < snapshot.margin_ratio < 1
     finally:
         await daemon.shutdown()
@@ -85,13 +85,13 @@ async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tm
     daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
     await daemon.startup()
     try:
-        runner = daemon.runners["main"]
-        await runner.adapter.load()
+        guard = daemon.guards["main"]
+        await guard.adapter.load()
         hedged = Position("ETH/USDT:USDT", Side.SHORT, 2.0, 6_000.0, position_side="SHORT")
-        await runner.adapter.reduce(hedged, 0.5, "riskd-1-cccc-1")  # positionIdx 2, reduce-only
-        snapshot = await runner.adapter.snapshot()
+        await guard.adapter.reduce(hedged, 0.5, "riskd-1-cccc-1")  # positionIdx 2, reduce-only
+        snapshot = await guard.adapter.snapshot()
         eth = [p for p in snapshot.positions if p.symbol == "ETH/USDT:USDT"]
         assert [(p.key, p.contracts) for p in eth] == [("ETH/USDT:USDT:SHORT", 1.5)]
-        assert "position mode: hedge (positions keyed by side)" in await runner.adapter.understanding(snapshot)
+        assert "position mode: hedge (positions keyed by side)" in await guard.adapter.understanding(snapshot)
     finally:
         await daemon.shutdown()

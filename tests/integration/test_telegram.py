@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from riskd import checks, logs
 from riskd.config import load_settings
 from riskd.domain import Alert, Event, Severity, TradingState
-from riskd.store import Store
+from riskd.store import OutboxAlert, Store
 from riskd.supervisor import Daemon
 from riskd.telegram.bot import STOP_LIMIT
 from riskd.telegram.menu import COMMANDS
@@ -121,17 +121,17 @@ async def running(settings, clock, alerts_every: float = 0.1, listen: bool = Tru
         await daemon.shutdown()
 
 
-async def outbox_drained(daemon: Daemon, timeout: float = 5.0) -> list[dict]:
+async def outbox_drained(daemon: Daemon, timeout: float = 5.0) -> list[OutboxAlert]:
     """Wait until no alert is pending any more; returns the outbox."""
     deadline = time.monotonic() + timeout
-    while any(row["status"] == "pending" for row in daemon.store.alerts(500)):
+    while any(row.status == "pending" for row in daemon.store.alerts(500)):
         assert time.monotonic() < deadline, "alerts still pending"
         await asyncio.sleep(0.05)
     return daemon.store.alerts(500)
 
 
 def sim_of(daemon: Daemon):
-    return daemon.runners["demo"].sim.simulator
+    return daemon.simulator("demo")
 
 
 def orders_sent(sim) -> list[dict]:
@@ -144,7 +144,8 @@ def stored(daemon: Daemon) -> Store:
 
 
 def commands_table(daemon: Daemon) -> list[dict]:
-    return stored(daemon).commands(200)
+    """Every command row as stored, oldest first."""
+    return list(stored(daemon).db.table("commands").rows_where(order_by="id"))
 
 
 def to(chat: dict, *words: str):
@@ -289,7 +290,7 @@ async def test_resume_of_a_breached_account_asks_first_and_freeze_does_not(confi
     assert stored(daemon).load_state("demo").trading_state is TradingState.ACTIVE
     freeze = next(row for row in commands_table(daemon) if row["command"] == "freeze")
     assert freeze["who"] == "user 1001 (@alice) in chat 1001" and freeze["status"] == "done"
-    assert "going to sleep" in next(e["message"] for e in stored(daemon).events("demo", 100) if e["kind"] == "state_change")
+    assert "going to sleep" in next(e.message for e in stored(daemon).events("demo", 100) if e.kind == "state_change")
 
 
 async def test_a_command_sent_while_riskd_was_down_is_not_carried_out_late(configure, api, clock):
@@ -351,7 +352,7 @@ async def test_a_breach_reaches_the_chat_within_two_seconds_of_its_tick(configur
         alert = await api.wait_for(to(ALICE, "EMERGENCY", "BREACH", "drawdown"), timeout=2.0)
         assert time.monotonic() - seen < limit(2.0)
 
-    assert "demo" in alert["text"] and "DRY-RUN: riskd would be flattening" in alert["text"]
+    assert "demo" in alert["text"] and "riskd would be flattening" in alert["text"] and "DRY-RUN" in alert["text"]
     assert "Next: /breakers demo" in alert["text"]
     assert "<b>" in alert["html"] and not alert["silent"]
 
@@ -364,7 +365,7 @@ async def test_through_502s_and_429s_alerts_arrive_later_in_order_and_the_flatte
         api.fail(502, "sendMessage", count=2)
         api.fail(429, "sendMessage", count=1, retry_after=1)
         daemon.store.record_event(
-            Event("demo", "test", "before"), clock(), Alert("demo", Severity.WARNING, "test", "[demo] an alert before the crash"),
+            Event("demo", "test", "before"), clock(), Alert("demo", Severity.WARNING, "test", "an alert before the crash"),
         )
         await asyncio.sleep(0.2)  # the sender is now stuck on a 502 that takes 1.5 s to come
         sim = sim_of(daemon)
@@ -377,12 +378,12 @@ async def test_through_502s_and_429s_alerts_arrive_later_in_order_and_the_flatte
 
         rows = await outbox_drained(daemon, timeout=15)
 
-    assert rows and {row["status"] for row in rows} == {"sent"}
+    assert rows and {row.status for row in rows} == {"sent"}
     delivered = [message["text"] for message in api.messages]
     assert len(delivered) == len(rows)  # none lost, none twice
     for row, text in zip(rows, delivered):
-        assert row["text"].replace("[demo] ", "").replace("`", "")[:60] in text  # in order
-    assert any(row["attempts"] > 1 and "RetryAfter" in (row["error"] or "") for row in rows)
+        assert row.text.replace("`", "")[:60] in text  # in order
+    assert any(row.attempts > 1 and "RetryAfter" in (row.error or "") for row in rows)
     sends = api.calls("sendMessage")
     assert [call["status"] for call in sends[:4]] == [502, 502, 502, 429]
     assert sends[4]["at"] - sends[3]["at"] >= 1.0, "retry_after was not honoured"
@@ -396,7 +397,7 @@ async def test_alerts_pending_at_shutdown_are_delivered_after_a_restart_marked_l
         sim_of(daemon).move(-0.20)
         await daemon.tick("demo")
         await asyncio.sleep(0.3)
-    pending = [row for row in Store(settings.database).alerts(100) if row["status"] == "pending"]
+    pending = [row for row in Store(settings.database).alerts(100) if row.status == "pending"]
     assert pending and api.messages == []
 
     api.heal()
@@ -404,7 +405,7 @@ async def test_alerts_pending_at_shutdown_are_delivered_after_a_restart_marked_l
     async with running(settings, clock, listen=False) as daemon:
         rows = await outbox_drained(daemon)
 
-    assert all(row["status"] == "sent" for row in rows) and len(api.messages) == len(rows) == len(pending)
+    assert all(row.status == "sent" for row in rows) and len(api.messages) == len(rows) == len(pending)
     assert all("Delivered late: this was raised at 2026-03-02 12:00" in message["text"] for message in api.messages)
 
 
@@ -414,36 +415,36 @@ async def test_a_chat_telegram_does_not_know_does_not_hold_back_the_others(confi
         for number in (1, 2):
             daemon.store.record_event(
                 Event("demo", "test", f"condition {number}"), clock(),
-                Alert("demo", Severity.CRITICAL, f"test:{number}", f"[demo] condition {number}"),
+                Alert("demo", Severity.CRITICAL, f"test:{number}", f"condition {number}"),
             )
         rows = await outbox_drained(daemon)
 
     assert api.said(ALICE["id"])[0].endswith("condition 1")
-    assert [row["status"] for row in rows] == ["sent", "sent"]
-    assert all("chat 424242: chat not found" in row["error"].lower() for row in rows)
+    assert [row.status for row in rows] == ["sent", "sent"]
+    assert all("chat 424242: chat not found" in row.error.lower() for row in rows)
 
 
 async def test_a_chat_that_blocked_the_bot_does_not_hold_back_the_others(configure, api, clock):
     api.blocked_chats.add(BOB["id"])
     async with running(configure(chat_ids=[BOB["id"], ALICE["id"]]), clock, listen=False) as daemon:
         daemon.store.record_event(
-            Event("demo", "test", "condition"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] condition")
+            Event("demo", "test", "condition"), clock(), Alert("demo", Severity.CRITICAL, "test", "condition")
         )
         rows = await outbox_drained(daemon)
 
     assert api.said(ALICE["id"])[0].endswith("condition")
-    assert rows[-1]["status"] == "sent" and "blocked" in rows[-1]["error"]
+    assert rows[-1].status == "sent" and "blocked" in rows[-1].error
 
 
 async def test_a_hanging_telegram_cannot_hold_up_a_stop(configure, api, clock):
     async with running(configure(timeout="10s"), clock) as daemon:
         api.fail(502, latency=60)  # every call now hangs for a minute
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] x"))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "x"))
         await asyncio.sleep(0.3)  # the alert job is stuck sending it
         daemon.stop()
         stopping = time.monotonic()
     assert time.monotonic() - stopping < limit(2 * STOP_LIMIT + 1)
-    assert [row["status"] for row in Store(daemon.settings.database).alerts()] == ["pending"]  # for the next start
+    assert [row.status for row in Store(daemon.settings.database).alerts()] == ["pending"]  # for the next start
 
 
 async def test_mute_holds_back_info_and_warnings_but_never_critical_alerts(configure, api, clock):
@@ -455,16 +456,16 @@ async def test_mute_holds_back_info_and_warnings_but_never_critical_alerts(confi
         for severity in (Severity.WARNING, Severity.CRITICAL, Severity.INFO):
             daemon.store.record_event(
                 Event("demo", "test", f"a {severity} condition", severity=severity), now,
-                Alert("demo", severity, f"test:{severity}", f"[demo] a {severity} condition"),
+                Alert("demo", severity, f"test:{severity}", f"a {severity} condition"),
             )
-        statuses = {row["text"]: row["status"] for row in await outbox_drained(daemon)}
+        statuses = {row.text: row.status for row in await outbox_drained(daemon)}
 
         await api.command("/mute off", ALICE)
         await api.wait_for(to(ALICE, "no longer muted"))
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.INFO, "clear:x", "✅ [demo] Back to normal: x."))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.INFO, "clear:x", "Back to normal: x."))
         back = await api.wait_for(to(ALICE, "Back to normal"))
 
-    assert statuses == {"[demo] a warning condition": "muted", "[demo] a critical condition": "sent", "[demo] a info condition": "muted"}
+    assert statuses == {"a warning condition": "muted", "a critical condition": "sent", "a info condition": "muted"}
     assert back["silent"]  # info alerts arrive without a sound
 
 
@@ -507,9 +508,9 @@ async def test_the_token_is_in_no_log_line_database_row_or_error(configure, api,
     async with running(refused, clock, listen=False) as daemon:
         daemon.telegram.start()
         await daemon.telegram.starting  # gives up: a refused token does not heal by retrying
-        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "[demo] x"))
+        daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "x"))
         deadline = time.monotonic() + 5
-        while not (error := next(row for row in daemon.store.alerts() if row["key"] == "test")["error"]):
+        while not (error := next(row for row in daemon.store.alerts() if row.key == "test").error):
             assert time.monotonic() < deadline, "the alert was never tried"
             await asyncio.sleep(0.05)
     finding = await checks.telegram(refused)

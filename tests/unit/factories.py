@@ -50,7 +50,7 @@ def position(
 
 def order(order_id: str = "1", symbol: str = "BTC/USDT:USDT", **fields) -> Order:
     """An open limit order."""
-    values = {"side": "buy", "type": "limit", "amount": 1.0, "price": 100.0, **fields}
+    values = {"side": "buy", "amount": 1.0, **fields}
     return Order(id=order_id, symbol=symbol, **values)
 
 
@@ -63,7 +63,6 @@ def snapshot(
     quote: str = "USDT",
     orders: Iterable[Order] = (),
     balances: dict[str, float] | None = None,
-    prices: dict[str, float] | None = None,
     error: str | None = None,
     margin_ratio: float | None = None,
 ) -> Snapshot:
@@ -76,7 +75,6 @@ def snapshot(
         positions=tuple(positions),
         orders=tuple(orders),
         balances=dict(balances or {}),
-        prices=dict(prices or {}),
         error=error,
         margin_ratio=margin_ratio,
     )
@@ -184,7 +182,7 @@ def command(
     return Command(CommandKind(kind), account, source, who, reason, fraction)
 
 
-def alert(text: str = "⚠️ [main] Warning", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
+def alert(text: str = "Warning: drawdown 9.0% is near the limit of 10.0%.", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
     """A message for the owner, as the engine queues it."""
     return Alert(account, severity, key, text)
 

@@ -84,11 +84,13 @@ def test_healthy_when_every_account_ticked_and_was_read_recently():
 
 
 def test_a_long_action_that_keeps_making_exchange_calls_is_not_overdue():
-    from riskd.supervisor import AccountRunner
+    from riskd.guard import AccountGuard
 
-    executor = SimpleNamespace(last_progress=NOW - timedelta(seconds=5))
-    acting = AccountRunner("main", None, None, None, executor, last_tick_at=NOW - timedelta(seconds=90))
-    stuck = AccountRunner("other", None, None, None, SimpleNamespace(last_progress=None), last_tick_at=NOW - timedelta(seconds=90))
+    def guard(name, executor):
+        return AccountGuard(name, None, executor, None, None, None, last_tick_at=NOW - timedelta(seconds=90))
+
+    acting = guard("main", SimpleNamespace(last_progress=NOW - timedelta(seconds=5)))
+    stuck = guard("other", SimpleNamespace(last_progress=None))
     assert acting.alive_at == NOW - timedelta(seconds=5)
     assert health.overdue([acting, stuck], NOW, LIMIT) == {"other": "other: no tick completed for 90s"}
 
