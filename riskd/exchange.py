@@ -270,45 +270,11 @@ class ExchangeAdapter:
             position_side=hedge_side,
         )
 
-    async def understanding(self, snapshot: Snapshot) -> list[str]:
-        """What riskd made of the account in `snapshot`, in words, for `riskd check`: the
-        venue profile and market, where equity came from and what it counts, the margin
-        and position modes; a line starting "warning:" where something is unknown."""
-        lines = [f"market: {'futures' if self.futures else 'spot'}"
-                 + ("" if self.account.market else " (guessed: `market` is not set)")]
-        if self.venue is None:
-            lines.append(f"warning: riskd has no profile for {self.client.id}; its figures are ccxt's unified ones")
-        else:
-            lines.append(f"venue profile: {self.venue.name}")
-        figures = self.understood
-        if figures is None or not snapshot.ok:
-            return lines + ["warning: the account was not read, so nothing about it is known"]
-        lines.append(f"equity {snapshot.equity:,.2f} {snapshot.quote} from {figures.source}")
-        lines.append(f"collateral counted: {', '.join(figures.collateral) or 'none'}")
-        lines.append(f"margin mode: {figures.margin_mode}" if figures.margin_mode else "warning: margin mode unknown")
-        if figures.margin_ratio is not None:
-            lines.append(f"margin ratio: {figures.margin_ratio:.2%} (maintenance margin / margin balance)")
-        elif self.futures:
-            lines.append("warning: the venue reports no account margin ratio; margin_ratio cannot measure")
-        if self.futures:
-            lines.append(await self._position_mode(snapshot))
-            blind = [p.key for p in snapshot.positions if p.kind != "spot" and p.liquidation_price is None]
-            if blind:
-                lines.append(f"warning: no liquidation price for {', '.join(blind)}; liquidation_distance cannot measure them")
-        return lines
-
-    async def _position_mode(self, snapshot: Snapshot) -> str:
-        if any(p.position_side for p in snapshot.positions):
-            return "position mode: hedge (positions keyed by side)"
-        if self.client.has.get("fetchPositionMode"):
-            try:
-                mode = await self._call("fetch_position_mode")
-                return f"position mode: {'hedge' if mode.get('hedged') else 'one-way'}"
-            except Exception as error:  # a question riskd can do without
-                return f"warning: position mode unknown ({explain(error).text})"
-        if snapshot.positions:
-            return "position mode: one-way (as the open positions show)"
-        return "warning: position mode unknown (the venue does not say and no position shows it)"
+    async def hedged(self) -> bool | None:
+        """Whether the venue says the account is in hedge mode; None where ccxt cannot ask it."""
+        if not self.client.has.get("fetchPositionMode"):
+            return None
+        return bool((await self._call("fetch_position_mode")).get("hedged"))
 
     # --- orders ----------------------------------------------------------------
 

@@ -387,10 +387,13 @@ class SimServer:
         return {"cleared": self.simulator.clear_requests()}
 
 
-async def serve(host: str, port: int, seed: int, scenario: str | None, latency: float) -> None:
+async def serve(host: str, port: int, seed: int, scenario: str | None, latency: float,
+                venue: str = "binance", hedge: bool = False) -> None:
     """Serve the demo account until cancelled. `scenario` is a name from
-    market.SCENARIOS, optionally with parameters: "crash:depth=0.4,duration=20,after=10"."""
-    simulator = Simulator.demo(seed=seed)
+    market.SCENARIOS, optionally with parameters: "crash:depth=0.4,duration=20,after=10".
+    Both dialects are always served; `venue` ("binance" or "bybit") says which one the
+    banner tells how to point ccxt at, and `hedge` puts the futures account in hedge mode."""
+    simulator = Simulator.demo(seed=seed, hedge=hedge)
     if scenario:
         name, _, args = scenario.partition(":")
         params = dict(item.split("=", 1) for item in args.split(",") if item)
@@ -399,7 +402,14 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
         simulator.add_fault("latency", seconds=latency)
     server = SimServer(simulator, host, port)
     url = await server.start()
-    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url} (state: {url}/_sim/state)", flush=True)
+    mode = ", futures in hedge mode" if hedge else ""
+    if venue == "bybit":
+        what, client, pointed = "Bybit v5 linear perpetuals", "bybit", bybit.ccxt_config(url)
+    else:
+        what, client, pointed = "Binance USDⓈ-M futures and spot", "binanceusdm", ccxt_config(url)
+    print(f"riskd sim: {what} API at {url}{mode} (state: {url}/_sim/state)", flush=True)
+    settings = {key: value for key, value in pointed.items() if key in ("urls", "options")}
+    print(f"riskd sim: guard it as exchange: {client}, with ccxt: {json.dumps(settings)}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -19,13 +19,14 @@ from riskd.sim import SimServer, Simulator, bybit, ccxt_config
 from riskd.supervisor import Daemon
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
-ORDER_PATH = "/fapi/v1/order"
 DIALECTS = {
     # ccxt class: (its order path on the simulator, the API prefix faults can target,
     # the request field carrying riskd's client order id)
     "binanceusdm": ("/fapi/v1/order", "/fapi", "newClientOrderId"),
     "bybit": ("/v5/order/create", "/v5", "orderLinkId"),
 }
+MARKETS = {"binanceusdm": "futures", "bybit": "bybit"}
+"""The `configure(market=...)` that guards the futures account in each dialect."""
 # The account "main" on each market, besides its timeout and ccxt settings. The spot
 # account keeps its BNB, as spot traders do to pay fees with it.
 ACCOUNTS = {
@@ -54,6 +55,13 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(params=list(DIALECTS))
+def venue(request) -> str:
+    """The ccxt class (and the simulator's dialect) the guarded account is read through;
+    a test that asks for it runs once per dialect."""
+    return request.param
 
 
 @pytest.fixture

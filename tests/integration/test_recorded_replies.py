@@ -75,7 +75,7 @@ async def test_binance_usdm_multi_assets_equity_is_the_margin_balance_of_every_a
     assert position.notional / snapshot.equity == pytest.approx(23.13, abs=0.01)  # not 142× on 4.27 USDT
     assert len(snapshot.orders) == len(replies["openOrders"]) == 1
     (order,) = snapshot.orders
-    assert (order.id, order.symbol, order.side, order.amount, order.price) == ("664082074", "LTC/USDT:USDT", "buy", 0.2, 50.0)
+    assert (order.id, order.symbol, order.side, order.amount, order.remaining) == ("664082074", "LTC/USDT:USDT", "buy", 0.2, 0.2)
 
 
 async def test_bybit_unified_equity_counts_every_collateral_and_unrealized_pnl(read):
@@ -105,7 +105,7 @@ async def test_bybit_unified_equity_counts_every_collateral_and_unrealized_pnl(r
     assert position.leverage == pytest.approx(6)
     assert len(snapshot.orders) == 1
     (order,) = snapshot.orders
-    assert (order.symbol, order.side, order.amount, order.price) == ("BTC/USDT:USDT", "buy", 0.001, 102000.0)
+    assert (order.symbol, order.side, order.amount, order.remaining) == ("BTC/USDT:USDT", "buy", 0.001, 0.001)
 
 
 async def test_okx_multi_currency_equity_is_the_adjusted_equity_and_hedge_positions_keep_their_side(read):

@@ -12,6 +12,7 @@ import ccxt.async_support as ccxt
 import pytest
 import yaml
 
+from riskd import checks
 from riskd.config import AccountConfig, load_settings
 from riskd.domain import Position, Side
 from riskd.exchange import ExchangeAdapter, build_client
@@ -48,11 +49,13 @@ async def test_an_embedded_bybit_account_is_read_through_ccxts_bybit_class(tmp_p
         await daemon.shutdown()
 
 
-async def test_the_equity_is_the_ledgers_margin_balance_and_orders_keep_their_client_ids(exchange, adapter):
+async def test_the_equity_is_the_ledgers_margin_balance_and_every_open_order_is_read(exchange, adapter):
     snapshot = await adapter.snapshot()
     state = exchange.simulator.state()
     assert snapshot.equity == pytest.approx(state["equity"])
-    assert {o.client_order_id for o in snapshot.orders} == {o["clientOrderId"] for o in state["openOrders"]}
+    assert {(o.id, o.symbol, o.side, o.amount) for o in snapshot.orders} == {
+        (str(o["orderId"]), o["symbol"], o["side"].lower(), o["quantity"]) for o in state["openOrders"]
+    }
     assert {o.id for o in snapshot.orders if o.reduce_only} == {str(o["orderId"]) for o in state["openOrders"] if o["reduceOnly"]}
 
 
@@ -92,6 +95,6 @@ async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tm
         snapshot = await guard.adapter.snapshot()
         eth = [p for p in snapshot.positions if p.symbol == "ETH/USDT:USDT"]
         assert [(p.key, p.contracts) for p in eth] == [("ETH/USDT:USDT:SHORT", 1.5)]
-        assert "position mode: hedge (positions keyed by side)" in await guard.adapter.understanding(snapshot)
+        assert "position mode: hedge (positions keyed by side)" in await checks.understanding(guard.adapter, snapshot)
     finally:
         await daemon.shutdown()

@@ -83,12 +83,13 @@ async def test_a_spot_holding_without_a_direct_market_is_valued_through_a_bridge
 async def test_what_riskd_understood_names_what_it_does_not_know(clients):
     from datetime import datetime, timezone
 
+    from riskd import checks
     from riskd.domain import Snapshot
     from riskd.exchange import ExchangeAdapter
 
     adapter = ExchangeAdapter("main", AccountConfig(exchange="kraken", market="futures"), clients(exchange="kraken", market="futures"))
     failed = Snapshot("main", datetime(2026, 1, 1, tzinfo=timezone.utc), error="timeout")
-    assert await adapter.understanding(failed) == [
+    assert await checks.understanding(adapter, failed) == [
         "market: futures",
         "warning: riskd has no profile for kraken; its figures are ccxt's unified ones",
         "warning: the account was not read, so nothing about it is known",
