@@ -4,9 +4,10 @@ v5's dialect) for riskd: the keyless "sim" account, the demo, integration tests 
 Why it exists: the guardian has to be exercised end to end (the real ccxt client,
 real HTTP, real error mapping) without keys, money or a network, against prices and
 failures that can be scripted. `Simulator` is a futures account and a spot account on
-one market, `SimServer` serves them to ccxt over HTTP, `ccxt_config(url)` points
-`binanceusdm` at it, `ccxt_config(url, "spot")` points `binance` (spot) at it and
-`bybit.ccxt_config(url)` points `bybit` at it.
+one market, `SimServer` serves them to ccxt over HTTP (and the Binance futures mark prices
+over a websocket, for `ccxt.pro`), `ccxt_config(url)` points `binanceusdm` at it,
+`ccxt_config(url, "spot")` points `binance` (spot) at it and `bybit.ccxt_config(url)`
+points `bybit` at it (REST only: the Bybit dialect serves no websocket).
 """
 
 from riskd.sim import bybit

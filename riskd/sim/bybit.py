@@ -22,6 +22,9 @@ from riskd.sim.wire import money, price, quantity
 API_KEY_HEADER = "X-BAPI-API-KEY"
 API_KEYS = ("spot", "futures", "v2", "public", "private")
 """ccxt's urls['api'] keys for Bybit; every one is the simulator's base URL."""
+WS_PUBLIC = ("spot", "inverse", "option", "linear")
+WS_PRIVATE = ("spot", "contract", "usdc", "trade")
+"""ccxt.pro's urls['api']['ws'] keys for Bybit; the simulator serves none of them."""
 
 CODES = {
     -2022: 110017,  # reduce-only rule not satisfied
@@ -41,12 +44,19 @@ STATUS = {"NEW": "New", "FILLED": "Filled", "CANCELED": "Cancelled", "EXPIRED": 
 
 
 def ccxt_config(base_url: str) -> dict:
-    """Constructor settings that point ccxt's `bybit` at a simulator: linear markets only."""
+    """Constructor settings that point ccxt's `bybit` at a simulator: linear markets only.
+
+    The websocket URLs point at it too, so that a ccxt.pro client built from these settings
+    cannot reach Bybit by accident: this dialect serves no websocket, and such a client fails."""
     base = base_url.rstrip("/")
+    socket = "ws" + base.removeprefix("http") + "/v5/ws"
     return {
         "apiKey": "sim",
         "secret": "sim",
-        "urls": {"api": {key: base for key in API_KEYS}},
+        "urls": {"api": {
+            **{key: base for key in API_KEYS},
+            "ws": {"public": dict.fromkeys(WS_PUBLIC, socket), "private": dict.fromkeys(WS_PRIVATE, socket)},
+        }},
         "options": {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap", "defaultSubType": "linear"},
     }
 

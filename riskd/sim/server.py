@@ -1,5 +1,6 @@
-"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, the same futures
-account in Bybit v5's dialect (`bybit.py`), plus /_sim controls.
+"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, the futures
+mark-price websocket streams for ccxt.pro (see stream.py), the same futures account in
+Bybit v5's dialect (`bybit.py`, REST only), plus /_sim controls.
 
 Why it exists: the guardian talks to exchanges only through the real, unmodified
 ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at the
@@ -23,6 +24,8 @@ from riskd.sim import bybit, spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
+from riskd.sim.stream import PATHS as STREAM_PATHS
+from riskd.sim.stream import MarkStreams
 
 # ccxt's urls['api'] keys for Binance, each to its path on the simulator.
 API_PATHS = {
@@ -42,6 +45,13 @@ UNAVAILABLE = {
     "internal": {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
     "unknown": {"code": -1000, "msg": "Unknown error, please check your request or try again later."},
 }
+# ccxt's urls['api']['ws'] keys for Binance, each to its path on the simulator. Only the
+# futures market streams are served; the others point here so nothing reaches Binance.
+WS_PATHS = {
+    "spot": "/ws", "margin": "/ws", "linear": "/ws", "inverse": "/ws", "stock": "/ws",
+    "option": "/public/ws", "optionMarket": "/market/ws", "optionPrivate": "/private/ws", "papi": "/pm/ws",
+}
+WS_API_PATHS = {"spot": "/ws-api/v3", "linear": "/ws-fapi/v1", "inverse": "/ws-dapi/v1"}
 PROXY_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
               "</h1></center><hr><center>CloudFront</center></body></html>")
 
@@ -59,6 +69,7 @@ def ccxt_config(base_url: str, market: str = "futures") -> dict:
     futures markets, and with keys the margin pairs from /sapi).
     """
     base = base_url.rstrip("/")
+    socket = "ws" + base.removeprefix("http")
     options: dict[str, Any] = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
     if market == "spot":
         options.update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
@@ -67,7 +78,13 @@ def ccxt_config(base_url: str, market: str = "futures") -> dict:
     return {
         "apiKey": "sim",
         "secret": "sim",
-        "urls": {"api": {key: base + path for key, path in API_PATHS.items()}},
+        "urls": {"api": {
+            **{key: base + path for key, path in API_PATHS.items()},
+            "ws": {
+                **{key: socket + path for key, path in WS_PATHS.items()},
+                "ws-api": {key: socket + path for key, path in WS_API_PATHS.items()},
+            },
+        }},
         "options": options,
     }
 
@@ -228,6 +245,7 @@ class SimServer:
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self.streams = MarkStreams(self.simulator)
 
     async def start(self) -> str:
         """Start serving; returns the base URL, e.g. http://127.0.0.1:41234."""
@@ -236,6 +254,10 @@ class SimServer:
             app.router.add_route(method, path, self._endpoint(endpoint, private))
         for method, path, private, endpoint in bybit.ROUTES:
             app.router.add_route(method, path, self._bybit_endpoint(endpoint, private))
+        for path in STREAM_PATHS:
+            app.router.add_get(path, self.streams.handle)
+        app.router.add_route("GET", "/_sim/stream", self._stream)
+        app.router.add_route("POST", "/_sim/stream", self._stream)
         for method, path, control in (
             ("GET", "/_sim/state", self._state), ("POST", "/_sim/price", self._price),
             ("POST", "/_sim/scenario", self._scenario), ("POST", "/_sim/fault", self._fault),
@@ -255,6 +277,7 @@ class SimServer:
     async def stop(self) -> None:
         """Stop serving; requests hanging in a timeout fault end at once."""
         self._stopping.set()
+        await self.streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -288,6 +311,8 @@ class SimServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         control = request.path.startswith("/_sim/")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)  # the REST faults are for REST; the stream has its own controls
         try:
             return await (handler(request) if control else self._faulted(request, handler))
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -339,6 +364,16 @@ class SimServer:
                 return _json({"error": str(error)}, 400)
         return handle
 
+    async def _stream(self, request: web.Request) -> web.Response:
+        """The mark-price stream's state, or its controls (see MarkStreams.control)."""
+        try:
+            body = await request.json() if request.can_read_body else {}
+            return _json(await self.streams.control(body if isinstance(body, dict) else {}))
+        except Rejection as rejection:
+            return _error(rejection)
+        except (ValueError, TypeError, KeyError) as error:
+            return _json({"error": str(error)}, 400)
+
     def _state(self, body: dict) -> dict:
         return self.simulator.state()
 
@@ -348,12 +383,14 @@ class SimServer:
             self.simulator.move(float(body["move"]))
         else:
             self.simulator.set_price(body.get("symbol"), float(body["price"]))
+        self.streams.moved()
         return self.simulator.state()["prices"]
 
     def _scenario(self, body: dict) -> dict:
         """{"name": "crash", "depth": 0.3, "duration": 30}; name "none" ends it."""
         name = body.pop("name", None)
         self.simulator.run_scenario(name, **{k: float(v) for k, v in body.items()})
+        self.streams.moved()
         return {"scenario": name, "params": body}
 
     def _fault(self, body: dict) -> dict:
@@ -408,8 +445,11 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
     else:
         what, client, pointed = "Binance USDⓈ-M futures and spot", "binanceusdm", ccxt_config(url)
     print(f"riskd sim: {what} API at {url}{mode} (state: {url}/_sim/state)", flush=True)
+    if venue != "bybit":
+        print(f"riskd sim: mark-price streams at {url.replace('http', 'ws', 1)}/ws", flush=True)
     settings = {key: value for key, value in pointed.items() if key in ("urls", "options")}
-    print(f"riskd sim: guard it as exchange: {client}, with ccxt: {json.dumps(settings)}", flush=True)
+    stream = ", stream: false (no websocket in this dialect)" if venue == "bybit" else ""
+    print(f"riskd sim: guard it as exchange: {client}{stream}, with ccxt: {json.dumps(settings)}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -25,17 +24,7 @@ from riskd.exchange import ExchangeAdapter, build_client
 from riskd.sim import bybit, ccxt_config
 from tests.timing import limit
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A scratch folder holding a copy of the shipped config.yaml, and no RISKD_ variables."""
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in list(os.environ):
-        if name.startswith("RISKD_"):
-            monkeypatch.delenv(name)
-    return tmp_path
+from .conftest import ROOT
 
 
 def riskd(workdir: Path, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -99,24 +88,32 @@ def test_credentials_in_the_environment_never_reach_output_or_database(workdir, 
         assert secret not in output and secret not in dump
 
 
-async def test_riskd_sim_serves_the_dialect_and_mode_asked_for_and_says_how_to_guard_it(tmp_path):
+@pytest.mark.parametrize(("venue", "client", "served"), [
+    ("binance", "binanceusdm", "Binance USDⓈ-M futures and spot"), ("bybit", "bybit", "Bybit v5 linear perpetuals"),
+])
+async def test_riskd_sim_serves_the_dialect_and_mode_asked_for_and_says_how_to_guard_it(tmp_path, venue, client, served):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "riskd", "sim", "--port", str(port), "--venue", "bybit", "--hedge"],
+        [sys.executable, "-m", "riskd", "sim", "--port", str(port), "--venue", venue, "--hedge"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL,
     )
     adapter = None
     try:
         banner = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
-        assert f"Bybit v5 linear perpetuals API at http://127.0.0.1:{port}, futures in hedge mode" in banner
+        assert f"{served} API at http://127.0.0.1:{port}, futures in hedge mode" in banner
         guide = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 5)
-        assert "guard it as exchange: bybit, with ccxt: " in guide
+        if venue == "binance":  # Binance's mark-price streams are served; Bybit's dialect has no websocket
+            assert guide.strip() == f"riskd sim: mark-price streams at ws://127.0.0.1:{port}/ws"
+            guide = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 5)
+            assert f"guard it as exchange: {client}, with ccxt: " in guide
+        else:
+            assert f"guard it as exchange: {client}, stream: false (no websocket in this dialect), with ccxt: " in guide
         pointed = json.loads(guide.split("with ccxt: ", 1)[1])
-        account = AccountConfig(exchange="bybit", api_key="k" * 8, secret="s" * 8, ccxt={**pointed, "enableRateLimit": False})
+        account = AccountConfig(exchange=client, api_key="k" * 8, secret="s" * 8, ccxt={**pointed, "enableRateLimit": False})
         adapter = ExchangeAdapter("main", account, build_client(account))
-        snapshot = await adapter.snapshot()  # riskd guarding it as the banner says, through ccxt's bybit
+        snapshot = await adapter.snapshot()  # riskd guarding it as the banner says, through the dialect's ccxt class
         assert snapshot.ok, snapshot.error
         assert {(p.symbol, p.position_side) for p in snapshot.positions} == {
             ("BTC/USDT:USDT", "LONG"), ("ETH/USDT:USDT", "SHORT"), ("SOL/USDT:USDT", "LONG"),

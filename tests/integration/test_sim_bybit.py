@@ -10,43 +10,33 @@ from __future__ import annotations
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
-import yaml
 
 from riskd import checks
-from riskd.config import AccountConfig, load_settings
+from riskd.config import AccountConfig
 from riskd.domain import Position, Side
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.exchange import ExchangeAdapter
 from riskd.sim import bybit
-from riskd.supervisor import Daemon
+
+from .conftest import write_config
 
 
 @pytest.fixture
-async def adapter(exchange):
-    config = AccountConfig(exchange="bybit", api_key="k" * 8, secret="s" * 8,
-                           ccxt={**{k: v for k, v in bybit.ccxt_config(exchange.url).items() if k not in ("apiKey", "secret")},
-                                 "enableRateLimit": False})
-    adapter = ExchangeAdapter("main", config, build_client(config))
-    yield adapter
-    await adapter.close()
+def adapter(exchange, clients):
+    """riskd's adapter on ccxt's `bybit` pointed at the simulator (the client is closed by `clients`)."""
+    client = clients(exchange.url, "bybit")
+    return ExchangeAdapter("main", AccountConfig(exchange="bybit", api_key=client.apiKey, secret=client.secret), client)
 
 
-async def test_an_embedded_bybit_account_is_read_through_ccxts_bybit_class(tmp_path, monkeypatch, clock):
+async def test_an_embedded_bybit_account_is_read_through_ccxts_bybit_class(tmp_path, monkeypatch, clock, started):
     monkeypatch.chdir(tmp_path)
-    document = {"database": str(tmp_path / "riskd.db"),
-                "accounts": {"main": {"exchange": "sim", "sim": {"venue": "bybit", "volatility": 0}}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
-    daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
-    await daemon.startup()
-    try:
-        guard = daemon.guards["main"]
-        assert guard.adapter.client.id == "bybit"
-        snapshot = await guard.adapter.snapshot()
-        assert snapshot.error is None
-        assert {p.symbol for p in snapshot.positions} == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
-        assert guard.adapter.understood.source.startswith("totalMarginBalance")
-        assert snapshot.margin_ratio is not None and 0 < snapshot.margin_ratio < 1
-    finally:
-        await daemon.shutdown()
+    daemon = await started(write_config(tmp_path, sim={"venue": "bybit"}), clock)
+    guard = daemon.guards["demo"]
+    assert guard.adapter.client.id == "bybit"
+    snapshot = await guard.adapter.snapshot()
+    assert snapshot.error is None
+    assert {p.symbol for p in snapshot.positions} == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
+    assert guard.adapter.understood.source.startswith("totalMarginBalance")
+    assert snapshot.margin_ratio is not None and 0 < snapshot.margin_ratio < 1
 
 
 async def test_the_equity_is_the_ledgers_margin_balance_and_every_open_order_is_read(exchange, adapter):
@@ -80,21 +70,14 @@ async def test_a_signed_request_without_an_api_key_is_refused_as_bybit_refuses_i
     assert bybit.CODES[-2022] == 110017 and ccxt.bybit().exceptions["exact"]["10003"] is ccxt.AuthenticationError
 
 
-async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tmp_path, monkeypatch, clock):
+async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tmp_path, monkeypatch, clock, started):
     monkeypatch.chdir(tmp_path)
-    document = {"database": str(tmp_path / "riskd.db"),
-                "accounts": {"main": {"exchange": "sim", "sim": {"venue": "bybit", "hedge": True, "volatility": 0}}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
-    daemon = Daemon(load_settings(str(tmp_path / "config.yaml")), clock=clock)
-    await daemon.startup()
-    try:
-        guard = daemon.guards["main"]
-        await guard.adapter.load()
-        hedged = Position("ETH/USDT:USDT", Side.SHORT, 2.0, 6_000.0, position_side="SHORT")
-        await guard.adapter.reduce(hedged, 0.5, "riskd-1-cccc-1")  # positionIdx 2, reduce-only
-        snapshot = await guard.adapter.snapshot()
-        eth = [p for p in snapshot.positions if p.symbol == "ETH/USDT:USDT"]
-        assert [(p.key, p.contracts) for p in eth] == [("ETH/USDT:USDT:SHORT", 1.5)]
-        assert "position mode: hedge (positions keyed by side)" in await checks.understanding(guard.adapter, snapshot)
-    finally:
-        await daemon.shutdown()
+    daemon = await started(write_config(tmp_path, sim={"venue": "bybit", "hedge": True}), clock)
+    guard = daemon.guards["demo"]
+    await guard.adapter.load()
+    hedged = Position("ETH/USDT:USDT", Side.SHORT, 2.0, 6_000.0, position_side="SHORT")
+    await guard.adapter.reduce(hedged, 0.5, "riskd-1-cccc-1")  # positionIdx 2, reduce-only
+    snapshot = await guard.adapter.snapshot()
+    eth = [p for p in snapshot.positions if p.symbol == "ETH/USDT:USDT"]
+    assert [(p.key, p.contracts) for p in eth] == [("ETH/USDT:USDT:SHORT", 1.5)]
+    assert "position mode: hedge (positions keyed by side)" in await checks.understanding(guard.adapter, snapshot)

@@ -27,7 +27,7 @@ from riskd.domain import (
 from riskd.engine import apply_command, step
 from riskd.store import OrderKind, OutboxAlert, Store
 
-from .factories import (
+from tests.factories import (
     NOW,
     TODAY,
     alert,
