@@ -63,7 +63,7 @@ async def breach_to_flat(limiter: dict | None = None) -> tuple[float, int]:
     with scratch() as folder:
         daemon = await guarded(exchange, folder, limiter, breakers={"drawdown": {"limit": "5%", "confirm": 1}})
         if limiter:  # the client's own ccxt limiter, as before riskd shared one per venue with a way through for orders
-            daemon.runners["main"].adapter.client.init_throttler()
+            daemon.guards["main"].adapter.client.init_throttler()
         await daemon.tick("main")
         exchange.move(-0.30)
         started = time.perf_counter()

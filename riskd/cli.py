@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--scenario", choices=["crash", "flash_crash", "volatility_spike", "liquidation_cascade"])
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    sim.add_argument(
+        "--venue", choices=["binance", "bybit"], default="binance",
+        help="the dialect to point ccxt at: Binance USDⓈ-M (binanceusdm) or Bybit v5 (bybit); the banner gives its ccxt settings",
+    )
+    sim.add_argument("--hedge", action="store_true", help="the futures account in hedge mode: a long and a short side per symbol")
     demo = commands.add_parser("demo", help="watch riskd stop a simulated crash, in about a minute")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long the demo runs")
     return root
@@ -163,6 +168,8 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                     f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} open order(s), "
                     f"read in {snapshot.latency * 1000:.0f} ms"
                 )
+                for line in await checks.understanding(adapter, snapshot):
+                    print(f"  {line}")
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
                 findings += await checks.account(name, account, adapter.client)
@@ -246,7 +253,10 @@ def _sim(arguments: argparse.Namespace) -> int:
 
     logs.setup("INFO")
     try:
-        asyncio.run(serve(arguments.host, arguments.port, arguments.seed, arguments.scenario, arguments.latency))
+        asyncio.run(serve(
+            arguments.host, arguments.port, arguments.seed, arguments.scenario, arguments.latency,
+            arguments.venue, arguments.hedge,
+        ))
     except KeyboardInterrupt:
         pass
     return 0

@@ -36,6 +36,10 @@ class SimSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    venue: Literal["binance", "bybit"] = "binance"
+    """The dialect it speaks: Binance USDⓈ-M (ccxt's binanceusdm) or Bybit v5 (ccxt's bybit)."""
+    hedge: bool = False
+    """The futures account in hedge mode: a long and a short position per symbol."""
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None
@@ -341,6 +345,8 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
         if account.stream and account.market == "spot":
             problems.append(f"accounts.{name}.stream: the mark-price stream follows futures positions; a spot account is polled")
+        if account.stream and account.is_sim and account.sim.venue == "bybit":
+            problems.append(f"accounts.{name}.stream: the simulator's Bybit dialect serves no websocket; this account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):

@@ -117,12 +117,12 @@ class AccountGuard:
 
     @property
     def overrides(self) -> dict:
-        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, if any."""
+        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, in its dialect, if any."""
         if self.sim is None:
             return {}
-        from riskd.sim import ccxt_config
+        from riskd.sim import bybit, ccxt_config
 
-        return ccxt_config(self.sim.url)
+        return bybit.ccxt_config(self.sim.url) if self.config.sim.venue == "bybit" else ccxt_config(self.sim.url)
 
     # --- what the mark-price stream needs (stream.py) ------------------------------
 

@@ -100,7 +100,7 @@ class Daemon:
         log.warning("riskd %s starting in %s%s", __version__, wording.mode(self.settings.live), hint)
         for guard in self.guards.values():
             state = self.store.load_state(guard.name)
-            where = f"embedded simulator at {guard.sim.url}" if guard.sim else guard.config.exchange
+            where = f"embedded simulator at {guard.sim.url} (read as {guard.adapter.client.id})" if guard.sim else guard.config.exchange
             log.info(
                 "account %s: %s, quote %s, state %s, breakers: %s",
                 guard.name, where, guard.config.quote, state.trading_state, ", ".join(guard.policy.breakers),

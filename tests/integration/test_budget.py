@@ -13,8 +13,9 @@ import pytest
 from riskd import wording
 from riskd.domain import RISKD, Action, ActionKind, Command, CommandKind, EventKind, ReadFailure, TradingState
 
-from .conftest import ORDER_PATH, open_positions, orders_sent, tick
+from .conftest import DIALECTS, open_positions, orders_sent, tick
 
+ORDER_PATH = DIALECTS["binanceusdm"][0]
 ACCOUNT_PATH = "/fapi/v3/account"
 KLINES_PATH = "/fapi/v1/klines"
 
