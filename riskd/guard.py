@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from riskd import engine, wording
 from riskd.config import AccountConfig, Settings
-from riskd.domain import Command, CommandKind, Severity, Snapshot, StepResult, TradingState
+from riskd.domain import AccountState, Command, CommandKind, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
 from riskd.redact import register
@@ -79,6 +79,7 @@ class AccountGuard:
     tick_seconds: float | None = None  # how long the latest tick took to read and judge
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
+    state: AccountState | None = None  # the state last recorded, for readers that must not wait on the database
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
 
@@ -146,6 +147,7 @@ class AccountGuard:
 
     def _record(self, result: StepResult, now: datetime) -> None:
         self.store.record_step(result, now)
+        self.state = result.state
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 

@@ -1,7 +1,11 @@
-"""The optional HTTP server: /healthz for uptime monitors, /metrics for Prometheus, /v1/state for bots.
+"""The optional HTTP server: /healthz for uptime monitors, /metrics for Prometheus, /v1/state
+and /v1/check for bots.
 
 Why: an operator who forgets riskd on a VPS must still learn when it is unhealthy,
-and a bot should be able to ask "may I trade?" before it does. Everything here only
+and a bot should be able to ask "may I trade?", or "may I place this order?", before
+it does. The order check reads only what the daemon holds in memory (the last
+snapshot, the state, the limits), never the database, so it answers within a
+fraction of a millisecond (bench/pretrade.py). Everything here only
 reads the daemon's run-time view and the database; nothing can be changed over HTTP,
 and there is no authentication, which is why the server listens on 127.0.0.1 unless
 told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from afar.
@@ -9,19 +13,23 @@ told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from a
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from riskd import __version__, health
+from riskd import __version__, health, pretrade
 from riskd.commands import AccountStatus, status
 from riskd.config import Settings
-from riskd.domain import ReadFailure, Status, TradingState
+from riskd.domain import AccountState, ReadFailure, Status, TradingState
 from riskd.store import Store
+
+if TYPE_CHECKING:
+    from riskd.engine import Policy
 
 ERROR_KINDS = tuple(ReadFailure)
 """The kinds `riskd.exchange.explain` gives a failed exchange call; each is counted from zero."""
@@ -32,6 +40,9 @@ class Observed(health.Watched, Protocol):
 
     tick_seconds: float | None
     errors: Mapping[str, int]
+    state: AccountState | None
+    """The state last recorded, None before the first tick or command."""
+    policy: Policy
 
 
 class Guarded(Protocol):
@@ -60,6 +71,7 @@ class HttpServer:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/state", self.state)
         app.router.add_get("/v1/state/{account}", self.state)
+        app.router.add_post("/v1/check", self.check)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
@@ -107,6 +119,81 @@ class HttpServer:
         if wanted is not None:
             return web.json_response(accounts[wanted])
         return web.json_response({"live": daemon.settings.live, "accounts": accounts})
+
+
+    async def check(self, request: web.Request) -> web.Response:
+        """May this order be placed now? Allowed or not, why, and the room left under each limit."""
+        daemon = self.daemon
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body must be JSON, like " + CHECK_EXAMPLE}, status=400)
+        try:
+            name, intent = read_intent(body, daemon.guards)
+        except ValueError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        except LookupError as error:
+            return web.json_response({"error": error.args[0]}, status=404)
+        guard, now = daemon.guards[name], daemon.clock()
+        state = guard.state or daemon.store.load_state(name)
+        limits = {breaker: config.limit for breaker, config in guard.policy.breakers.items()}
+        problems = health.problems([guard], now, health.freshness(daemon.settings.poll_interval))
+        verdict = pretrade.check(
+            intent, state.trading_state, state.reason, guard.last_snapshot, limits, problems[0] if problems else None
+        )
+        return web.json_response(
+            {
+                "account": name,
+                "allowed": verdict.allowed,
+                "reason": verdict.reason,
+                "state": str(state.trading_state),
+                "notional": verdict.notional,
+                "limits": {
+                    room.limit: {"value": room.value, "after": room.after, "limit": room.maximum, "room": room.room, "unit": room.unit}
+                    for room in verdict.rooms
+                },
+            }
+        )
+
+
+CHECK_EXAMPLE = '{"account": "main", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 0.01}'
+"""A request body /v1/check takes, for the sentences that answer a malformed one."""
+
+SIDES = {"buy": "buy", "long": "buy", "sell": "sell", "short": "sell"}
+"""Order sides as ccxt writes them, and entry sides as Freqtrade does."""
+
+
+def read_intent(body: object, accounts: Mapping[str, object]) -> tuple[str, pretrade.Intent]:
+    """The account and order of a /v1/check body; ValueError says what is wrong, LookupError names an unknown account."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object, like " + CHECK_EXAMPLE)
+    unknown = sorted(set(body) - {"account", "symbol", "side", "amount", "price", "reduce_only"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; the fields are account, symbol, side, amount, price, reduce_only")
+    name = body.get("account")
+    if name is None and len(accounts) == 1:
+        name = next(iter(accounts))
+    if not isinstance(name, str):
+        raise ValueError(f"account: the name of a guarded account ({', '.join(accounts)}) is needed")
+    if name not in accounts:
+        raise LookupError(f"no account named {name!r}")
+    symbol, side = body.get("symbol"), body.get("side")
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError("symbol: a ccxt symbol is needed, like BTC/USDT:USDT")
+    if side not in SIDES:
+        raise ValueError(f"side: buy or sell (or long or short) is needed, got {side!r}")
+    amount = _positive(body.get("amount"), "amount", "the order's size in contracts")
+    price = None if body.get("price") is None else _positive(body["price"], "price", "the expected price in the quote currency")
+    reduce_only = body.get("reduce_only", False)
+    if not isinstance(reduce_only, bool):
+        raise ValueError(f"reduce_only: true or false, got {reduce_only!r}")
+    return name, pretrade.Intent(symbol, SIDES[side], amount, price, reduce_only)
+
+
+def _positive(value: object, field: str, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{field}: a number above zero is needed ({meaning}), got {value!r}")
+    return float(value)
 
 
 def may_trade(trading_state: TradingState, problems: list[str]) -> bool:
