@@ -12,13 +12,14 @@ import os
 import re
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.domain import HookTrigger
 from riskd.units import Duration
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -42,6 +43,73 @@ class SimSettings(BaseModel):
     volatility: float = Field(default=0.0005, ge=0, le=0.1)
 
 
+class HookBase(BaseModel):
+    """What every hook shares: its secrets are scrubbed from whatever riskd writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def secrets(self) -> list[str]:
+        return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
+
+
+class CalledHook(HookBase):
+    """A hook called through the outbox: at which moments (all unless told), and for how long at most.
+    (`events`, not `on`: YAML reads a bare `on` as true.)"""
+
+    events: tuple[HookTrigger, ...] = tuple(HookTrigger)
+    timeout: Duration = timedelta(seconds=5)
+
+
+def _web_address(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class WebhookHook(CalledHook):
+    """A JSON POST of the event, signed with HMAC-SHA256 of the body under `secret` (from the environment)."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+class CommandHook(CalledHook):
+    """A program run with the event in environment variables, within `timeout`, up to `attempts` times."""
+
+    type: Literal["command"]
+    run: tuple[str, ...] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class LockFileHook(HookBase):
+    """A file that exists exactly while the account is not active, with the reason inside."""
+
+    type: Literal["lock_file"]
+    path: Path
+
+
+class FreqtradeHook(CalledHook):
+    """A Freqtrade bot's REST API: stopentry when reducing or halted, forceexit of every trade on
+    a flatten, and on resume `on_resume` (start or reload_config) when configured."""
+
+    type: Literal["freqtrade"]
+    url: str
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    on_resume: Literal["start", "reload_config"] | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
+"""Per hook type, the settings that come only from the environment."""
+
+
 class AccountConfig(BaseModel):
     """One exchange account that riskd guards."""
 
@@ -58,6 +126,7 @@ class AccountConfig(BaseModel):
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
+    hooks: dict[str, Hook] = Field(default_factory=dict)
 
     @field_validator("quote")
     @classmethod
@@ -75,7 +144,8 @@ class AccountConfig(BaseModel):
 
     def secrets(self) -> list[str]:
         """The secret values, for scrubbing them out of any text riskd writes."""
-        return [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        own = [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        return own + [secret for hook in self.hooks.values() for secret in hook.secrets()]
 
 
 class TelegramSettings(BaseModel):
@@ -258,6 +328,13 @@ def _check_yaml(path: Path) -> list[str]:
         ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
         for key in CCXT_SECRET_KEYS & set(ccxt_settings):
             problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+        hooks = account.get("hooks") if isinstance(account.get("hooks"), dict) else {}
+        for hook_name, hook in hooks.items():
+            hook = hook if isinstance(hook, dict) else {}
+            for key in HOOK_SECRETS.get(hook.get("type"), ()):
+                if key in hook:
+                    variable = f"RISKD_ACCOUNTS__{str(name).upper()}__HOOKS__{str(hook_name).upper()}__{key.upper()}"
+                    problems.append(f"accounts.{name}.hooks.{hook_name}.{key}: secrets do not belong in {path}; set {variable} instead")
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
@@ -311,4 +388,11 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
             )
+        for hook_name, hook in account.hooks.items():
+            if not ACCOUNT_NAME.match(hook_name):
+                problems.append(f"accounts.{name}.hooks.{hook_name}: hook names are lower-case letters, digits and _")
+            missing = [key for key in HOOK_SECRETS.get(hook.type, ()) if getattr(hook, key) is None]
+            if missing:
+                variables = " and ".join(f"RISKD_ACCOUNTS__{name.upper()}__HOOKS__{hook_name.upper()}__{key.upper()}" for key in missing)
+                problems.append(f"accounts.{name}.hooks.{hook_name}: {', '.join(missing)} missing; set {variables} in the environment")
     return problems

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
-from riskd import engine, wording
+from riskd import engine, hooks, wording
 from riskd.config import AccountConfig, Settings
 from riskd.domain import AccountState, Command, CommandKind, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
@@ -128,8 +128,9 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            result = engine.step(self.store.load_state(self.name), snapshot, self.policy, now)
-            self._record(result, now)
+            before = self.store.load_state(self.name)
+            result = engine.step(before, snapshot, self.policy, now)
+            self._record(before, result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
             self._heartbeat(snapshot, result, now)
@@ -145,9 +146,12 @@ class AccountGuard:
         figures = wording.figures(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
         log.info("%s: %s, %s, read in %.0f ms", self.name, result.state.trading_state, figures, snapshot.latency * 1000)
 
-    def _record(self, result: StepResult, now: datetime) -> None:
-        self.store.record_step(result, now)
+    def _record(self, before: AccountState, result: StepResult, now: datetime) -> None:
+        """Write the step with the hook calls it causes, then bring the lock files in line, before any act."""
+        account_hooks = self.config.hooks
+        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result))
         self.state = result.state
+        hooks.sync_lock_files(account_hooks, result.state)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 
@@ -165,7 +169,7 @@ class AccountGuard:
                 snapshot, unread = (fresh, None) if fresh.ok else (None, fresh.error)
             now = self.clock()
             result = engine.apply_command(state, command, snapshot, self.policy, now)
-            self._record(result, now)
+            self._record(state, result, now)
             if unread is not None:
                 return wording.command_unread(self.name, command.kind, result.state.trading_state, unread)
             if result.actions and snapshot is not None:

@@ -36,6 +36,9 @@ STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
 
+HOOKS_GRACE = 2.0
+"""Seconds the hooks due at a stop get to be called before riskd exits (the rest are kept)."""
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Stop, stop, reload: handled while `run` runs, given back when it returns."""
 
@@ -61,6 +64,7 @@ class Daemon:
         self.started = asyncio.Event()  # set once startup has connected every account
         self.tasks: set[asyncio.Task] = set()
         self.telegram = None
+        self.hooks = None  # the hook outbox's sender, when an account has hooks to call
         self._signals: tuple[signal.Signals, ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -75,6 +79,10 @@ class Daemon:
             from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
 
             self.telegram = TelegramBot(lambda: self.settings, self.store, self.clock)
+        if any(account.hooks for account in self.settings.accounts.values()):
+            from riskd.hooks import HookSender  # aiohttp's client is only loaded when a hook is configured
+
+            self.hooks = HookSender(lambda: self.settings, self.store, self.clock)
         self._banner()
         self.started.set()
 
@@ -109,6 +117,7 @@ class Daemon:
                 await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
                 await self.process_commands()
                 await self.deliver_alerts()
+                await self.deliver_hooks()
                 return
             if self.telegram is not None:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
@@ -161,6 +170,9 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
                           max_instances=1, coalesce=True)
+        if self.hooks is not None:
+            scheduler.add_job(self._tracked, "interval", args=[self.deliver_hooks], seconds=1, id="hooks",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.prune], hours=1, id="retention",
                           max_instances=1, coalesce=True, next_run_time=start)
         if self.notifier.enabled:
@@ -207,6 +219,8 @@ class Daemon:
             await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.hooks is not None:
+            await self._last_hooks()
         for guard in self.guards.values():
             await guard.close()
         if self.store is not None:
@@ -321,6 +335,19 @@ class Daemon:
         for alert in self.store.due_alerts(now):
             log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
             self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
+
+    async def deliver_hooks(self) -> None:
+        """Drain the hook outbox (see riskd.hooks): each hook's calls in order, hooks side by side."""
+        if self.hooks is not None:
+            await self.hooks.deliver()
+
+    async def _last_hooks(self) -> None:
+        """At a stop, HOOKS_GRACE seconds for the calls that are due; the rest wait in the outbox for the next start."""
+        try:
+            await asyncio.wait_for(self.hooks.deliver(), HOOKS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("hooks: calls still due at the stop wait for the next start")
+        await self.hooks.close()
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

@@ -28,6 +28,7 @@ from riskd.domain import (
     CommandKind,
     CommandStatus,
     Event,
+    HookCall,
     Position,
     Reading,
     Snapshot,
@@ -39,6 +40,7 @@ from riskd.store.records import (
     EventRecord,
     OrderKind,
     OutboxAlert,
+    OutboxHook,
     SnapshotRecord,
     StoredState,
     decode_time,
@@ -53,7 +55,7 @@ from riskd.store.records import (
 from riskd.store.schema import migrate, sqlite_utils, write_problem
 
 __all__ = [
-    "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "SnapshotRecord", "Store",
+    "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "OutboxHook", "SnapshotRecord", "Store",
     "StoreError", "StoredState", "write_problem",
 ]
 
@@ -127,12 +129,13 @@ class Store:
             )
         return snapshot_id
 
-    def record_step(self, result: StepResult, now: datetime) -> None:
-        """The new state, its events and the alerts they cause, in one transaction."""
+    def record_step(self, result: StepResult, now: datetime, hooks: Iterable[HookCall] = ()) -> None:
+        """The new state, its events and the alerts and hook calls they cause, in one transaction."""
         with self.db.atomic():
             self._save_state(result.state, now, result.readings)
             self._insert_events(result.events, now)
             self._insert_alerts(result.alerts, now)
+            self._insert_hooks(hooks, now)
 
     def _save_state(self, state: AccountState, now: datetime, readings: Iterable[Reading] = ()) -> None:
         row = {"account": state.account, "updated_at": encode_time(now), "data": state_to_json(state)}
@@ -167,6 +170,23 @@ class Store:
                 "next_attempt_at": encode_time(now),
             }
             for alert in alerts
+        )
+
+    def _insert_hooks(self, calls: Iterable[HookCall], now: datetime) -> None:
+        self.db.table("hooks").insert_all(
+            {
+                "at": encode_time(now),
+                "account": call.account,
+                "hook": call.hook,
+                "kind": call.kind,
+                "trigger": str(call.trigger),
+                "state": str(call.state),
+                "reason": call.reason,
+                "status": str(AlertStatus.PENDING),
+                "attempts": 0,
+                "next_attempt_at": encode_time(now),
+            }
+            for call in calls
         )
 
     def record_event(self, event: Event, now: datetime, alert: Alert | None = None) -> None:
@@ -272,6 +292,46 @@ class Store:
             "select count(*), min(at) from alerts where status = ?", [str(AlertStatus.PENDING)]
         ).fetchone()
         return count, decode_time(oldest)
+
+    # --- hooks outbox ----------------------------------------------------------
+
+    def due_hooks(self, now: datetime, limit: int = 200) -> dict[tuple[str, str], list[OutboxHook]]:
+        """Pending hook calls by (account, hook), oldest first, each queue stopping at its first
+        call not yet due: a hook's calls keep their order, and one hook never waits on another."""
+        rows = self.db.table("hooks").rows_where("status = ?", [str(AlertStatus.PENDING)], order_by="id", limit=limit)
+        queues: dict[tuple[str, str], list[OutboxHook]] = {}
+        blocked = set()
+        for call in map(OutboxHook.from_row, rows):
+            queue = (call.account, call.hook)
+            if queue in blocked:
+                continue
+            if call.next_attempt_at and call.next_attempt_at > now:
+                blocked.add(queue)
+                continue
+            queues.setdefault(queue, []).append(call)
+        return queues
+
+    def mark_hook(
+        self,
+        call_id: int,
+        now: datetime,
+        status: AlertStatus,
+        outcome: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """What one attempt at a hook call gave: done (`sent`), given up (`failed`) or to retry at `retry_at`."""
+        row = self.db.table("hooks").get(call_id)
+        fields = {"status": str(status), "attempts": row["attempts"] + 1, "outcome": outcome, "error": error}
+        if status is not AlertStatus.PENDING:
+            fields["done_at"] = encode_time(now)
+        if retry_at is not None:
+            fields["next_attempt_at"] = encode_time(retry_at)
+        self.db.table("hooks").update(call_id, fields)
+
+    def hook_calls(self, account: str | None = None, limit: int = 50) -> list[OutboxHook]:
+        """The latest hook calls, whatever their status, oldest first."""
+        return [OutboxHook.from_row(row) for row in self._latest("hooks", account, limit)]
 
     # --- commands --------------------------------------------------------------
 
@@ -380,5 +440,6 @@ class Store:
             self.db.execute(f"delete from positions where {old}", [cutoff])
             for table, limit in (("snapshots", cutoff), ("events", long_cutoff), ("actions", long_cutoff), ("commands", long_cutoff)):
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
-            removed += self.db.execute("delete from alerts where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
+            for table in ("alerts", "hooks"):
+                removed += self.db.execute(f"delete from {table} where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
         return removed

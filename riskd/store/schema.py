@@ -157,7 +157,21 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """The hook outbox: each call of an account's hook (webhook, command, Freqtrade, lock file),
+    written with the step that caused it, and what became of it."""
+    db.table("hooks").create(
+        {
+            "id": int, "at": str, "account": str, "hook": str, "kind": str, "trigger": str, "state": str,
+            "reason": str, "status": str, "attempts": int, "next_attempt_at": str, "done_at": str,
+            "outcome": str, "error": str,
+        },
+        pk="id", not_null={"at", "account", "hook", "kind", "trigger", "status"},
+    )
+    db.table("hooks").create_index(["status", "id"])
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3]
 
 
 def migrate(db: sqlite_utils.Database) -> None:
