@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from riskd.config import AccountConfig, Settings
+from riskd.config import AccountConfig, ConfigError, Settings
+from riskd.domain import Severity
 from riskd.exchange import explain
 from riskd.redact import redact, register
 from riskd.store import write_problem
@@ -122,7 +123,31 @@ async def local(settings: Settings, env_file: Path | None) -> list[Finding]:
     else:
         findings.append(Finding("database", OK, f"{settings.database} is writable"))
     findings.append(await telegram(settings))
+    findings += await alert_channels(settings)
     return findings
+
+
+async def alert_channels(settings: Settings) -> list[Finding]:
+    """Send a test message through each Apprise channel: proves its URL, its secrets and the path to it."""
+    if not settings.alerts.apprise:
+        return []
+    from riskd.channels import channels, notify  # Apprise is only loaded when a channel is configured
+
+    try:
+        configured = channels(settings.alerts)
+    except ConfigError as error:
+        return [Finding("alerts", FAILURE, str(error))]
+    findings = []
+    for channel in configured:
+        problem = await notify(channel, "riskd check", CHECK_MESSAGE, Severity.INFO, settings.alerts.timeout.total_seconds())
+        if problem is None:
+            findings.append(Finding(channel.label, OK, "a test message was delivered"))
+        else:
+            findings.append(Finding(channel.label, FAILURE, f"a test message could not be delivered: {problem}"))
+    return findings
+
+
+CHECK_MESSAGE = "riskd check: this channel reaches you. riskd's alerts will come here."
 
 
 def env_file_permissions(path: Path) -> Finding:

@@ -179,6 +179,22 @@ class TelegramSettings(BaseModel):
         return self.token is not None
 
 
+class AlertSettings(BaseModel):
+    """Alert channels besides Telegram: Apprise URLs (Slack, Discord, email, ntfy, Pushover,
+    Matrix, webhooks ...). The URLs hold tokens and passwords, so they come from the
+    environment only: RISKD_ALERTS__APPRISE='["ntfy://topic", "discord://id/token"]'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apprise: tuple[SecretStr, ...] = ()
+    timeout: Duration = timedelta(seconds=10)
+    backoff: Duration = timedelta(seconds=2)
+    backoff_max: Duration = timedelta(seconds=60)
+
+    def secrets(self) -> list[str]:
+        return [url.get_secret_value() for url in self.apprise]
+
+
 class HttpSettings(BaseModel):
     """The optional HTTP server (/healthz, /metrics, /v1/state). It has no authentication,
     so it listens on loopback unless told otherwise."""
@@ -214,6 +230,7 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod
@@ -335,6 +352,12 @@ def _check_yaml(path: Path) -> list[str]:
                 if key in hook:
                     variable = f"RISKD_ACCOUNTS__{str(name).upper()}__HOOKS__{str(hook_name).upper()}__{key.upper()}"
                     problems.append(f"accounts.{name}.hooks.{hook_name}.{key}: secrets do not belong in {path}; set {variable} instead")
+    alerts = document.get("alerts")
+    if isinstance(alerts, dict) and "apprise" in alerts:
+        problems.append(
+            f"alerts.apprise: Apprise URLs hold secrets and do not belong in {path}; "
+            """set RISKD_ALERTS__APPRISE='["scheme://...", ...]' instead"""
+        )
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")

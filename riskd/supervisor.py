@@ -36,6 +36,9 @@ STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
 
+CHANNELS_GRACE = 2.0
+"""Seconds the Apprise channels get at a stop for the alerts they have not had (the rest wait)."""
+
 HOOKS_GRACE = 2.0
 """Seconds the hooks due at a stop get to be called before riskd exits (the rest are kept)."""
 
@@ -65,6 +68,7 @@ class Daemon:
         self.tasks: set[asyncio.Task] = set()
         self.telegram = None
         self.hooks = None  # the hook outbox's sender, when an account has hooks to call
+        self.channels = None  # the Apprise alert channels, when configured
         self._signals: tuple[signal.Signals, ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -79,6 +83,10 @@ class Daemon:
             from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
 
             self.telegram = TelegramBot(lambda: self.settings, self.store, self.clock)
+        if self.settings.alerts.apprise:
+            from riskd.channels import AlertChannels  # Apprise is only loaded when a channel is configured
+
+            self.channels = AlertChannels(self.settings.alerts, self.store, self.clock)
         if any(account.hooks for account in self.settings.accounts.values()):
             from riskd.hooks import HookSender  # aiohttp's client is only loaded when a hook is configured
 
@@ -327,7 +335,23 @@ class Daemon:
     # --- alerts and housekeeping ---------------------------------------------------
 
     async def deliver_alerts(self) -> None:
-        """Drain the outbox: to Telegram when it is configured, else to the log."""
+        """Drain the outbox: to Telegram when it is configured, else to the log; and, side by
+        side with it, to every Apprise channel, each at its own pace."""
+        if self.channels is None:
+            await self._deliver_to_telegram()
+            return
+        await asyncio.gather(self._deliver_to_telegram(), self._deliver_to_channels())
+
+    async def _deliver_to_channels(self) -> None:
+        if not self.stopping.is_set():
+            await self.channels.deliver()
+            return
+        try:  # the last pass, at a stop, is time-limited; what is left goes out at the next start
+            await asyncio.wait_for(self.channels.deliver(), CHANNELS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("alert channels: alerts still undelivered at the stop wait for the next start")
+
+    async def _deliver_to_telegram(self) -> None:
         if self.telegram is not None:
             await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
             return

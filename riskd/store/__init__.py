@@ -36,6 +36,7 @@ from riskd.domain import (
 )
 from riskd.store.records import (
     ActionRecord,
+    ChannelRecord,
     CommandRecord,
     EventRecord,
     OrderKind,
@@ -55,7 +56,7 @@ from riskd.store.records import (
 from riskd.store.schema import migrate, sqlite_utils, write_problem
 
 __all__ = [
-    "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "OutboxHook", "SnapshotRecord", "Store",
+    "ActionRecord", "ChannelRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "OutboxHook", "SnapshotRecord", "Store",
     "StoreError", "StoredState", "write_problem",
 ]
 
@@ -292,6 +293,41 @@ class Store:
             "select count(*), min(at) from alerts where status = ?", [str(AlertStatus.PENDING)]
         ).fetchone()
         return count, decode_time(oldest)
+
+    # --- alert channels besides Telegram ----------------------------------------
+
+    def channel(self, channel: str, label: str) -> ChannelRecord:
+        """How far `channel` has got; a channel seen for the first time starts after the
+        alerts already raised (it is not flooded with history)."""
+        row = next(self.db.table("channels").rows_where("channel = ?", [channel]), None)
+        if row is None:
+            latest = self.db.execute("select coalesce(max(id), 0) from alerts").fetchone()[0]
+            row = {"channel": channel, "label": label, "last_alert_id": latest, "attempts": 0}
+            self.db.table("channels").insert(row)
+            row = self.db.table("channels").get(channel)
+        return ChannelRecord.from_row(row)
+
+    def alerts_after(self, alert_id: int, limit: int = 50) -> list[OutboxAlert]:
+        """The alerts raised after `alert_id`, whatever their status, oldest first."""
+        rows = self.db.table("alerts").rows_where("id > ?", [alert_id], order_by="id", limit=limit)
+        return [OutboxAlert.from_row(row) for row in rows]
+
+    def channel_passed(self, channel: str, alert_id: int, now: datetime, sent: bool) -> None:
+        """The channel is done with `alert_id`: delivered (`sent`), or skipped as muted."""
+        fields = {"last_alert_id": alert_id, "attempts": 0, "next_attempt_at": None, "error": None}
+        if sent:
+            fields["sent_at"] = encode_time(now)
+        self.db.table("channels").update(channel, fields)
+
+    def channel_failed(self, channel: str, error: str, retry_at: datetime) -> None:
+        """The channel could not take its next alert: try again at `retry_at`."""
+        self.db.execute(
+            "update channels set attempts = attempts + 1, error = ?, next_attempt_at = ? where channel = ?",
+            [error, encode_time(retry_at), channel],
+        )
+
+    def channels(self) -> list[ChannelRecord]:
+        return [ChannelRecord.from_row(row) for row in self.db.table("channels").rows_where(order_by="channel")]
 
     # --- hooks outbox ----------------------------------------------------------
 

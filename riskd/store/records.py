@@ -91,6 +91,32 @@ class OutboxHook:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """How far an alert channel has got: every alert up to `last_alert_id` delivered (or not
+    for it: muted), and after a failure, its attempts, when the next is due and why."""
+
+    channel: str
+    label: str
+    last_alert_id: int
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> ChannelRecord:
+        return cls(
+            channel=row["channel"],
+            label=row["label"] or "",
+            last_alert_id=row["last_alert_id"],
+            attempts=row["attempts"] or 0,
+            next_attempt_at=decode_time(row["next_attempt_at"]),
+            sent_at=decode_time(row["sent_at"]),
+            error=row["error"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxAlert:
     """An alert in the outbox: what to say, and how its delivery stands."""
 

@@ -171,7 +171,19 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.table("hooks").create_index(["status", "id"])
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Each alert channel besides Telegram (an Apprise URL, known by a hash of it) and how far
+    it has got through the alerts, so one dead channel holds back no other and none is lost."""
+    db.table("channels").create(
+        {
+            "channel": str, "label": str, "last_alert_id": int, "attempts": int, "next_attempt_at": str,
+            "sent_at": str, "error": str,
+        },
+        pk="channel", not_null={"last_alert_id"},
+    )
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 def migrate(db: sqlite_utils.Database) -> None:
