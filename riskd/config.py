@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from riskd.breakers import BREAKERS, BreakerConfig
 from riskd.domain import HookTrigger
-from riskd.units import Duration
+from riskd.units import Duration, format_duration
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
@@ -127,6 +127,8 @@ class AccountConfig(BaseModel):
     secret: SecretStr | None = None
     password: SecretStr | None = None
     hooks: dict[str, Hook] = Field(default_factory=dict)
+    dead_man_switch: Duration | None = None
+    """Opt-in: the venue cancels the account's open orders this long after riskd's last good tick."""
 
     @field_validator("quote")
     @classmethod
@@ -410,6 +412,11 @@ def _account_problems(settings: Settings) -> list[str]:
             variable = f"RISKD_ACCOUNTS__{name.upper()}"
             problems.append(
                 f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
+            )
+        if account.dead_man_switch is not None and account.dead_man_switch < settings.poll_interval * 2:
+            problems.append(
+                f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is shorter than two poll "
+                f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
             )
         for hook_name, hook in account.hooks.items():
             if not ACCOUNT_NAME.match(hook_name):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 from riskd import engine, hooks, wording
 from riskd.config import AccountConfig, Settings
 from riskd.domain import AccountState, Command, CommandKind, Severity, Snapshot, StepResult, TradingState
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
 from riskd.redact import register
 from riskd.store import Store
@@ -80,8 +80,10 @@ class AccountGuard:
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
     state: AccountState | None = None  # the state last recorded, for readers that must not wait on the database
+    dead_man_armed_at: datetime | None = None  # when the venue's cancel-all countdown was last renewed
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
+    _no_dead_man_said: bool = field(default=False, init=False, repr=False)
 
     @property
     def config(self) -> AccountConfig:
@@ -136,7 +138,27 @@ class AccountGuard:
             self._heartbeat(snapshot, result, now)
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
+            if snapshot.ok and self.config.dead_man_switch is not None:
+                await self._arm_dead_man_switch(snapshot)
             return result
+
+    async def _arm_dead_man_switch(self, snapshot: Snapshot) -> None:
+        """Renew the venue's countdown after a good tick (and its actions): should riskd die or lose
+        the network, the venue cancels the open orders. A failure is logged, never raised."""
+        if self.adapter.dead_man_switch is None:
+            if not self._no_dead_man_said:
+                log.error("%s: dead_man_switch is set, but %s offers none through ccxt: open orders stay if riskd dies",
+                          self.name, self.config.exchange)
+                self._no_dead_man_said = True
+            return
+        try:
+            await self.adapter.arm_dead_man_switch(self.config.dead_man_switch, [order.symbol for order in snapshot.orders])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("%s: the dead-man switch was not renewed: %s", self.name, explain(error).text)
+            return
+        self.dead_man_armed_at = self.clock()
 
     def _heartbeat(self, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""
