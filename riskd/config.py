@@ -206,6 +206,12 @@ class HttpSettings(BaseModel):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=9787, ge=0, le=65535)
+    token: SecretStr | None = None
+    """When set (from the environment only), `/` and `/v1/*` answer only requests that carry it."""
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
 
 class Settings(BaseSettings):
@@ -354,6 +360,9 @@ def _check_yaml(path: Path) -> list[str]:
                 if key in hook:
                     variable = f"RISKD_ACCOUNTS__{str(name).upper()}__HOOKS__{str(hook_name).upper()}__{key.upper()}"
                     problems.append(f"accounts.{name}.hooks.{hook_name}.{key}: secrets do not belong in {path}; set {variable} instead")
+    http = document.get("http")
+    if isinstance(http, dict) and "token" in http:
+        problems.append(f"http.token: secrets do not belong in {path}; set RISKD_HTTP__TOKEN instead")
     alerts = document.get("alerts")
     if isinstance(alerts, dict) and "apprise" in alerts:
         problems.append(

@@ -13,8 +13,11 @@ told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from a
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from aiohttp import web
@@ -22,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from riskd import __version__, health, pretrade
+from riskd import __version__, health, page, pretrade
 from riskd.commands import AccountStatus, status
 from riskd.config import Settings
 from riskd.domain import AccountState, ReadFailure, Status, TradingState
@@ -66,7 +69,8 @@ class HttpServer:
 
     async def start(self) -> str:
         """Start listening; returns the base URL. Raises OSError when the port is taken."""
-        app = web.Application()
+        app = web.Application(middlewares=[self.authorise])
+        app.router.add_get("/", self.page)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/state", self.state)
@@ -87,6 +91,30 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @web.middleware
+    async def authorise(self, request: web.Request, handler) -> web.StreamResponse:
+        """With `http.token` set, `/` and `/v1/*` need it: `Authorization: Bearer TOKEN`, or for a
+        browser HTTP Basic with the token as password (it asks for it). /healthz and /metrics stay open."""
+        token = self.daemon.settings.http.token
+        if token is None or not (request.path == "/" or request.path.startswith("/v1/")):
+            return await handler(request)
+        if hmac.compare_digest(_presented(request).encode(), token.get_secret_value().encode()):
+            return await handler(request)
+        if request.path == "/":
+            return web.Response(status=401, text="riskd: the token is needed (as the password)\n",
+                                headers={"WWW-Authenticate": 'Basic realm="riskd"'})
+        return web.json_response({"error": "a valid token is needed: Authorization: Bearer TOKEN"}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="riskd"'})
+
+    async def page(self, request: web.Request) -> web.Response:
+        """The status page: every account, its breakers, positions, equity, and the latest events."""
+        daemon, now = self.daemon, self.daemon.clock()
+        accounts = [account for account in status(daemon.store, daemon.settings) if account.account in daemon.guards]
+        equity = {account.account: daemon.store.equity_history(account.account, now - CHART_SPAN) for account in accounts}
+        refresh = max(5, round(daemon.settings.poll_interval.total_seconds()))
+        text = page.render(accounts, daemon.store.events(limit=20), equity, now, refresh)
+        return web.Response(text=text, content_type="text/html", headers={"Content-Security-Policy": PAGE_POLICY})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when every account ticked and was read recently; 503 with the reasons when not."""
@@ -154,6 +182,26 @@ class HttpServer:
                 },
             }
         )
+
+
+CHART_SPAN = timedelta(hours=24)
+"""How much equity history the status page draws."""
+
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+"""The page loads nothing but itself: no script, no external style, font or image."""
+
+
+def _presented(request: web.Request) -> str:
+    """The token a request carries: a bearer token, or the password of HTTP Basic."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 CHECK_EXAMPLE = '{"account": "main", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 0.01}'

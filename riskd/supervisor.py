@@ -24,7 +24,7 @@ from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventK
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.notify import Notifier
-from riskd.redact import redact
+from riskd.redact import redact, register
 from riskd.store import Store
 
 if TYPE_CHECKING:
@@ -244,9 +244,13 @@ class Daemon:
             return
         from riskd.http import HttpServer  # the HTTP server and prometheus-client load only when asked for
 
+        if config.token is not None:
+            register(config.token.get_secret_value())
+        elif not config.loopback:
+            log.warning("HTTP on %s without http.token: anyone who reaches it can read every account (set RISKD_HTTP__TOKEN)", config.host)
         server = HttpServer(self, config.host, config.port)
         try:
-            log.info("HTTP: /healthz, /metrics and /v1/state at %s", await server.start())
+            log.info("HTTP: the status page, /healthz, /metrics, /v1/state and /v1/check at %s", await server.start())
             self.http = server
         except OSError as error:
             where = f"{config.host}:{config.port}"
