@@ -24,8 +24,6 @@ from riskd.domain import Side, Snapshot, TradingState
 from riskd.engine import adds_exposure
 from riskd.units import format_money, format_percent
 
-SIDES = ("buy", "sell")
-
 LIMITS = ("leverage", "concentration", "position_size", "open_orders")
 """The limits an order can push against, by breaker name: leverage and concentration are
 multiples of equity, position_size is the symbol's notional in the quote currency, and
@@ -34,7 +32,7 @@ open_orders a count. A limit is checked when the account has that breaker enable
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """An order a bot means to place: `amount` in contracts (base units), `price` in quote."""
+    """An order a bot means to place: `side` buy or sell, `amount` in contracts (base units), `price` in quote."""
 
     symbol: str
     side: str
