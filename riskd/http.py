@@ -17,11 +17,12 @@ import base64
 import binascii
 import hmac
 import math
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
@@ -65,6 +66,10 @@ class HttpServer:
         self.url: str | None = None
         self.registry = CollectorRegistry()
         self.registry.register(Metrics(daemon))
+        self.check_seconds = Histogram(
+            "riskd_check_seconds", "Time riskd took to judge a POST /v1/check, from its body to its answer",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1), registry=self.registry,
+        )
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -151,7 +156,7 @@ class HttpServer:
 
     async def check(self, request: web.Request) -> web.Response:
         """May this order be placed now? Allowed or not, why, and the room left under each limit."""
-        daemon = self.daemon
+        daemon, started = self.daemon, time.perf_counter()
         try:
             body = await request.json()
         except ValueError:
@@ -169,7 +174,7 @@ class HttpServer:
         verdict = pretrade.check(
             intent, state.trading_state, state.reason, guard.last_snapshot, limits, problems[0] if problems else None
         )
-        return web.json_response(
+        answer = web.json_response(
             {
                 "account": name,
                 "allowed": verdict.allowed,
@@ -182,6 +187,8 @@ class HttpServer:
                 },
             }
         )
+        self.check_seconds.observe(time.perf_counter() - started)
+        return answer
 
 
 CHART_SPAN = timedelta(hours=24)

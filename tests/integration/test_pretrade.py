@@ -115,3 +115,14 @@ async def test_a_body_that_is_not_json_gets_a_sentence(riskd):
     async with session.post("/v1/check", data="account=demo") as response:
         assert response.status == 400
         assert (await response.json())["error"].startswith("the body must be JSON, like {")
+
+
+async def test_each_check_is_timed_on_metrics(riskd):
+    daemon, session = riskd
+    for _ in range(3):
+        await ask(session, account="demo", symbol=BTC, side="buy", amount=0.01)
+    await ask(session, account="demo", symbol=BTC, side="up", amount=0.01)  # malformed: not judged, not timed
+    async with session.get("/metrics") as response:
+        text = await response.text()
+    assert "riskd_check_seconds_count 3.0" in text
+    assert 'riskd_check_seconds_bucket{le="0.1"} 3.0' in text
