@@ -110,8 +110,9 @@ def _sync_lock_file(path: Path, state: AccountState) -> None:
     os.replace(written, path)  # whoever reads it sees the whole reason or no file, never half of it
 
 
-def payload(call: OutboxHook) -> dict:
-    """The event as a webhook's JSON body and a command's environment carry it."""
+def payload(call: OutboxHook, live: bool) -> dict:
+    """The event as a webhook's JSON body and a command's environment carry it; `live` says
+    whether riskd itself acts on the exchange (hooks are called in dry-run too)."""
     return {
         "id": call.id,
         "account": call.account,
@@ -120,6 +121,7 @@ def payload(call: OutboxHook) -> dict:
         "state": str(call.state),
         "reason": call.reason,
         "at": call.at.isoformat(),
+        "live": live,
         "version": __version__,
     }
 
@@ -183,14 +185,14 @@ class HookSender:
             case WebhookHook():
                 return await self._webhook(hook, call)
             case CommandHook():
-                return await _command(hook, call)
+                return await _command(hook, payload(call, self.settings().live))
             case FreqtradeHook():
                 return await self._freqtrade(hook, call)
             case LockFileHook():
                 raise Refused("a lock file is not called")  # calls() makes none; an old row may name one
 
     async def _webhook(self, hook: WebhookHook, call: OutboxHook) -> str:
-        body = json.dumps(payload(call)).encode()
+        body = json.dumps(payload(call, self.settings().live)).encode()
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(hook.secret.get_secret_value(), body),
@@ -236,11 +238,11 @@ def _freqtrade_requests(hook: FreqtradeHook, trigger: HookTrigger) -> tuple[tupl
             return ((hook.on_resume, None),) if hook.on_resume else ()
 
 
-async def _command(hook: CommandHook, call: OutboxHook) -> str:
+async def _command(hook: CommandHook, event: dict) -> str:
     """Run the program with the event in its environment; killed (with its children) at the time limit."""
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    environment.update({f"RISKD_{key.upper()}": str(value) for key, value in payload(call).items()})
-    environment["RISKD_EVENT_JSON"] = json.dumps(payload(call))
+    environment.update({f"RISKD_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value) for key, value in event.items()})
+    environment["RISKD_EVENT_JSON"] = json.dumps(event)
     process = await asyncio.create_subprocess_exec(
         *hook.run, env=environment, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,

@@ -102,6 +102,7 @@ async def test_a_webhook_gets_each_state_change_signed_and_its_outcome_is_record
         await daemon.deliver_hooks()
         [event] = receiver.received
         assert (event["account"], event["event"], event["state"], event["reason"]) == ("demo", "halted", "halted", "bot gone wild")
+        assert event["live"] is False  # the daemon runs in dry-run: hooks are called all the same
         [call] = daemon.store.hook_calls("demo")
         assert (call.status, call.trigger, call.attempts, call.outcome) == (AlertStatus.SENT, HookTrigger.HALTED, 1, 'HTTP 200 {"status": "ok"}')
         assert event["id"] == call.id
@@ -180,6 +181,7 @@ async def test_a_command_runs_with_the_event_in_its_environment_and_not_riskds_s
         environment = json.loads(written.read_text())
         assert (environment["RISKD_EVENT"], environment["RISKD_ACCOUNT"], environment["RISKD_REASON"]) == ("halted", "demo", "bot gone wild")
         assert json.loads(environment["RISKD_EVENT_JSON"])["state"] == "halted"
+        assert environment["RISKD_LIVE"] == "false"
         assert "RISKD_ACCOUNTS__DEMO__API_KEY" not in environment
         [call] = daemon.store.hook_calls("demo")
         assert (call.status, call.outcome) == (AlertStatus.SENT, "exit status 0")
