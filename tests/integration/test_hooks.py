@@ -266,3 +266,47 @@ async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, cl
     finally:
         await daemon.shutdown()
         await freqtrade.stop()
+
+
+def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path, monkeypatch, capsys):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from riskd.cli import HANDLERS, TROUBLE, parser
+
+    class Freqtrade(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            known = self.headers.get("Authorization") == "Basic ZnJlcXRyYWRlcjpmcmVxdHJhZGUtcGFzc3dvcmQ="
+            self.send_response(200 if known else 401)
+            self.end_headers()
+            self.wfile.write(json.dumps({"bot_name": "grid", "state": "running"} if known else {}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Freqtrade)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__HOOKS__BOT__USERNAME", "freqtrader")
+        monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__HOOKS__BOT__PASSWORD", "freqtrade-password")
+        monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__HOOKS__WRONG__USERNAME", "freqtrader")
+        monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__HOOKS__WRONG__PASSWORD", "not-it")
+        hooks = {
+            "bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{server.server_port}"},
+            "wrong": {"type": "freqtrade", "url": f"http://127.0.0.1:{server.server_port}"},
+            "pause": {"type": "command", "run": ["no-such-program-here"]},
+            "lock": {"type": "lock_file", "path": str(tmp_path / "locks" / "demo.lock")},
+        }
+        document = {"database": str(tmp_path / "riskd.db"), "accounts": {"demo": {"exchange": "sim", "hooks": hooks}}}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+        monkeypatch.chdir(tmp_path)
+        arguments = parser().parse_args(["--config", "config.yaml", "check"])
+        assert HANDLERS["check"](load_settings("config.yaml"), arguments) == TROUBLE
+        out = capsys.readouterr().out
+        assert "demo hook bot: Freqtrade answers: bot grid, state running" in out
+        assert "demo hook wrong: FAILURE: Freqtrade refused the username and password" in out
+        assert "demo hook pause: FAILURE: no-such-program-here is not an executable program" in out
+        assert f"demo hook lock: {tmp_path / 'locks' / 'demo.lock'} can be written" in out
+        assert "freqtrade-password" not in out
+    finally:
+        server.shutdown()
