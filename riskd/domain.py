@@ -85,6 +85,10 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    STREAM_BREACH = "stream_breach"
+    STREAM_UNCONFIRMED = "stream_unconfirmed"
+    STREAM_DOWN = "stream_down"
+    STREAM_UP = "stream_up"
 
 
 class ReadFailure(StrEnum):

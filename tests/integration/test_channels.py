@@ -19,7 +19,7 @@ from riskd.config import ConfigError, load_settings
 from riskd.domain import Command, CommandKind
 from riskd.supervisor import Daemon
 from tests.integration.test_hooks import Receiver, free_port
-from tests.integration.test_http import Clock
+from tests.integration.conftest import Clock
 
 
 class ApprisePayloads(Receiver):

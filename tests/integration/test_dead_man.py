@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from riskd.config import ConfigError, load_settings
-from tests.integration.conftest import started, tick
+from tests.integration.conftest import tick
 
 COUNTDOWN_PATH = "/fapi/v1/countdownCancelAll"
 
@@ -38,35 +38,30 @@ def countdowns(sim) -> list[dict]:
     return [entry["params"] for entry in sim.requests if entry["method"] == "POST" and entry["path"] == COUNTDOWN_PATH]
 
 
-async def test_the_countdown_is_renewed_on_every_good_tick_for_each_symbol_with_orders(configure, exchange, clock):
+async def test_the_countdown_is_renewed_on_every_good_tick_for_each_symbol_with_orders(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(with_switch(configure(), "60s"), clock)
-    try:
-        for number in range(1, 4):
-            await tick(daemon, clock, seconds=10)
-            renewed = countdowns(sim)
-            assert len(renewed) == 3 * number
-            assert {(params["symbol"], params["countdownTime"]) for params in renewed[-3:]} == {
-                ("BTCUSDT", "60000"), ("ETHUSDT", "60000"), ("SOLUSDT", "60000")
-            }
-            assert daemon.guards["main"].dead_man_armed_at == clock.now
-        sim.add_fault("http_503")
-        await tick(daemon, clock)  # a failed read renews nothing: riskd cannot vouch for the account
-        assert len(countdowns(sim)) == 9
-    finally:
-        await daemon.shutdown()
+    for number in range(1, 4):
+        await tick(daemon, clock, seconds=10)
+        renewed = countdowns(sim)
+        assert len(renewed) == 3 * number
+        assert {(params["symbol"], params["countdownTime"]) for params in renewed[-3:]} == {
+            ("BTCUSDT", "60000"), ("ETHUSDT", "60000"), ("SOLUSDT", "60000")
+        }
+        assert daemon.guards["main"].dead_man_armed_at == clock()
+    sim.add_fault("http_503")
+    await tick(daemon, clock)  # a failed read renews nothing: riskd cannot vouch for the account
+    assert len(countdowns(sim)) == 9
 
 
-async def test_the_venue_cancels_open_orders_once_riskd_stops_renewing_and_keeps_positions(configure, exchange, clock):
+async def test_the_venue_cancels_open_orders_once_riskd_stops_renewing_and_keeps_positions(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(with_switch(configure(), "60s"), clock)
     positions = {position["symbol"] for position in sim.state()["positions"]}
-    try:
-        for _ in range(9):  # 90 s of ticks, longer than the countdown: renewed, nothing cancelled
-            await tick(daemon, clock, seconds=10)
-        assert len(sim.state()["openOrders"]) == 4
-    finally:
-        await daemon.shutdown()
+    for _ in range(9):  # 90 s of ticks, longer than the countdown: renewed, nothing cancelled
+        await tick(daemon, clock, seconds=10)
+    assert len(sim.state()["openOrders"]) == 4
+    await started.stop(daemon)
     clock.advance(59)
     assert len(sim.state()["openOrders"]) == 4
     clock.advance(2)  # 61 s after the last renewal
@@ -75,9 +70,8 @@ async def test_the_venue_cancels_open_orders_once_riskd_stops_renewing_and_keeps
     assert {position["symbol"] for position in state["positions"]} == positions  # it cancels; it never closes
 
 
-async def test_without_the_option_nothing_is_armed(configure, exchange, clock):
-    daemon = await started(configure(), clock, ticks=2)
-    await daemon.shutdown()
+async def test_without_the_option_nothing_is_armed(configure, exchange, clock, started):
+    await started(configure(), clock, ticks=2)
     assert countdowns(exchange.simulator) == []
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from riskd.config import load_settings
 from riskd.domain import AlertStatus, Command, CommandKind, HookTrigger
 from riskd.supervisor import Daemon
-from tests.integration.test_http import Clock
+from tests.integration.conftest import Clock
 
 SECRET = "webhook-secret-not-a-real-one"
 

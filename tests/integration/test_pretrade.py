@@ -13,7 +13,7 @@ from riskd.config import load_settings
 from riskd.domain import Command, CommandKind
 from riskd.http import HttpServer
 from riskd.supervisor import Daemon
-from tests.integration.test_http import Clock, write_config
+from tests.integration.conftest import Clock, write_config
 
 BTC = "BTC/USDT:USDT"
 EQUITY, GROSS = 10_185.0, 18_000.0

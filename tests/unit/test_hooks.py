@@ -11,7 +11,7 @@ from riskd.config import AccountConfig, ConfigError, load_settings
 from riskd.domain import Action, ActionKind, HookCall, HookTrigger, StepResult, TradingState
 from riskd.hooks import calls, sign, triggers
 from riskd.redact import redact, register
-from tests.unit.factories import state
+from tests.factories import state
 
 HOOKS = AccountConfig.model_validate(
     {

@@ -6,7 +6,7 @@ import pytest
 
 from riskd.domain import Side, TradingState
 from riskd.pretrade import Intent, check
-from tests.unit.factories import order, position, snapshot
+from tests.factories import order, position, snapshot
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 LIMITS = {"leverage": 3.0, "concentration": 2.0}
