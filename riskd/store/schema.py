@@ -158,6 +158,18 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 
 
 def _migration_3(db: sqlite_utils.Database) -> None:
+    """The OHLCV cache of the market breakers: one row per account, symbol, timeframe and
+    candle open time (epoch ms), so a refresh rewrites the candle that was still open."""
+    db.table("candles").create(
+        {
+            "account": str, "symbol": str, "timeframe": str, "time": int,
+            "open": float, "high": float, "low": float, "close": float, "volume": float,
+        },
+        pk=("account", "symbol", "timeframe", "time"),
+    )
+
+
+def _migration_4(db: sqlite_utils.Database) -> None:
     """The hook outbox: each call of an account's hook (webhook, command, Freqtrade, lock file),
     written with the step that caused it, and what became of it."""
     db.table("hooks").create(
@@ -171,7 +183,7 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.table("hooks").create_index(["status", "id"])
 
 
-def _migration_4(db: sqlite_utils.Database) -> None:
+def _migration_5(db: sqlite_utils.Database) -> None:
     """Each alert channel besides Telegram (an Apprise URL, known by a hash of it) and how far
     it has got through the alerts, so one dead channel holds back no other and none is lost."""
     db.table("channels").create(
@@ -183,7 +195,7 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 
 
 def migrate(db: sqlite_utils.Database) -> None:
