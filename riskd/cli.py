@@ -153,6 +153,9 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                 )
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
+                print(f"  limits{f' (preset {preset})' if (preset := account.preset or settings.preset) else ''}:")
+                for line in messages.limits(settings.breakers_for(name)):
+                    print(f"    {line}")
                 findings += await checks.account(name, account, adapter.client)
             finally:
                 await adapter.close()

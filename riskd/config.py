@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.breakers.base import level_name
+from riskd.breakers.presets import PRESETS
 from riskd.units import Duration
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -54,6 +56,7 @@ class AccountConfig(BaseModel):
     ccxt: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=10)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
     sim: SimSettings = SimSettings()
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
@@ -143,6 +146,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
     telegram: TelegramSettings = TelegramSettings()
 
     @field_validator("day_reset", mode="before")
@@ -168,14 +172,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
 
+    def breaker_sections(self, account: str) -> dict[str, dict[str, Any]]:
+        """What is written for each breaker of `account`, merged field by field: the preset
+        (the account's, else the top-level one), then `breakers`, then the account's own.
+        An opt-in breaker (a runaway-bot guard) is left out unless one of them names it."""
+        preset = PRESETS.get(self.accounts[account].preset or self.preset or "", {})
+        sections = {}
+        for name, breaker in BREAKERS.items():
+            layers = [preset.get(name), self.breakers.get(name), self.accounts[account].breakers.get(name)]
+            written = [layer for layer in layers if layer is not None]
+            if breaker.config.opt_in and not written:
+                continue
+            sections[name] = {key: value for layer in written for key, value in layer.items()}
+        return sections
+
     def breakers_for(self, account: str) -> dict[str, BreakerConfig]:
-        """Each enabled breaker's configuration for `account`: defaults, then overrides."""
-        overrides = self.accounts[account].breakers
-        configs = {
-            name: breaker.config.model_validate({**self.breakers.get(name, {}), **overrides.get(name, {})})
-            for name, breaker in BREAKERS.items()
-        }
-        return {name: config for name, config in configs.items() if config.enabled}
+        """Each enabled breaker's configuration for `account`, a ladder's levels each under
+        its own name (`drawdown`, `drawdown.2`, ...)."""
+        configs = {}
+        for name, section in self.breaker_sections(account).items():
+            config = BREAKERS[name].config.model_validate(section)
+            if config.enabled:
+                for number, level in enumerate(config.ladder(), start=1):
+                    configs[level_name(name, number)] = level
+        return configs
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -184,7 +204,8 @@ def config_path(path: str | Path | None = None) -> Path:
 
 
 RELOADABLE = (
-    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts"
+    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts",
+    "preset",
 )
 """Settings a running daemon takes on at SIGHUP; every other one waits for a restart."""
 
@@ -204,7 +225,7 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
             restart.append(f"accounts.{name} (removed)")
             accounts[name] = account
             continue
-        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers})
+        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers, "preset": new.accounts[name].preset})
         if accounts[name] != new.accounts[name]:
             restart.append(f"accounts.{name}")
     restart += [f"accounts.{name} (added)" for name in new.accounts if name not in old.accounts]
@@ -284,16 +305,25 @@ def _breaker_problems(settings: Settings) -> list[str]:
             if name not in BREAKERS:
                 problems.append(f"{prefix}.{name}: unknown breaker (known: {', '.join(BREAKERS)})")
     for account in settings.accounts:
-        for name, breaker in BREAKERS.items():
-            merged = {**settings.breakers.get(name, {}), **settings.accounts[account].breakers.get(name, {})}
+        quote = settings.accounts[account].quote
+        for name, merged in settings.breaker_sections(account).items():
+            override = settings.accounts[account].breakers.get(name) or {}
             try:
-                breaker.config.model_validate(merged)
+                config = BREAKERS[name].config.model_validate(merged)
             except ValidationError as error:
-                override = settings.accounts[account].breakers.get(name, {})
                 for item in error.errors():
-                    written_here = bool(item["loc"]) and item["loc"][0] in override
+                    # a rule between fields (a ladder, money) has no field: it is the account's if it wrote any
+                    written_here = item["loc"][0] in override if item["loc"] else bool(override)
                     prefix = f"accounts.{account}.breakers" if written_here else "breakers"
                     problems.append(_describe({**item, "loc": (prefix, name, *item["loc"])}))
+                continue
+            for level in config.ladder():
+                if level.currency is not None and level.currency != quote:
+                    prefix = f"accounts.{account}.breakers" if override else "breakers"
+                    problems.append(
+                        f"{prefix}.{name}: a limit in {level.currency}, but account {account} counts in {quote};"
+                        f" write it in {quote}"
+                    )
     return list(dict.fromkeys(problems))
 
 

@@ -62,6 +62,7 @@ class Remedy(StrEnum):
     """What a breaker's configuration asks for when it trips, mildest first."""
 
     ALERT = "alert"
+    CANCEL = "cancel"
     REDUCE = "reduce"
     CLOSE = "close"
     HALT = "halt"
@@ -204,6 +205,16 @@ class Order:
     amount: float
     reduce_only: bool = False
     remaining: float | None = None
+    price: float | None = None
+    """The limit (or trigger) price; None for an order with neither."""
+    opened_at: datetime | None = None
+    """When the exchange says it was placed, when it says."""
+
+    @property
+    def notional(self) -> float | None:
+        """What the rest of the order is worth at its price, in the quote currency."""
+        amount = self.remaining if self.remaining is not None else self.amount
+        return abs(amount * self.price) if self.price else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +265,10 @@ class Reading:
     warn_at: float
     reason: str
     symbol: str | None = None
+    currency: str | None = None
+    """The currency of the value and limit when the limit is written in money."""
+    order_ids: tuple[str, ...] = ()
+    """The orders at fault, for breakers that name them (open_orders, order_size)."""
 
     @property
     def key(self) -> str:
@@ -327,6 +342,9 @@ class AccountState:
     last_alerts: Mapping[str, datetime] = field(default_factory=frozen_mapping)
     halt_exposure: Mapping[str, float] | None = None
     implausible_ticks: int = 0
+    orders_seen: Mapping[str, datetime | None] = field(default_factory=frozen_mapping)
+    """Order ids open or recently seen, with when each first appeared (None: already open at
+    riskd's first look), for the order_rate breaker."""
 
 
 class CommandKind(StrEnum):

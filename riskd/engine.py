@@ -30,7 +30,7 @@ from typing import Iterable, Mapping, assert_never
 
 from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, Context
-from riskd.breakers.base import MANUAL, NEXT_DAY
+from riskd.breakers.base import MANUAL, NEXT_DAY, as_level, base_name
 from riskd.domain import (
     AccountState,
     Action,
@@ -125,11 +125,13 @@ def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: da
     good = _accept(tick, snapshot)
     tick.snapshot = good
     if good is not None:
+        if any(base_name(name) == "order_rate" for name in policy.breakers):
+            _follow_orders(tick, good)
         _follow_equity(tick, good)
     readings = [
-        reading
+        as_level(reading, name)  # a ladder's level 2 of drawdown reads as drawdown.2
         for name, config in policy.breakers.items()
-        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good), config)
+        for reading in BREAKERS[base_name(name)].evaluate(Context(state.account, tick.state, now, good), config)
     ]
     _judge(tick, readings)
     _release_latches(tick, readings)
@@ -183,6 +185,25 @@ def _follow_equity(tick: _Tick, snapshot: Snapshot) -> None:
     tick.state = replace(state, **fields)
 
 
+ORDERS_REMEMBERED = timedelta(minutes=1)
+"""How long an order that is gone stays in `orders_seen`: the order_rate breaker's window."""
+
+
+def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
+    """Remember when each open order was first seen. At riskd's first look at an account the
+    orders already there are not arrivals; an order that is gone is forgotten after a minute."""
+    seen, first_look = tick.state.orders_seen, tick.state.last_good_at is None
+    open_now = {order.id for order in snapshot.orders}
+    kept = {
+        order_id: moment
+        for order_id, moment in seen.items()
+        if order_id in open_now or moment is not None and tick.now - moment < ORDERS_REMEMBERED
+    }
+    for order_id in open_now - kept.keys():
+        kept[order_id] = None if first_look else tick.now
+    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept))
+
+
 def _judge(tick: _Tick, readings: list[Reading]) -> None:
     """Count streaks, record warnings and clears, and trip what is confirmed.
 
@@ -225,18 +246,33 @@ def _judge(tick: _Tick, readings: list[Reading]) -> None:
         statuses=frozen_mapping({key: value for key, value in statuses.items() if key in current}),
     )
     for reading, config, repeat in tripped:
-        _trip(tick, reading, config, repeat)
+        _trip(tick, reading, config, repeat, _superseded(reading, config, tripped))
 
 
-def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) -> None:
+def _superseded(reading: Reading, config: BreakerConfig, tripped: list) -> bool:
+    """Whether a higher level of the same ladder trips in the same tick with a remedy at
+    least as strong: escalation goes up the ladder at once, and the lower level's action
+    would only be undone by it (a reduce before a flatten)."""
+    order = list(Remedy)
+    return any(
+        base_name(other.breaker) == base_name(reading.breaker) and other.breaker != reading.breaker
+        and other.symbol == reading.symbol and order.index(other_config.action) >= order.index(config.action)
+        and other.limit != reading.limit and (other.limit > reading.limit) == config.higher_is_worse
+        for other, other_config, _ in tripped
+    )
+
+
+def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool, superseded: bool = False) -> None:
     """A confirmed breach: its event, its actions, its latch and its alert.
 
     A repeat (the breach persists after tripping) refreshes the latch and is only
-    recorded and announced when it has something left to do.
+    recorded and announced when it has something left to do. A level `superseded` by a
+    higher one tripping at the same time latches and is recorded, but leaves the acting to it.
     """
     snapshot, account, remedy = tick.snapshot, tick.state.account, config.action
     # one reduction per breach: repeating it would compound it into a close
-    actions = () if repeat and remedy is Remedy.REDUCE else _remedy(tick, remedy, reading)
+    skip = superseded or repeat and remedy is Remedy.REDUCE
+    actions = () if skip else _remedy(tick, remedy, reading)
     if repeat and not actions:
         if reading.breaker in tick.state.latches:
             latches = dict(tick.state.latches)
@@ -255,6 +291,7 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) ->
     text = wording.breach_alert(
         account, reading.reason, remedy, tick.policy.live,
         symbol=reading.symbol, fraction=config.reduce_by, latched=state, resume=config.resume,
+        orders=len(reading.order_ids),
     )
     if not tick.alert(alert_key(EventKind.BREACH, reading.key), severity, text, always=not repeat):
         if tick.policy.live:
@@ -282,6 +319,8 @@ def _remedy(tick: _Tick, remedy: Remedy, reading: Reading) -> tuple[Action, ...]
     match remedy:
         case Remedy.ALERT:
             return ()
+        case Remedy.CANCEL:
+            return (tick.action(ActionKind.CANCEL_ORDERS, reason, order_ids=reading.order_ids),) if reading.order_ids else ()
         case Remedy.CLOSE:
             if any(position.key == reading.symbol for position in positions):
                 return (tick.action(ActionKind.CLOSE, reason, symbol=reading.symbol),)

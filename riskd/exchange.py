@@ -276,4 +276,6 @@ def _order(raw: dict) -> Order:
         amount=float(raw.get("amount") or 0.0),
         reduce_only=bool(raw.get("reduceOnly")),
         remaining=_float(raw.get("remaining")),
+        price=_float(raw.get("price")) or _float(raw.get("triggerPrice")) or None,
+        opened_at=datetime.fromtimestamp(raw["timestamp"] / 1000, timezone.utc) if raw.get("timestamp") else None,
     )

@@ -70,11 +70,13 @@ def breach(reason: str, repeat: bool) -> str:
     return f"still breached: {reason}" if repeat else reason
 
 
-def doing(remedy: Remedy, live: bool, symbol: str | None = None, fraction: float | None = None) -> str:
+def doing(remedy: Remedy, live: bool, symbol: str | None = None, fraction: float | None = None, orders: int = 0) -> str:
     """What a tripped breaker's remedy does to the account, as a sentence."""
     match remedy:
         case Remedy.ALERT:
             return "No action is configured beyond this alert."
+        case Remedy.CANCEL:
+            return _act(live, f"cancelling the {orders} order(s) at fault; trading goes on")
         case Remedy.CLOSE:
             return _act(live, f"closing {symbol}")
         case Remedy.REDUCE:
@@ -107,10 +109,11 @@ def breach_alert(
     fraction: float | None = None,
     latched: TradingState | None = None,
     resume: str | timedelta = MANUAL,
+    orders: int = 0,
 ) -> str:
     """A tripped breaker: the reason, what riskd does, and, when it latched, how it ends."""
     hint = resume_hint(account, latched, resume) if latched is not None else ""
-    return " ".join(part for part in (f"BREACH: {reason}.", doing(remedy, live, symbol, fraction), hint) if part)
+    return " ".join(part for part in (f"BREACH: {reason}.", doing(remedy, live, symbol, fraction, orders), hint) if part)
 
 
 def released(breaker: str, resume: str) -> str:

@@ -45,6 +45,19 @@ def test_the_shipped_configuration_is_safe_to_start(workdir, capsys):
     assert out.endswith("safe to start\n")
 
 
+def test_check_prints_the_limits_in_force_after_the_preset_and_overrides(workdir, capsys):
+    config = workdir / "config.yaml"
+    text = config.read_text().replace("    sim:\n      seed: 7", "    preset: conservative\n    sim:\n      seed: 7")
+    config.write_text(text.replace("  drawdown:              # fall from peak equity, unrealized PnL included\n    limit: 10%",
+                                   "  drawdown:\n    levels: [{limit: 5%, action: reduce}, {limit: 500 USDT, action: flatten}]"))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  limits (preset conservative):" in out
+    assert "    drawdown: 5.0% → reduce 50.0% (warns at 4.0%, confirm 2, resume manual)" in out
+    assert "    drawdown.2: 500.00 USDT → flatten (confirm 2, resume manual)" in out
+    assert "    leverage: 5.00x → reduce 50.0%" in out  # written in config.yaml, so it beats the preset's 2x
+
+
 def test_an_env_file_others_can_read_is_a_warning(workdir, capsys):
     secrets = workdir / "riskd.env"
     secrets.write_text("RISKD_LIVE=false\n")

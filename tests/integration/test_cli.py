@@ -66,6 +66,16 @@ def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_a_ladder_written_out_of_order_stops_with_words_and_exit_status_2(workdir):
+    config = workdir / "config.yaml"
+    ladder = "levels: [{limit: 10%, action: reduce}, {limit: 5%, action: flatten}]"
+    config.write_text(config.read_text().replace("limit: 10%", ladder))
+    result = riskd(workdir, "check")
+    assert result.returncode == 2
+    assert "breakers.drawdown: levels: level 2's limit must be past level 1's" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_credentials_in_the_environment_never_reach_output_or_database(workdir):
     # Every URL points at a closed local port: the read fails, and its error is recorded.
     urls = {key: value for key, value in ccxt_config("http://127.0.0.1:9").items() if key in ("urls", "options")}

@@ -118,6 +118,7 @@ def seconds_ago(seconds: float) -> datetime:
 from datetime import time  # noqa: E402
 
 from riskd.breakers import BREAKERS  # noqa: E402
+from riskd.breakers.base import level_name  # noqa: E402
 from riskd.domain import Alert, Command, CommandKind, Event, Latch, Severity, TradingState, frozen_mapping  # noqa: E402
 from riskd.engine import Policy  # noqa: E402
 
@@ -134,9 +135,14 @@ def policy(
 ) -> Policy:
     """The engine's view of an account's configuration. Each keyword names a breaker and
     its settings, `policy(drawdown={}, leverage={"limit": 3})`; none gives every breaker
-    with its defaults."""
-    chosen = breakers or {name: {} for name in BREAKERS}
-    configs = {name: BREAKERS[name].config.model_validate(fields) for name, fields in chosen.items()}
+    with its defaults but the opt-in ones. A ladder's levels go by their own names, as
+    `Settings.breakers_for` gives them (`drawdown`, `drawdown.2`)."""
+    chosen = breakers or {name: {} for name, breaker in BREAKERS.items() if not breaker.config.opt_in}
+    configs = {
+        level_name(name, number): level
+        for name, fields in chosen.items()
+        for number, level in enumerate(BREAKERS[name].config.model_validate(fields).ladder(), start=1)
+    }
     return Policy(configs, day_reset=day_reset, alert_cooldown=alert_cooldown, live=live)
 
 
