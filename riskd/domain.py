@@ -8,7 +8,7 @@ tests can build them by hand. Nothing in this module imports the rest of riskd.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Mapping
@@ -86,6 +86,8 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    OVERRIDE = "override"
+    OVERRIDE_ENDED = "override_ended"
 
 
 class ReadFailure(StrEnum):
@@ -354,6 +356,30 @@ class CommandKind(StrEnum):
     RESUME = "resume"
     FLATTEN = "flatten"
     REDUCE = "reduce"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOverride:
+    """What a person asks of `override`: one breaker's limit, as written, for a while."""
+
+    breaker: str
+    limit: str
+    lasting: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideInForce:
+    """An override as recorded: whose, why, and until when it holds (then it reverts by itself)."""
+
+    id: int
+    account: str
+    breaker: str
+    limit: str
+    started_at: datetime
+    until: datetime
+    who: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +392,7 @@ class Command:
     who: str
     reason: str = ""
     fraction: float | None = None
+    override: LimitOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from riskd.domain import (
     Event,
     EventKind,
     Latch,
+    OverrideInForce,
     Reading,
     ReadFailure,
     Remedy,
@@ -77,6 +78,22 @@ class Policy:
     day_reset: time = time(0, 0)
     alert_cooldown: timedelta = timedelta(minutes=15)
     live: bool = False
+
+
+def overridden(policy: Policy, overrides: Iterable[OverrideInForce], now: datetime) -> tuple[Policy, tuple[OverrideInForce, ...]]:
+    """The policy with every override in force at `now` applied (a later one wins over an
+    earlier one for the same breaker), and the overrides that have run out, to be ended
+    and announced. An override of a breaker the configuration no longer has changes nothing."""
+    breakers, ended = dict(policy.breakers), []
+    for override in sorted(overrides, key=lambda override: override.id):
+        if override.until <= now:
+            ended.append(override)
+        elif override.breaker in breakers:
+            try:
+                breakers[override.breaker] = breakers[override.breaker].with_limit(override.limit)
+            except ValueError:
+                continue  # checked when it was given; a reload may since have changed the breaker
+    return replace(policy, breakers=frozen_mapping(breakers)), tuple(ended)
 
 
 def day_start(now: datetime, reset: time) -> datetime:

@@ -21,8 +21,23 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from riskd import engine, wording
+from riskd.breakers import breaker_of
 from riskd.config import AccountConfig, Settings
-from riskd.domain import Command, CommandKind, Severity, Snapshot, StepResult, TradingState
+from riskd.commands import overriding
+from riskd.domain import (
+    Alert,
+    Command,
+    CommandKind,
+    Event,
+    EventKind,
+    OverrideInForce,
+    Severity,
+    Snapshot,
+    StepResult,
+    TradingState,
+    alert_key,
+    frozen_mapping,
+)
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
 from riskd.redact import register
@@ -127,7 +142,7 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            result = engine.step(self.store.load_state(self.name), snapshot, self.policy, now)
+            result = engine.step(self.store.load_state(self.name), snapshot, self._policy_now(now), now)
             self._record(result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -135,6 +150,22 @@ class AccountGuard:
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
             return result
+
+    def _policy_now(self, now: datetime) -> engine.Policy:
+        """The policy with the overrides in force; each that has run out is ended and announced first."""
+        policy, ended = engine.overridden(self.policy, self.store.overrides(self.name), now)
+        for override in ended:
+            self._end_override(override, now)
+        return policy
+
+    def _end_override(self, override: OverrideInForce, now: datetime) -> None:
+        config = self.policy.breakers.get(override.breaker)
+        breaker = breaker_of(override.breaker)
+        limit = config.describer(breaker.describe)(config.limit) if config is not None and breaker else "its configured value"
+        text = wording.override_ended(override.breaker, limit, override.who)
+        event = Event(self.name, EventKind.OVERRIDE_ENDED, text, override.breaker, Severity.INFO, frozen_mapping({"id": override.id}))
+        self.store.end_override(override.id, now, event, Alert(self.name, Severity.INFO, alert_key(EventKind.OVERRIDE_ENDED, override.breaker), text))
+        log.info("%s: %s", self.name, text)
 
     def _heartbeat(self, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""
@@ -154,6 +185,8 @@ class AccountGuard:
     async def obey(self, command: Command) -> str:
         """Apply one command to the account under its lock; returns what happened, in words."""
         async with self.lock:
+            if command.kind is CommandKind.OVERRIDE:
+                return self._override(command)
             state = self.store.load_state(self.name)
             if command.kind is CommandKind.RESUME and state.trading_state is TradingState.ACTIVE and not state.latches:
                 return wording.already_active(self.name)
@@ -171,3 +204,16 @@ class AccountGuard:
                 if not all(outcome.done for outcome in outcomes):
                     return wording.command_unconfirmed(self.name, command.kind)
             return wording.command_result(self.name, command.kind, result.state.trading_state, self.settings().live)
+
+    def _override(self, command: Command) -> str:
+        """Start a temporary override: recorded with who and why, and announced, before the next tick uses it."""
+        override, now = command.override, self.clock()
+        before, after = overriding(self.settings(), self.name, override)  # the configuration may have changed since
+        until, who = now + override.lasting, f"{command.who} via {command.source}"
+        text = wording.override_started(override.breaker, before, after, until, who, command.reason)
+        data = {"limit": override.limit, "until": until.isoformat(), "who": who, "reason": command.reason}
+        event = Event(self.name, EventKind.OVERRIDE, text, override.breaker, Severity.WARNING, frozen_mapping(data))
+        alert = Alert(self.name, Severity.WARNING, alert_key(EventKind.OVERRIDE, override.breaker), text)
+        self.store.add_override(self.name, override, command.source, command.who, command.reason, now, event, alert)
+        log.warning("%s: %s", self.name, text)
+        return wording.override_result(self.name, override.breaker, after, until)

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, breaker_of
 from riskd.commands import AccountStatus, DayReport
-from riskd.domain import CommandKind, EventKind, Reading, Severity, Status, TradingState, alert_kind
+from riskd.domain import CommandKind, EventKind, LimitOverride, Reading, Severity, Status, TradingState, alert_kind
 from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
@@ -266,9 +266,16 @@ def target(account: str | None, accounts: Iterable[str]) -> str:
     return account or f"every account ({', '.join(accounts)})"
 
 
-def question(kind: CommandKind, target: str, live: bool, fraction: float | None = None) -> str:
+def question(
+    kind: CommandKind, target: str, live: bool, fraction: float | None = None, override: LimitOverride | None = None
+) -> str:
     """The one confirmation question of a destructive command (`plain` makes it a terminal prompt)."""
     mode = f"{wording.mode(live)}."
+    if kind is CommandKind.OVERRIDE and override is not None:
+        return (
+            f"⚠️ Set <b>{escape(override.breaker)}</b>'s limit of <b>{escape(target)}</b> to {escape(override.limit)} "
+            f"for {format_duration(override.lasting)}? The change is announced, and reverts by itself when the time is up."
+        )
     if kind is CommandKind.REDUCE:
         return (
             f"⚠️ Reduce every position of <b>{escape(target)}</b> by {format_percent(fraction)}? "

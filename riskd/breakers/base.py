@@ -207,6 +207,18 @@ class BreakerConfig(BaseModel):
             ladder.append(config)
         return tuple(ladder)
 
+    def with_limit(self, written: str) -> BreakerConfig:
+        """This configuration with its limit as `written` (a share or an amount, as the breaker
+        takes it), for a temporary override; raises ValueError saying what is wrong. Its
+        warning level follows the new limit as the old one followed the old."""
+        fields = self.model_dump(exclude={"levels", "limit", "warn_at", "currency"})
+        if self.warn_at is not None and self.warn_at == self.limit:
+            fields["warn_at"] = written  # a later level of a ladder: no warning of its own
+        try:
+            return type(self).model_validate({**fields, "limit": written})
+        except ValidationError as error:
+            raise ValueError("; ".join(_problem(item) for item in error.errors())) from None
+
     def describer(self, describe: Callable[[float], str]) -> Callable[[float], str]:
         """How values against this limit are written: in money when the limit is, else by `describe`."""
         if self.currency is None:

@@ -76,6 +76,21 @@ def test_a_ladder_written_out_of_order_stops_with_words_and_exit_status_2(workdi
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_override_is_queued_for_the_daemon_with_who_and_why_and_a_wrong_one_is_refused(workdir):
+    refused = riskd(workdir, "override", "demo", "daily_loss", "8", "--for", "2h", "--yes")
+    assert refused.returncode == 1
+    assert "daily_loss: limit: '8' is ambiguous: write 8% or 0.08" in refused.stderr
+    queued = riskd(workdir, "override", "demo", "daily_loss", "8%", "--for", "2h", "--reason", "CPI day", "--yes")
+    assert queued.returncode == 0, queued.stderr
+    assert "demo: queued" in queued.stdout  # no riskd runs here: it waits for one
+    row = sqlite3.connect(workdir / "riskd.db").execute("select command, args, status from commands").fetchone()
+    assert row[0] == "override" and row[2] == "pending"
+    assert yaml.safe_load(row[1]) == {"reason": "CPI day", "fraction": None, "breaker": "daily_loss", "limit": "8%", "lasting": 7200.0}
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    assert "Override: daily_loss's limit is 8.0% instead of 5.0%" in ran.stderr
+
+
 def test_credentials_in_the_environment_never_reach_output_or_database(workdir):
     # Every URL points at a closed local port: the read fails, and its error is recorded.
     urls = {key: value for key, value in ccxt_config("http://127.0.0.1:9").items() if key in ("urls", "options")}

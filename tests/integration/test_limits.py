@@ -1,11 +1,15 @@
 """Limits the way traders write them, through real ccxt against the embedded exchange:
-the runaway-bot guards on a bot that keeps placing orders."""
+the runaway-bot guards on a bot that keeps placing orders, and temporary overrides
+across restarts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from riskd.domain import ActionKind, TradingState
+from riskd import commands
+from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, TradingState
 
 from .conftest import BTC, started, tick
 
@@ -61,4 +65,58 @@ async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_
     assert [action.kind for action in result.actions] == [ActionKind.CANCEL_ORDERS]
     assert open_ids(sim) == [*kept, "small"]
     assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+    await daemon.shutdown()
+
+
+async def test_an_override_expires_on_time_across_a_restart(configure, exchange, clock):
+    config = configure(live=True, breakers={"daily_loss": {"limit": "5%"}})
+    daemon = await started(config, clock, ticks=1)
+    asked = LimitOverride("daily_loss", "8%", timedelta(hours=2))
+    ids = commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
+                          reason="CPI day", override=asked)
+    await daemon.process_commands()
+    assert daemon.store.command(ids[0]).status is CommandStatus.DONE
+    assert "daily_loss's limit is 8.0% until 2026-03-02 14:00 UTC" in daemon.store.command(ids[0]).result
+    await tick(daemon, clock)
+    assert daily_loss_limit(daemon) == pytest.approx(0.08)
+    await daemon.shutdown()
+
+    clock.advance(2 * 3600 - 60)  # riskd is down; a minute before the override runs out it starts again
+    daemon = await started(config, clock, ticks=1)
+    assert daily_loss_limit(daemon) == pytest.approx(0.08)
+    await tick(daemon, clock, seconds=30)  # 14:00:00, ten seconds before it runs out
+    assert daily_loss_limit(daemon) == pytest.approx(0.08)
+    await daemon.shutdown()
+
+    clock.advance(30)  # down again as it runs out
+    daemon = await started(config, clock, ticks=1)
+    assert daily_loss_limit(daemon) == pytest.approx(0.05)
+    announced = [(event.kind, event.message) for event in daemon.store.events("main", 50)
+                 if event.kind in (EventKind.OVERRIDE, EventKind.OVERRIDE_ENDED)]
+    assert [kind for kind, _ in announced] == [EventKind.OVERRIDE, EventKind.OVERRIDE_ENDED]
+    assert "set by tester via cli: CPI day" in announced[0][1]
+    assert "daily_loss's limit is back to 5.0%" in announced[1][1]
+    assert {alert.key for alert in daemon.store.alerts(50)} >= {"override:daily_loss", "override_ended:daily_loss"}
+    await tick(daemon, clock)
+    ended = [event for event in daemon.store.events("main", 50) if event.kind is EventKind.OVERRIDE_ENDED]
+    assert len(ended) == 1  # announced once, not at every tick after
+    await daemon.shutdown()
+
+
+def daily_loss_limit(daemon) -> float:
+    return next(reading.limit for reading in daemon.store.stored_state("main").readings if reading.breaker == "daily_loss")
+
+
+async def test_an_override_of_a_breaker_the_account_does_not_have_is_refused_in_words(configure, exchange, clock):
+    daemon = await started(configure(), clock)
+    with pytest.raises(commands.Refusal, match="main has no breaker 'dailyloss' in force; it has: drawdown"):
+        commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
+                        override=LimitOverride("dailyloss", "8%", timedelta(hours=2)))
+    with pytest.raises(commands.Refusal, match="at most 7d"):
+        commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
+                        override=LimitOverride("daily_loss", "8%", timedelta(days=8)))
+    with pytest.raises(commands.Refusal, match="main counts in USDT, not USDC"):
+        commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
+                        override=LimitOverride("daily_loss", "800 USDC", timedelta(hours=2)))
+    assert daemon.store.pending_commands() == []
     await daemon.shutdown()

@@ -259,6 +259,30 @@ async def test_flatten_asks_for_confirmation_and_only_the_asker_can_confirm(conf
     assert len(api.answers) == 3  # every press was answered
 
 
+async def test_override_asks_first_then_changes_the_limit_for_a_while_and_says_so(configure, api, clock):
+    async with running(configure(), clock) as daemon:
+        await daemon.tick("demo")
+        await api.command("/override demo drawdown ten 2h", ALICE)
+        await api.wait_for(to(ALICE, "drawdown:", "expected a percentage"))
+        await api.command("/override demo drawdown 8% 2h news day", ALICE)
+        question = await api.wait_for(lambda message: "Set drawdown's limit of demo to 8% for 2.0h?" in message["text"])
+        assert "reverts by itself" in question["text"] and "reply_markup" in question
+        assert daemon.store.pending_commands() == []  # nothing happens before Confirm
+        await api.press(question, "Confirm", ALICE)
+        await api.wait_for(lambda message: message["message_id"] == question["message_id"] and "drawdown's limit is 8.0% until" in message["text"])
+        await api.wait_for(to(ALICE, "Override: drawdown's limit is 8.0% instead of 5.0%", "news day"))
+        await daemon.tick("demo")
+        reading = next(r for r in daemon.store.stored_state("demo").readings if r.breaker == "drawdown")
+        assert reading.limit == pytest.approx(0.08)
+
+    rows = [(row["command"], row["status"]) for row in commands_table(daemon)]
+    assert rows == [
+        ("/override demo drawdown ten 2h", "refused"),
+        ("/override demo drawdown 8% 2h news day", "asked"),
+        ("override", "done"),
+    ]
+
+
 async def test_a_confirmation_expires_after_a_minute(configure, api, clock):
     async with running(configure(live=True), clock) as daemon:
         await daemon.tick("demo")

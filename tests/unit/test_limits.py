@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from riskd.breakers import BREAKERS
-from riskd.domain import ActionKind, EventKind, Remedy, Status, TradingState
-from riskd.engine import step
+from riskd.domain import ActionKind, EventKind, OverrideInForce, Remedy, Status, TradingState
+from riskd.engine import overridden, step
 
 from .factories import NOW, context, order, policy, position, snapshot, state, watched_state
 
@@ -278,3 +278,50 @@ def test_order_rate_forgets_arrivals_older_than_a_minute():
     later = step(gone.state, snapshot(), rules, NOW + TICK + timedelta(minutes=1))
     assert only([r for r in later.readings if r.breaker == "order_rate"]).value == 0
     assert dict(later.state.orders_seen) == {}
+
+
+# Temporary overrides (pure) ---------------------------------------------------------------
+
+
+def in_force(breaker="daily_loss", limit="8%", hours=2, number=1, started=NOW):
+    return OverrideInForce(number, "main", breaker, limit, started, started + timedelta(hours=hours), "alice via cli", "CPI")
+
+
+def test_an_override_in_force_changes_its_limit_and_nothing_else():
+    rules = policy(daily_loss={"resume": "1h"}, drawdown={})
+    changed, ended = overridden(rules, [in_force()], NOW + timedelta(hours=1))
+    assert ended == ()
+    assert changed.breakers["daily_loss"].limit == pytest.approx(0.08)
+    assert changed.breakers["daily_loss"].warning_level == pytest.approx(0.064)
+    assert changed.breakers["daily_loss"].resume == timedelta(hours=1)
+    assert changed.breakers["drawdown"] == rules.breakers["drawdown"]
+    assert rules.breakers["daily_loss"].limit == pytest.approx(0.05)  # the policy itself is untouched
+
+
+def test_an_override_that_has_run_out_is_returned_to_be_ended_and_changes_nothing():
+    rules = policy(daily_loss={})
+    changed, ended = overridden(rules, [in_force()], NOW + timedelta(hours=2))
+    assert ended == (in_force(),)
+    assert changed.breakers["daily_loss"].limit == pytest.approx(0.05)
+
+
+def test_the_later_of_two_overrides_wins_and_a_breaker_no_longer_configured_is_left_alone():
+    rules = policy(daily_loss={})
+    overrides = [in_force(limit="6%", number=2), in_force(limit="8%", number=1), in_force("leverage", "3x", number=3)]
+    changed, _ = overridden(rules, overrides, NOW)
+    assert changed.breakers["daily_loss"].limit == pytest.approx(0.06)
+    assert set(changed.breakers) == {"daily_loss"}
+
+
+def test_an_override_may_set_a_limit_in_money_and_a_ladders_later_level_keeps_no_warning():
+    rules = policy(drawdown=LADDER)
+    changed, _ = overridden(rules, [in_force("drawdown.2", "900 USDT")], NOW)
+    level = changed.breakers["drawdown.2"]
+    assert (level.limit, level.currency, level.warning_level, level.action) == (900.0, "USDT", 900.0, Remedy.FLATTEN)
+
+
+def test_a_limit_the_breaker_does_not_take_is_refused_in_words():
+    with pytest.raises(ValueError, match="ambiguous"):
+        configure("daily_loss").with_limit("8")
+    with pytest.raises(ValueError, match="is an amount of money, but this breaker's limit is not"):
+        configure("stale_data").with_limit("500 USDT")
