@@ -257,6 +257,28 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """Realized PnL the venue booked for one fill that closed (part of) a position."""
+
+    id: str
+    symbol: str
+    pnl: float
+    closed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradeHistory:
+    """The account's recent closed trades as last read (its own job, never the tick), oldest first.
+
+    `read_at` is None until a first read succeeded; `error` says why the latest read failed.
+    """
+
+    trades: tuple[ClosedTrade, ...] = ()
+    read_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What one breaker saw: a value against a limit, and why, in words."""
 
@@ -344,6 +366,9 @@ class AccountState:
     last_alerts: Mapping[str, datetime] = field(default_factory=frozen_mapping)
     halt_exposure: Mapping[str, float] | None = None
     implausible_ticks: int = 0
+    losses_counted_from: datetime | None = None
+    """Losing trades closed before this do not count towards loss_streak: it is set when the
+    streak halts the account and when a person resumes it, so a streak is acted on once."""
     orders_seen: Mapping[str, datetime | None] = field(default_factory=frozen_mapping)
     """Order ids open or recently seen, with when each first appeared (None: already open at
     riskd's first look), for the order_rate breaker."""

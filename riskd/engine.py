@@ -49,6 +49,7 @@ from riskd.domain import (
     Snapshot,
     Status,
     StepResult,
+    TradeHistory,
     TradingState,
     alert_key,
     frozen_mapping,
@@ -135,8 +136,11 @@ class _Tick:
         return StepResult(state, tuple(readings), tuple(self.actions), tuple(self.events), tuple(self.alerts))
 
 
-def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime) -> StepResult:
-    """Decide one tick for one account. Pure: the same inputs give the same result."""
+def step(
+    state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime, trades: TradeHistory | None = None
+) -> StepResult:
+    """Decide one tick for one account. Pure: the same inputs give the same result.
+    `trades` is the closed-trade history as its own job last read it, for loss_streak."""
     state = replace(state, started_at=state.started_at or now)
     tick = _Tick(state, policy, now, None)
     good = _accept(tick, snapshot)
@@ -148,7 +152,7 @@ def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: da
     readings = [
         as_level(reading, name)  # a ladder's level 2 of drawdown reads as drawdown.2
         for name, config in policy.breakers.items()
-        for reading in BREAKERS[base_name(name)].evaluate(Context(state.account, tick.state, now, good), config)
+        for reading in BREAKERS[base_name(name)].evaluate(Context(state.account, tick.state, now, good, trades), config)
     ]
     _judge(tick, readings)
     _release_latches(tick, readings)
@@ -302,6 +306,8 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool, su
     if state is not None:
         latches[reading.breaker] = Latch(reading.breaker, state, tick.now, reading.reason, resume)
         tick.state = replace(tick.state, latches=frozen_mapping(latches))
+    if state is TradingState.HALTED and config.rearms:
+        tick.state = replace(tick.state, losses_counted_from=tick.now)  # this streak is acted on; the next counts afresh
     if remedy is Remedy.FLATTEN:
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
     severity = Severity.EMERGENCY if remedy is Remedy.FLATTEN else Severity.CRITICAL
@@ -511,6 +517,7 @@ def apply_command(
             statuses=frozen_mapping({}),
             peak_equity=equity if equity is not None else state.peak_equity,
             day_start_equity=equity if equity is not None else state.day_start_equity,
+            losses_counted_from=now,
         )
         _settle_state(tick, who)
         return tick.result()

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import ccxt.async_support as ccxt
 
 from riskd.config import AccountConfig
-from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
+from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
@@ -236,6 +236,29 @@ class ExchangeAdapter:
             else:
                 params["reduceOnly"] = True
         return await self._call("create_order", position.symbol, "market", side, amount, None, params)
+
+
+    async def closed_trades(self, since: datetime) -> tuple[ClosedTrade, ...]:
+        """Realized PnL booked since `since`, oldest first, from the venue's income history
+        (ccxt's `fetch_ledger` with Binance's `incomeType=REALIZED_PNL`: one call for every
+        symbol, so a round trip opened and closed between two ticks is not missed).
+        Raises on failure; the caller keeps what it had."""
+        await self.load()
+        if not self.client.has.get("fetchLedger") or not self.futures:
+            raise ccxt.NotSupported(f"{self.account.exchange}: riskd reads realized PnL only from a futures account's income history")
+        entries = await self._call(
+            "fetch_ledger", None, int(since.timestamp() * 1000), 1000, {"incomeType": "REALIZED_PNL"}
+        )
+        trades = []
+        for entry in entries:
+            info = entry.get("info") or {}
+            pnl = _float(info.get("income"))
+            if info.get("incomeType") != "REALIZED_PNL" or pnl is None or entry.get("timestamp") is None:
+                continue
+            symbol = self.client.safe_symbol(info.get("symbol"), None, None, "swap") if info.get("symbol") else ""
+            closed_at = datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc)
+            trades.append(ClosedTrade(str(entry.get("id")), symbol, pnl, closed_at))
+        return tuple(sorted(trades, key=lambda trade: trade.closed_at))
 
 
 def _totals(balance: dict) -> dict[str, float]:

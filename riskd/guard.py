@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from riskd import engine, wording
 from riskd.breakers import breaker_of
+from riskd.breakers.base import base_name
 from riskd.config import AccountConfig, Settings
 from riskd.commands import overriding
 from riskd.domain import (
@@ -34,11 +35,12 @@ from riskd.domain import (
     Severity,
     Snapshot,
     StepResult,
+    TradeHistory,
     TradingState,
     alert_key,
     frozen_mapping,
 )
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
 from riskd.redact import register
 from riskd.store import Store
@@ -50,6 +52,12 @@ log = logging.getLogger("riskd")
 
 HEARTBEAT = timedelta(minutes=10)
 """How often a quiet account still logs one line of its figures."""
+
+TRADES_KEPT = 200
+"""Closed trades kept in memory per account: far more than any loss streak counts."""
+
+TRADES_FIRST_LOOK = timedelta(days=7)
+"""How far back the first read of the trade history goes (Binance's own default window)."""
 
 LEVELS = {
     Severity.INFO: logging.INFO,
@@ -93,6 +101,7 @@ class AccountGuard:
     last_tick_at: datetime | None = None
     tick_seconds: float | None = None  # how long the latest tick took to read and judge
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
+    trades: TradeHistory = field(default_factory=TradeHistory)  # closed trades, as read_trades last found them
     last_heartbeat: datetime | None = None
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
@@ -142,7 +151,7 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            result = engine.step(self.store.load_state(self.name), snapshot, self._policy_now(now), now)
+            result = engine.step(self.store.load_state(self.name), snapshot, self._policy_now(now), now, self.trades)
             self._record(result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -150,6 +159,29 @@ class AccountGuard:
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
             return result
+
+    @property
+    def reads_trades(self) -> bool:
+        """Whether a breaker in force (loss_streak) needs the closed-trade history."""
+        return any(base_name(name) == "loss_streak" for name in self.policy.breakers)
+
+    async def read_trades(self) -> TradeHistory:
+        """Read the closed trades booked since the last one known (a week back the first time),
+        outside the tick and its lock: the tick judges whatever this last found. A failed
+        read keeps what was known and says why."""
+        known = self.trades
+        since = known.trades[-1].closed_at if known.trades else self.clock() - TRADES_FIRST_LOOK
+        try:
+            fresh = await self.adapter.closed_trades(since)
+        except Exception as error:  # any failure: keep the cache, say why, try at the next turn
+            reason = explain(error).text
+            log.warning("%s: reading the trade history failed: %s", self.name, reason)
+            self.trades = replace(known, error=reason)
+            return self.trades
+        seen = {trade.id for trade in known.trades}
+        merged = known.trades + tuple(trade for trade in fresh if trade.id not in seen)
+        self.trades = TradeHistory(merged[-TRADES_KEPT:], self.clock())
+        return self.trades
 
     def _policy_now(self, now: datetime) -> engine.Policy:
         """The policy with the overrides in force; each that has run out is ended and announced first."""

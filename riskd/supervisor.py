@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from riskd.sim import Simulator
 
 log = logging.getLogger("riskd")
+
+TRADES_EVERY = timedelta(minutes=1)
+"""How often each account's closed trades are read (only where loss_streak is configured)."""
 
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
@@ -156,6 +159,12 @@ class Daemon:
             scheduler.add_job(
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
+            )
+        for name in self.guards:
+            # the trade history has its own job, so a slow income endpoint never delays a tick
+            scheduler.add_job(
+                self._tracked, "interval", args=[self.read_trades, name], seconds=TRADES_EVERY.total_seconds(),
+                id=f"trades:{name}", max_instances=1, coalesce=True, next_run_time=start,
             )
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
@@ -289,6 +298,12 @@ class Daemon:
     async def tick(self, name: str) -> StepResult:
         """One tick of the named account (see AccountGuard.tick)."""
         return await self.guards[name].tick()
+
+    async def read_trades(self, name: str) -> None:
+        """Read the closed trades of the named account, when a breaker in force needs them."""
+        guard = self.guards[name]
+        if guard.reads_trades:
+            await guard.read_trades()
 
     async def process_commands(self) -> None:
         """Carry out commands queued in the database by the CLI or another transport."""

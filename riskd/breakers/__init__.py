@@ -6,6 +6,7 @@ from riskd.breakers import (
     drawdown,
     leverage,
     liquidation_distance,
+    loss_streak,
     open_orders,
     order_rate,
     order_size,
@@ -20,7 +21,7 @@ BREAKERS: dict[str, Breaker] = {
     module.BREAKER.name: module.BREAKER
     for module in (
         drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, stale_data,
-        open_orders, order_rate, position_count, position_size, order_size,
+        open_orders, order_rate, position_count, position_size, order_size, loss_streak,
     )
 }
 

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from riskd.domain import AccountState, Reading, Remedy, Snapshot, Status
+from riskd.domain import AccountState, Reading, Remedy, Snapshot, Status, TradeHistory
 from riskd.units import (
     Money,
     Percent,
@@ -120,6 +120,8 @@ class BreakerConfig(BaseModel):
     """Whether its readings name the orders at fault, so `cancel` can cancel just those."""
     opt_in: ClassVar[bool] = False
     """Whether it runs only where the configuration names it (the runaway-bot guards)."""
+    rearms: ClassVar[bool] = False
+    """Whether halting the account starts its count again (loss_streak: a streak is acted on once)."""
 
     enabled: bool = True
     limit: float
@@ -260,6 +262,8 @@ class Context:
     state: AccountState
     now: datetime
     snapshot: Snapshot | None = None
+    trades: TradeHistory | None = None
+    """The closed trades read by their own job, for loss_streak; None where nothing reads them."""
 
     @property
     def equity(self) -> float | None:

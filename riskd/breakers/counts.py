@@ -15,10 +15,15 @@ Count = Annotated[int, Field(ge=1, le=1_000_000)]
 """A limit that is a number of things: at most this many."""
 
 
-def count_reading(name: str, count: int, config: BreakerConfig, noun: str, order_ids: tuple[str, ...] = ()) -> Reading:
-    """A reading for `count` things against "at most `limit`": breached above it, a warning from `warn_at` up."""
+def count_reading(
+    name: str, count: int, config: BreakerConfig, noun: str, order_ids: tuple[str, ...] = (), reaching: bool = False
+) -> Reading:
+    """A reading for `count` things against "at most `limit`": breached above it, a warning from
+    `warn_at` up. With `reaching`, the limit itself is the breach ("three losses in a row and we stop")."""
     limit, warn = config.limit, config.warning_level
-    if count > limit:
+    if reaching and count >= limit:
+        status, verdict = Status.BREACHED, f"reaches the limit of {limit:g}"
+    elif count > limit:
         status, verdict = Status.BREACHED, f"is more than the limit of {limit:g}"
     elif count >= warn:
         status, verdict = Status.WARNING, f"is near the limit of {limit:g}"

@@ -1,6 +1,6 @@
 """Limits the way traders write them, through real ccxt against the embedded exchange:
-the runaway-bot guards on a bot that keeps placing orders, and temporary overrides
-across restarts."""
+the runaway-bot guards on a bot that keeps placing orders, a losing streak read from the
+income history, and temporary overrides across restarts."""
 
 from __future__ import annotations
 
@@ -120,3 +120,61 @@ async def test_an_override_of_a_breaker_the_account_does_not_have_is_refused_in_
                         override=LimitOverride("daily_loss", "800 USDC", timedelta(hours=2)))
     assert daemon.store.pending_commands() == []
     await daemon.shutdown()
+
+
+XRP = "XRP/USDT:USDT"
+
+
+def round_trip(sim, clock, change: float) -> None:
+    """Another bot buys 100 XRP, the price moves by `change`, it sells them again."""
+    sim.place_order(XRP, "BUY", "100", "MARKET")
+    clock.advance(5)
+    sim.set_price(XRP, float(sim.ledger.mark(sim.ledger.contract(XRP))) * (1 + change))
+    sim.place_order(XRP, "SELL", "100", "MARKET", reduce_only=True)
+    clock.advance(5)
+
+
+async def test_three_losing_round_trips_trip_loss_streak_and_halt_the_account(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, breakers={"loss_streak": {"limit": 3}}), clock, ticks=1)
+    await daemon.read_trades("main")
+    assert daemon.guards["main"].trades.read_at is not None
+    round_trip(sim, clock, +0.01)  # a win first: the streak starts after it
+    for number in range(1, 4):
+        round_trip(sim, clock, -0.01)
+        await daemon.read_trades("main")
+        await tick(daemon, clock)
+        streak = next(r for r in daemon.store.stored_state("main").readings if r.breaker == "loss_streak")
+        assert streak.value == number
+        if number < 3:
+            assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.HALTED
+    assert state.reason == "3 losing trades in a row reaches the limit of 3"
+    income = [entry for entry in sim.requests if entry["path"] == "/fapi/v1/income"]
+    assert len(income) == 4 and all(entry["params"].get("incomeType") == "REALIZED_PNL" for entry in income)
+    assert all("startTime" in entry["params"] for entry in income)  # read from the last trade known, not all again
+    await daemon.shutdown()
+
+
+async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never_delays_a_tick(configure, exchange, clock):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, breakers={"loss_streak": {"limit": 3}}), clock, ticks=1)
+    round_trip(sim, clock, -0.01)
+    await daemon.read_trades("main")
+    known = daemon.guards["main"].trades
+    assert len(known.trades) == 1 and known.error is None
+    sim.add_fault("http_503", path="/fapi/v1/income", count=1)
+    await daemon.read_trades("main")
+    failed = daemon.guards["main"].trades
+    assert (failed.trades, failed.read_at) == (known.trades, known.read_at)
+    assert "unreachable or unavailable" in failed.error
+    asked = income_reads(sim)
+    result = await tick(daemon, clock)
+    assert next(r for r in result.readings if r.breaker == "loss_streak").value == 1  # judged on what was known
+    assert income_reads(sim) == asked  # the tick itself reads no history
+    await daemon.shutdown()
+
+
+def income_reads(sim) -> int:
+    return sum(1 for entry in sim.requests if entry["path"] == "/fapi/v1/income")

@@ -8,11 +8,22 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from riskd.breakers import BREAKERS
-from riskd.domain import ActionKind, EventKind, OverrideInForce, Remedy, Status, TradingState
-from riskd.engine import overridden, step
+from riskd.breakers import BREAKERS, Context
+from riskd.domain import (
+    ActionKind,
+    ClosedTrade,
+    CommandKind,
+    EventKind,
+    OverrideInForce,
+    Reading,
+    Remedy,
+    Status,
+    TradeHistory,
+    TradingState,
+)
+from riskd.engine import apply_command, overridden, step
 
-from .factories import NOW, context, order, policy, position, snapshot, state, watched_state
+from .factories import NOW, command, context, order, policy, position, snapshot, state, watched_state
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -325,3 +336,58 @@ def test_a_limit_the_breaker_does_not_take_is_refused_in_words():
         configure("daily_loss").with_limit("8")
     with pytest.raises(ValueError, match="is an amount of money, but this breaker's limit is not"):
         configure("stale_data").with_limit("500 USDT")
+
+
+# Loss streak -------------------------------------------------------------------------------
+
+
+def trades(*pnls: float, symbol: str = BTC, start=NOW - timedelta(hours=1)) -> TradeHistory:
+    closed = tuple(ClosedTrade(str(n), symbol, pnl, start + timedelta(minutes=n)) for n, pnl in enumerate(pnls))
+    return TradeHistory(closed, read_at=NOW)
+
+
+def streak_of(history: TradeHistory | None, current=None, **fields) -> Reading:
+    inputs = Context("main", current or state(), NOW, snapshot(), history)
+    return only(BREAKERS["loss_streak"].evaluate(inputs, configure("loss_streak", **fields)))
+
+
+def test_loss_streak_counts_the_losses_since_the_last_win_and_trips_at_its_limit():
+    assert (streak_of(trades(-5, 10, -1, -2)).status, streak_of(trades(-5, 10, -1, -2)).value) == (Status.WARNING, 2)
+    reading = streak_of(trades(10, -1, -2, -3))
+    assert (reading.status, reading.value, reading.reason) == (Status.BREACHED, 3, "3 losing trades in a row reaches the limit of 3")
+    assert streak_of(trades(-1, -2, -3, 4)).status is Status.OK
+
+
+def test_the_fills_of_one_closing_order_are_one_trade():
+    fills = (ClosedTrade("1", BTC, -1, NOW), ClosedTrade("2", BTC, -2, NOW), ClosedTrade("3", ETH, -1, NOW))
+    assert streak_of(TradeHistory(fills, read_at=NOW)).value == 2  # BTC's two fills, and ETH
+
+
+def test_losses_before_a_halt_or_a_resume_no_longer_count():
+    history = trades(-1, -2, -3, -4)
+    since = NOW - timedelta(hours=1) + timedelta(minutes=2, seconds=30)
+    assert streak_of(history, state(losses_counted_from=since)).value == 1
+
+
+def test_without_a_read_of_the_trade_history_loss_streak_says_it_cannot_tell():
+    assert streak_of(None).status is Status.NO_DATA
+    failed = streak_of(TradeHistory(error="the exchange timed out"))
+    assert (failed.status, failed.reason) == (Status.NO_DATA, "the trade history could not be read: the exchange timed out")
+
+
+def test_a_streak_that_halts_the_account_is_acted_on_once_and_a_resume_starts_it_afresh():
+    rules = policy(loss_streak={"limit": 3, "resume": "1h"})
+    tripped = step(watched_state(), snapshot(), rules, NOW, trades(-1, -2, -3))
+    assert tripped.state.trading_state is HALTED
+    assert tripped.state.losses_counted_from == NOW
+    after = step(tripped.state, snapshot(), rules, NOW + TICK, trades(-1, -2, -3))
+    assert only([r for r in after.readings if r.breaker == "loss_streak"]).value == 0
+    assert after.actions == ()
+    resumed = apply_command(after.state, command(CommandKind.RESUME), snapshot(), rules, NOW + 2 * TICK)
+    assert resumed.state.losses_counted_from == NOW + 2 * TICK
+
+
+def test_a_loss_streak_that_only_alerts_keeps_counting():
+    rules = policy(loss_streak={"limit": 3, "action": "alert"})
+    result = step(watched_state(), snapshot(), rules, NOW, trades(-1, -2, -3))
+    assert result.state.losses_counted_from is None
