@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from riskd.breakers import breaker_of
-from riskd.config import Settings
+from riskd.config import PORTFOLIO, Settings
 from riskd.domain import Command, CommandKind, CommandStatus, LimitOverride, Position, Reading, TradingState, utcnow
 from riskd.store import CommandRecord, EventRecord, Store
 
@@ -156,6 +156,8 @@ def resolve_accounts(settings: Settings, account: str | None) -> list[str]:
     """The named account, or every account when none is named."""
     if account is None:
         return list(settings.accounts)
+    if account == PORTFOLIO and settings.portfolio is not None:
+        raise Refusal(f"{PORTFOLIO} takes only resume; name an account, or none for every account")
     if account not in settings.accounts:
         raise Refusal(f"no account named {account!r}; known: {', '.join(settings.accounts)}")
     return [account]
@@ -205,6 +207,8 @@ def submit(
     """Queue a control command for the daemon, one row per account; returns the row ids."""
     if kind is CommandKind.REDUCE and not (fraction and 0 < fraction <= 1):
         raise Refusal("reduce needs a fraction above 0% and at most 100%, such as 25%")
+    if kind is CommandKind.RESUME and account == PORTFOLIO and settings.portfolio is not None:
+        return [store.submit_command(Command(kind, PORTFOLIO, source, who, reason), now)]  # the portfolio's own latches
     names = resolve_accounts(settings, account)
     if kind is CommandKind.OVERRIDE:
         if override is None:

@@ -70,6 +70,9 @@ ACTION_STATE = {Remedy.REDUCE: TradingState.REDUCING, Remedy.HALT: TradingState.
 FREEZE_LATCH = "manual"
 """The key of the latch a person's freeze or flatten sets (stored; only a resume releases it)."""
 
+IMPOSED_LATCH = "portfolio"
+"""The key of the latch a halted or reducing portfolio sets on every account (see `impose`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -79,6 +82,9 @@ class Policy:
     day_reset: time = time(0, 0)
     alert_cooldown: timedelta = timedelta(minutes=15)
     live: bool = False
+    enforces: bool = True
+    """Whether a halted or reducing state is enforced on the snapshot's orders and positions;
+    the portfolio's is not, since every account enforces the latch it imposes."""
 
 
 def overridden(policy: Policy, overrides: Iterable[OverrideInForce], now: datetime) -> tuple[Policy, tuple[OverrideInForce, ...]]:
@@ -95,6 +101,17 @@ def overridden(policy: Policy, overrides: Iterable[OverrideInForce], now: dateti
             except ValueError:
                 continue  # checked when it was given; a reload may since have changed the breaker
     return replace(policy, breakers=frozen_mapping(breakers)), tuple(ended)
+
+
+def impose(state: AccountState, latch: Latch | None) -> AccountState:
+    """The account's state carrying the portfolio's latch while there is one, and without it
+    once the portfolio lets go; `step` then settles and enforces it like any latch."""
+    latches = dict(state.latches)
+    if latch is None:
+        latches.pop(IMPOSED_LATCH, None)
+    else:
+        latches[IMPOSED_LATCH] = latch
+    return replace(state, latches=frozen_mapping(latches))
 
 
 def day_start(now: datetime, reset: time) -> datetime:
@@ -367,8 +384,8 @@ def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
     latches = dict(tick.state.latches)
     for name, latch in tick.state.latches.items():
         config = tick.policy.breakers.get(name)
-        if name == FREEZE_LATCH or name in breached:
-            continue
+        if name in (FREEZE_LATCH, IMPOSED_LATCH) or name in breached:
+            continue  # a person's freeze, or the portfolio's, is let go by them
         if config is None:
             due = True  # the breaker was removed from the configuration
         elif config.resume == NEXT_DAY:
@@ -425,7 +442,7 @@ def _settle_state(tick: _Tick, who: str = "") -> None:
 def _enforce(tick: _Tick) -> None:
     """Hold a halted or reducing account to its state against whatever else trades it."""
     snapshot, state = tick.snapshot, tick.state
-    if snapshot is None or any(action.kind is ActionKind.FLATTEN for action in tick.actions):
+    if snapshot is None or not tick.policy.enforces or any(action.kind is ActionKind.FLATTEN for action in tick.actions):
         return
     if state.trading_state is TradingState.HALTED:
         _enforce_halt(tick, snapshot)

@@ -20,17 +20,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
-from riskd import engine, wording
+from riskd import engine, portfolio, wording
 from riskd.breakers import breaker_of
 from riskd.breakers.base import base_name
 from riskd.config import AccountConfig, Settings
 from riskd.commands import overriding
+from riskd.config import PORTFOLIO
 from riskd.domain import (
+    Action,
     Alert,
     Command,
     CommandKind,
     Event,
     EventKind,
+    Latch,
     OverrideInForce,
     Severity,
     Snapshot,
@@ -151,7 +154,8 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            result = engine.step(self.store.load_state(self.name), snapshot, self._policy_now(now), now, self.trades)
+            state = engine.impose(self.store.load_state(self.name), self._imposed())
+            result = engine.step(state, snapshot, self._policy_now(now), now, self.trades)
             self._record(result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -182,6 +186,19 @@ class AccountGuard:
         merged = known.trades + tuple(trade for trade in fresh if trade.id not in seen)
         self.trades = TradeHistory(merged[-TRADES_KEPT:], self.clock())
         return self.trades
+
+    def _imposed(self) -> Latch | None:
+        """The portfolio's latch while it is halted or reducing (none without a portfolio section)."""
+        return portfolio.imposed(self.store.load_state(PORTFOLIO)) if self.settings().portfolio is not None else None
+
+    async def carry_out(self, actions: list[Action]) -> None:
+        """The portfolio's actions (a flatten, a reduce) on this account, as it is now, under its lock."""
+        async with self.lock:
+            fresh = await self.adapter.snapshot()
+            if not fresh.ok:
+                log.warning("%s: the portfolio's %s waits for a good read: %s", self.name, actions[0].kind, fresh.error)
+                return
+            await self.executor.run([portfolio.for_account(action, self.name) for action in actions], fresh)
 
     def _policy_now(self, now: datetime) -> engine.Policy:
         """The policy with the overrides in force; each that has run out is ended and announced first."""

@@ -17,10 +17,22 @@ from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, health, logs, wording
+from riskd import __version__, engine, health, logs, portfolio, wording
 from riskd.commands import expired
-from riskd.config import ConfigError, Settings, reloadable
-from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventKind, Severity, StepResult, alert_key, utcnow
+from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
+from riskd.domain import (
+    RISKD,
+    Alert,
+    AlertStatus,
+    Command,
+    CommandStatus,
+    Event,
+    EventKind,
+    Severity,
+    StepResult,
+    alert_key,
+    utcnow,
+)
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.notify import Notifier
@@ -166,6 +178,9 @@ class Daemon:
                 self._tracked, "interval", args=[self.read_trades, name], seconds=TRADES_EVERY.total_seconds(),
                 id=f"trades:{name}", max_instances=1, coalesce=True, next_run_time=start,
             )
+        if self.settings.portfolio is not None:
+            scheduler.add_job(self._tracked, "interval", args=[self.check_portfolio], seconds=interval, id="portfolio",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
@@ -299,6 +314,42 @@ class Daemon:
         """One tick of the named account (see AccountGuard.tick)."""
         return await self.guards[name].tick()
 
+    async def check_portfolio(self) -> StepResult | None:
+        """Judge the sum of every account's latest read under the `portfolio:` breakers; a
+        flatten or reduce is carried out on every account, and a change of the portfolio's
+        state is imposed on every account by ticking each at once."""
+        config = self.settings.portfolio
+        if config is None:
+            return None
+        now = self.clock()
+        reads = {name: guard.last_read for name, guard in self.guards.items()}
+        venues = {name: guard.config.exchange for name, guard in self.guards.items()}
+        rates = {account.quote: config.rate(account.quote) for account in self.settings.accounts.values()}
+        snapshot = portfolio.combine(reads, venues, rates, config.currency, now)
+        policy = engine.Policy(
+            config.breakers_in_force(), self.settings.day_reset, self.settings.alert_cooldown, self.settings.live, enforces=False
+        )
+        before = self.store.load_state(PORTFOLIO)
+        result = engine.step(before, snapshot, policy, now)
+        self.store.record_step(result, now)
+        for event in result.events:
+            log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
+        shared = [action for action in result.actions if portfolio.acts_on_accounts(action)]
+        if shared:
+            await asyncio.gather(*(guard.carry_out(shared) for guard in self.guards.values()))
+        if result.state.trading_state is not before.trading_state:
+            await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return result
+
+    async def resume_portfolio(self, command: Command) -> str:
+        """A person's resume of the portfolio: its latches go, and each account's next tick lets go of its latch."""
+        now = self.clock()
+        policy = engine.Policy({}, self.settings.day_reset, self.settings.alert_cooldown, self.settings.live)
+        result = engine.apply_command(self.store.load_state(PORTFOLIO), command, None, policy, now)
+        self.store.record_step(result, now)
+        await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return wording.command_result(PORTFOLIO, command.kind, result.state.trading_state, self.settings.live)
+
     async def read_trades(self, name: str) -> None:
         """Read the closed trades of the named account, when a breaker in force needs them."""
         guard = self.guards[name]
@@ -310,7 +361,9 @@ class Daemon:
         for command_id, command, queued_at in self.store.pending_commands():
             now = self.clock()
             guard = self.guards.get(command.account)
-            if guard is None:
+            if command.account == PORTFOLIO and guard is None and not expired(queued_at, now):
+                self.store.finish_command(command_id, self.clock(), CommandStatus.DONE, await self.resume_portfolio(command))
+            elif guard is None:
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, f"no account named {command.account!r} here")
             elif expired(queued_at, now):
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, "expired: riskd was not running when it was given")

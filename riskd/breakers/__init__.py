@@ -4,6 +4,8 @@ from riskd.breakers import (
     concentration,
     daily_loss,
     drawdown,
+    exchange_exposure,
+    gross_exposure,
     leverage,
     liquidation_distance,
     loss_streak,
@@ -22,8 +24,12 @@ BREAKERS: dict[str, Breaker] = {
     for module in (
         drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, stale_data,
         open_orders, order_rate, position_count, position_size, order_size, loss_streak,
+        gross_exposure, exchange_exposure,
     )
 }
+
+PORTFOLIO_BREAKERS = ("drawdown", "daily_loss", "gross_exposure", "exchange_exposure")
+"""The breakers a `portfolio:` section may use: they judge the sum of every account."""
 
 
 
@@ -32,4 +38,4 @@ def breaker_of(name: str) -> Breaker | None:
     return BREAKERS.get(base_name(name))
 
 
-__all__ = ["BREAKERS", "Breaker", "BreakerConfig", "Context", "breaker_of"]
+__all__ = ["BREAKERS", "PORTFOLIO_BREAKERS", "Breaker", "BreakerConfig", "Context", "breaker_of"]

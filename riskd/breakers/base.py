@@ -120,6 +120,8 @@ class BreakerConfig(BaseModel):
     """Whether its readings name the orders at fault, so `cancel` can cancel just those."""
     opt_in: ClassVar[bool] = False
     """Whether it runs only where the configuration names it (the runaway-bot guards)."""
+    portfolio_only: ClassVar[bool] = False
+    """Whether it judges the sum of every account and belongs under `portfolio:` only."""
     rearms: ClassVar[bool] = False
     """Whether halting the account starts its count again (loss_streak: a streak is acted on once)."""
 

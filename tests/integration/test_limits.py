@@ -7,9 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import yaml
 
 from riskd import commands
+from riskd.config import load_settings
 from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, TradingState
+
+from riskd.sim import SimServer, Simulator, ccxt_config
+from riskd.supervisor import Daemon
 
 from .conftest import BTC, started, tick
 
@@ -178,3 +183,62 @@ async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never
 
 def income_reads(sim) -> int:
     return sum(1 for entry in sim.requests if entry["path"] == "/fapi/v1/income")
+
+
+@pytest.fixture
+async def two_exchanges(clock):
+    servers = [SimServer(Simulator.demo(seed=seed, clock=clock.epoch, volatility=0)) for seed in (7, 8)]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+def two_accounts(tmp_path, monkeypatch, servers, **portfolio) -> str:
+    """alpha and beta, each a Binance futures account on its own simulator, under one portfolio;
+    their own breakers loose enough that only the portfolio's can trip."""
+    accounts = {}
+    for name, server in zip(("alpha", "beta"), servers):
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__API_KEY", f"{name}-key-not-secret")
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__SECRET", f"{name}-secret-not-secret")
+        pointed = {key: value for key, value in ccxt_config(server.url, "futures").items() if key not in ("apiKey", "secret")}
+        accounts[name] = {"exchange": "binanceusdm", "timeout": "2s", "ccxt": {**pointed, "enableRateLimit": False}}
+    loose = {name: {"enabled": False} for name in ("daily_loss", "position_loss", "leverage", "liquidation_distance")}
+    document = {
+        "live": True, "database": str(tmp_path / "riskd.db"), "accounts": accounts,
+        "breakers": {"drawdown": {"limit": "50%"}, **loose}, "portfolio": portfolio,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+async def test_a_two_account_portfolio_breach_acts_on_both_accounts(tmp_path, monkeypatch, two_exchanges, clock):
+    monkeypatch.chdir(tmp_path)
+    rules = {"breakers": {"drawdown": {"limit": "2%", "confirm": 1, "action": "flatten"}}}
+    daemon = Daemon(load_settings(two_accounts(tmp_path, monkeypatch, two_exchanges, **rules)), clock=clock)
+    await daemon.startup()
+    for name in ("alpha", "beta"):
+        await daemon.tick(name)
+    quiet = await daemon.check_portfolio()
+    assert quiet.state.trading_state is TradingState.ACTIVE and quiet.state.peak_equity > 0
+
+    for server in two_exchanges:
+        server.simulator.move(-0.05)
+    clock.advance(10)
+    for name in ("alpha", "beta"):
+        await daemon.tick(name)
+        assert daemon.store.load_state(name).trading_state is TradingState.ACTIVE  # neither account's own limit
+    result = await daemon.check_portfolio()
+
+    assert result.state.trading_state is TradingState.HALTED
+    assert "drawdown" in result.state.reason
+    for name, server in zip(("alpha", "beta"), two_exchanges):
+        assert server.simulator.state()["positions"] == [], name  # flattened, each on its own exchange
+        state = daemon.store.load_state(name)
+        assert state.trading_state is TradingState.HALTED and "portfolio" in state.latches
+        assert state.reason.startswith("portfolio: drawdown")
+    events = [(event.account, event.kind) for event in daemon.store.events(None, 100)]
+    assert ("portfolio", EventKind.BREACH) in events
+    await daemon.shutdown()

@@ -137,7 +137,9 @@ def policy(
     its settings, `policy(drawdown={}, leverage={"limit": 3})`; none gives every breaker
     with its defaults but the opt-in ones. A ladder's levels go by their own names, as
     `Settings.breakers_for` gives them (`drawdown`, `drawdown.2`)."""
-    chosen = breakers or {name: {} for name, breaker in BREAKERS.items() if not breaker.config.opt_in}
+    chosen = breakers or {
+        name: {} for name, breaker in BREAKERS.items() if not (breaker.config.opt_in or breaker.config.portfolio_only)
+    }
     configs = {
         level_name(name, number): level
         for name, fields in chosen.items()

@@ -84,7 +84,7 @@ def test_every_breaker_has_a_scale_in_these_tests():
 
 
 def test_registry_holds_every_breaker_under_its_yaml_name():
-    assert set(BREAKERS) == {*ACCOUNT_WIDE, *PER_POSITION, *RUNAWAY, "loss_streak"}
+    assert set(BREAKERS) == {*ACCOUNT_WIDE, *PER_POSITION, *RUNAWAY, "loss_streak", "gross_exposure", "exchange_exposure"}
 
 
 @pytest.mark.parametrize("name", SCALED)

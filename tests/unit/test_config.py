@@ -205,7 +205,7 @@ def test_breakers_not_mentioned_keep_their_own_defaults(tmp_path):
     settings = load_settings(write(tmp_path, MERGING))
     configs = settings.breakers_for("main")
     assert configs["daily_loss"] == BREAKERS["daily_loss"].config()
-    opt_in = {name for name, breaker in BREAKERS.items() if breaker.config.opt_in}
+    opt_in = {name for name, breaker in BREAKERS.items() if breaker.config.opt_in or breaker.config.portfolio_only}
     assert set(configs) == set(BREAKERS) - {"leverage", "position_loss"} - opt_in
 
 
