@@ -188,6 +188,10 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                 await adapter.close()
                 if sim is not None:
                     await sim.stop()
+        if settings.portfolio is not None:
+            print(f"portfolio: every account summed in {settings.portfolio.currency}; limits:")
+            for line in messages.limits(settings.portfolio.breakers_in_force()):
+                print(f"    {line}")
         env_file = Path(arguments.env_file or ".env")
         findings += await checks.local(settings, env_file if env_file.is_file() else None)
         for finding in findings:

@@ -295,6 +295,7 @@ def _superseded(reading: Reading, config: BreakerConfig, tripped: list) -> bool:
     return any(
         base_name(other.breaker) == base_name(reading.breaker) and other.breaker != reading.breaker
         and other.symbol == reading.symbol and order.index(other_config.action) >= order.index(config.action)
+        and other.currency == reading.currency  # a share and an amount of money do not compare
         and other.limit != reading.limit and (other.limit > reading.limit) == config.higher_is_worse
         for other, other_config, _ in tripped
     )

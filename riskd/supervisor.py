@@ -178,9 +178,9 @@ class Daemon:
                 self._tracked, "interval", args=[self.read_trades, name], seconds=TRADES_EVERY.total_seconds(),
                 id=f"trades:{name}", max_instances=1, coalesce=True, next_run_time=start,
             )
-        if self.settings.portfolio is not None:
-            scheduler.add_job(self._tracked, "interval", args=[self.check_portfolio], seconds=interval, id="portfolio",
-                              max_instances=1, coalesce=True)
+        # always scheduled: a reload may add a portfolio section, and without one the job does nothing
+        scheduler.add_job(self._tracked, "interval", args=[self.check_portfolio], seconds=interval, id="portfolio",
+                          max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",

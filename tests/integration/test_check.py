@@ -58,6 +58,16 @@ def test_check_prints_the_limits_in_force_after_the_preset_and_overrides(workdir
     assert "    leverage: 5.00x → reduce 50.0%" in out  # written in config.yaml, so it beats the preset's 2x
 
 
+def test_check_prints_the_portfolio_limits(workdir, capsys):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + "portfolio:\n  breakers:\n    daily_loss: {limit: 1500 USDT}\n    gross_exposure: {}\n")
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "portfolio: every account summed in USDT; limits:" in out
+    assert "    daily_loss: 1,500.00 USDT → halt (warns at 1,200.00 USDT, confirm 2, resume next_day)" in out
+    assert "    gross_exposure: 3.00x → reduce 50.0%" in out
+
+
 def test_an_env_file_others_can_read_is_a_warning(workdir, capsys):
     secrets = workdir / "riskd.env"
     secrets.write_text("RISKD_LIVE=false\n")
