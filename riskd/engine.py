@@ -18,6 +18,11 @@ Rules, in the order `step` applies them:
    a position's stops and take-profits, stay) and exposure that grew since the halt is
    closed; while reducing, orders that would add exposure are cancelled.
 
+A ladder's levels reach the engine as breakers of their own (`drawdown`, `drawdown.2`),
+so each trips, latches and releases by itself. `overridden` applies a person's temporary
+overrides to the policy and `impose` the portfolio's latch to an account's state, both
+as plain values before a step.
+
 The engine decides; what it says about a decision is written by `wording` from the
 decision's fields.
 """
