@@ -58,6 +58,8 @@ class AccountConfig(BaseModel):
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preset: Literal["conservative", "moderate", "aggressive"] | None = None
     sim: SimSettings = SimSettings()
+    stream: bool | None = None
+    """Follow the venue's mark prices between polls; None: where ccxt has the stream (see stream.py)."""
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
@@ -408,6 +410,8 @@ def _account_problems(settings: Settings) -> list[str]:
     for name, account in settings.accounts.items():
         if not ACCOUNT_NAME.match(name):
             problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
+        if account.stream and account.market == "spot":
+            problems.append(f"accounts.{name}.stream: the mark-price stream follows futures positions; a spot account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):

@@ -88,6 +88,10 @@ class EventKind(StrEnum):
     CONFIG_REFUSED = "config_refused"
     OVERRIDE = "override"
     OVERRIDE_ENDED = "override_ended"
+    STREAM_BREACH = "stream_breach"
+    STREAM_UNCONFIRMED = "stream_unconfirmed"
+    STREAM_DOWN = "stream_down"
+    STREAM_UP = "stream_up"
 
 
 class ReadFailure(StrEnum):

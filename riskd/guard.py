@@ -18,14 +18,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from riskd import engine, portfolio, wording
 from riskd.breakers import breaker_of
 from riskd.breakers.base import base_name
-from riskd.config import AccountConfig, Settings
 from riskd.commands import overriding
-from riskd.config import PORTFOLIO
+from riskd.config import PORTFOLIO, AccountConfig, Settings
 from riskd.domain import (
     Action,
     Alert,
@@ -47,6 +46,7 @@ from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
 from riskd.redact import register
 from riskd.store import Store
+from riskd.stream import Basis, build_stream_client
 
 if TYPE_CHECKING:
     from riskd.sim import SimServer
@@ -133,6 +133,31 @@ class AccountGuard:
         a flatten that takes long on a slow exchange is working, and must not look hung."""
         moments = [moment for moment in (self.last_tick_at, self.executor.last_progress) if moment is not None]
         return max(moments, default=None)
+
+    @property
+    def overrides(self) -> dict:
+        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, if any."""
+        if self.sim is None:
+            return {}
+        from riskd.sim import ccxt_config
+
+        return ccxt_config(self.sim.url)
+
+    # --- what the mark-price stream needs (stream.py) ------------------------------
+
+    def basis(self) -> Basis | None:
+        """What a mark is judged against: the limits in force, temporary overrides
+        included (one run out is left for the next tick to end and announce); None before
+        the first good read."""
+        if self.last_snapshot is None:
+            return None
+        now = self.clock()
+        policy, _ = engine.overridden(self.policy, self.store.overrides(self.name), now)
+        return Basis(self.last_snapshot, self.store.load_state(self.name), policy.breakers, now)
+
+    def stream_client(self, symbols: tuple[str, ...]) -> Any:
+        """A ccxt.pro client for the mark prices of `symbols`, sharing the REST client's markets."""
+        return build_stream_client(self.config, self.overrides, self.adapter.client.markets, symbols)
 
     async def close(self) -> None:
         await self.adapter.close()

@@ -9,6 +9,7 @@ told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from a
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Callable, Mapping, Protocol
 
@@ -189,7 +190,22 @@ class Metrics:
                 errors.add_metric([name, str(kind)], guard.errors.get(kind, 0))
         yield from (equity, drawdown, day_pnl, exposure, state, allowed, value, breaker_limit, breached)
         yield from (duration, tick_age, read_age, errors)
+        yield from self._streams()
         yield from self._daemon_wide(now, limit)
+
+    def _streams(self):
+        """The mark-price streams (stream.py) of the accounts that have one."""
+        up = GaugeMetricFamily("riskd_stream_up", "1 while the mark-price stream delivers, 0 while riskd polls alone", labels=["account"])
+        age = GaugeMetricFamily("riskd_stream_mark_age_seconds", "Time since the stream's last mark price", labels=["account"])
+        reconnects = CounterMetricFamily("riskd_stream_reconnects", "Times the stream was opened again after failing", labels=["account"])
+        reads = CounterMetricFamily("riskd_stream_reads", "Immediate reads of the account the stream asked for", labels=["account"])
+        for name, stream in self.daemon.streams.items():
+            up.add_metric([name], float(stream.up))
+            if stream.last_mark_at is not None:
+                age.add_metric([name], time.monotonic() - stream.last_mark_at)
+            reconnects.add_metric([name], stream.reconnects)
+            reads.add_metric([name], stream.reads)
+        yield from (up, age, reconnects, reads)
 
     def _daemon_wide(self, now: datetime, limit):
         daemon = self.daemon

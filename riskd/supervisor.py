@@ -38,6 +38,7 @@ from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.notify import Notifier
 from riskd.redact import redact
 from riskd.store import Store
+from riskd.stream import MarkStream, wanted
 
 if TYPE_CHECKING:
     from riskd.sim import Simulator
@@ -75,6 +76,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.started = asyncio.Event()  # set once startup has connected every account
         self.tasks: set[asyncio.Task] = set()
+        self.streams: dict[str, MarkStream] = {}
         self.telegram = None
         self._signals: tuple[signal.Signals, ...] = ()
 
@@ -129,6 +131,7 @@ class Daemon:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
             await self._start_http()
             self._schedule()
+            self._start_streams()
             await self._announce_ready()
             await self.stopping.wait()
         finally:
@@ -227,6 +230,7 @@ class Daemon:
             await asyncio.gather(*still, return_exceptions=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        await asyncio.gather(*(stream.stop() for stream in self.streams.values()))  # each close waits 250 ms
         if self.store is not None:
             await self.deliver_alerts()
         if self.telegram is not None:
@@ -355,6 +359,31 @@ class Daemon:
         guard = self.guards[name]
         if guard.reads_trades:
             await guard.read_trades()
+
+    def _start_streams(self) -> None:
+        """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
+        for name, guard in self.guards.items():
+            if not wanted(guard.config):
+                continue
+            stream = MarkStream(
+                name,
+                connect=guard.stream_client,
+                basis=guard.basis,
+                read=lambda name=name: self.read_now(name),
+                report=lambda event, alert: self.store.record_event(event, self.clock(), alert),
+                hold=lambda: self.settings.poll_interval,
+            )
+            stream.start()
+            self.streams[name] = stream
+
+    async def read_now(self, name: str) -> StepResult | None:
+        """A tick at once, asked for by the mark stream; tracked like a scheduled one (None once stopping)."""
+        if self.stopping.is_set():
+            return None
+        task = asyncio.create_task(self.tick(name))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return await task
 
     async def process_commands(self) -> None:
         """Carry out commands queued in the database by the CLI or another transport."""

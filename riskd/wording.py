@@ -280,3 +280,29 @@ def http_failed(where: str, problem: str) -> str:
 
 def config_refused(error: object) -> str:
     return f"riskd refused the new configuration and keeps the previous one:\n{error}"
+
+
+# --- the mark-price stream -------------------------------------------------------------
+
+
+def stream_breach(reason: str, more: int) -> str:
+    """A breach seen at the stream's mark prices: a suspicion, read from the account before anything is done."""
+    text = f"at the stream's mark prices {reason}; reading the account to confirm"
+    return f"{text} (and {more} more)" if more else text
+
+
+def stream_unconfirmed(read_failed: bool, keys: list[str], hold: timedelta) -> str:
+    """A breach the stream saw that the account's own read did not show, left to the polls."""
+    why = "the read of the account failed" if read_failed else "the account's own figures do not show it"
+    return f"not acted on: {why} ({', '.join(keys)}); left to the polls for {format_duration(hold)}"
+
+
+def stream_down(problem: str) -> str:
+    return (
+        f"The mark-price stream is down ({problem}). riskd guards the account by polling alone "
+        "until it is back, and keeps reconnecting."
+    )
+
+
+def stream_up() -> str:
+    return "The mark-price stream is back: crashes are seen between polls again."

@@ -90,7 +90,8 @@ class EventRecord:
     id: int
     at: datetime
     account: str
-    kind: EventKind
+    kind: EventKind | str
+    """An `EventKind`; a kind this version does not know (written by a newer riskd) stays as text."""
     breaker: str | None
     severity: Severity
     message: str
@@ -102,12 +103,15 @@ class EventRecord:
             id=row["id"],
             at=decode_time(row["at"]),
             account=row["account"],
-            kind=EventKind(row["kind"]),
+            kind=EventKind(row["kind"]) if row["kind"] in KNOWN_KINDS else row["kind"],
             breaker=row["breaker"],
             severity=Severity(row["severity"]),
             message=row["message"] or "",
             data=frozen_mapping(json.loads(row["data"]) if row["data"] else {}),
         )
+
+
+KNOWN_KINDS = frozenset(EventKind)
 
 
 @dataclass(frozen=True, slots=True)

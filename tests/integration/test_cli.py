@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from riskd.cli import HANDLERS, parser
@@ -20,17 +18,7 @@ from riskd.demo import run_demo
 from riskd.sim import ccxt_config
 from tests.timing import limit
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A scratch folder holding a copy of the shipped config.yaml, and no RISKD_ variables."""
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in list(os.environ):
-        if name.startswith("RISKD_"):
-            monkeypatch.delenv(name)
-    return tmp_path
+from .conftest import ROOT
 
 
 def riskd(workdir: Path, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -10,13 +10,10 @@ import pytest
 import yaml
 
 from riskd import commands
-from riskd.config import load_settings
 from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, TradingState
+from riskd.sim import ccxt_config
 
-from riskd.sim import SimServer, Simulator, ccxt_config
-from riskd.supervisor import Daemon
-
-from .conftest import BTC, started, tick
+from .conftest import BTC, demo, tick
 
 
 def place_bids(sim, count: int, start: int = 0) -> list[str]:
@@ -33,7 +30,9 @@ def open_ids(sim) -> list[str]:
 
 
 @pytest.mark.parametrize("action", ["cancel", "halt"])
-async def test_a_bot_opening_its_21st_order_is_cancelled_or_halted_as_configured(configure, exchange, clock, action):
+async def test_a_bot_opening_its_21st_order_is_cancelled_or_halted_as_configured(
+    configure, exchange, clock, action, started,
+):
     sim = exchange.simulator
     config = configure(live=True, breakers={"open_orders": {"limit": 20, "action": action}})
     daemon = await started(config, clock, ticks=1)
@@ -57,10 +56,9 @@ async def test_a_bot_opening_its_21st_order_is_cancelled_or_halted_as_configured
     else:
         assert open_ids(sim) == stops  # every order that could add exposure went; the take-profits stay
         assert state.trading_state is TradingState.HALTED
-    await daemon.shutdown()
 
 
-async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_on(configure, exchange, clock):
+async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_on(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=True, breakers={"order_size": {"limit": "1000 USDT"}}), clock, ticks=1)
     kept = open_ids(sim)
@@ -70,10 +68,9 @@ async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_
     assert [action.kind for action in result.actions] == [ActionKind.CANCEL_ORDERS]
     assert open_ids(sim) == [*kept, "small"]
     assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
-    await daemon.shutdown()
 
 
-async def test_an_override_expires_on_time_across_a_restart(configure, exchange, clock):
+async def test_an_override_expires_on_time_across_a_restart(configure, exchange, clock, started):
     config = configure(live=True, breakers={"daily_loss": {"limit": "5%"}})
     daemon = await started(config, clock, ticks=1)
     asked = LimitOverride("daily_loss", "8%", timedelta(hours=2))
@@ -84,14 +81,14 @@ async def test_an_override_expires_on_time_across_a_restart(configure, exchange,
     assert "daily_loss's limit is 8.0% until 2026-03-02 14:00 UTC" in daemon.store.command(ids[0]).result
     await tick(daemon, clock)
     assert daily_loss_limit(daemon) == pytest.approx(0.08)
-    await daemon.shutdown()
+    await started.stop(daemon)
 
     clock.advance(2 * 3600 - 60)  # riskd is down; a minute before the override runs out it starts again
     daemon = await started(config, clock, ticks=1)
     assert daily_loss_limit(daemon) == pytest.approx(0.08)
     await tick(daemon, clock, seconds=30)  # 14:00:00, ten seconds before it runs out
     assert daily_loss_limit(daemon) == pytest.approx(0.08)
-    await daemon.shutdown()
+    await started.stop(daemon)
 
     clock.advance(30)  # down again as it runs out
     daemon = await started(config, clock, ticks=1)
@@ -105,14 +102,34 @@ async def test_an_override_expires_on_time_across_a_restart(configure, exchange,
     await tick(daemon, clock)
     ended = [event for event in daemon.store.events("main", 50) if event.kind is EventKind.OVERRIDE_ENDED]
     assert len(ended) == 1  # announced once, not at every tick after
-    await daemon.shutdown()
+
+
+async def test_the_mark_stream_judges_against_the_overridden_limits_and_every_ladder_level(
+    configure, exchange, clock, started,
+):
+    ladder = {"levels": [{"limit": "5%", "action": "reduce"}, {"limit": "10%", "action": "flatten"}]}
+    config = configure(live=True, breakers={"daily_loss": {"limit": "5%"}, "drawdown": ladder})
+    daemon = await started(config, clock, ticks=1)
+    guard = daemon.guards["main"]
+    assert guard.basis().breakers["daily_loss"].limit == pytest.approx(0.05)
+    commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
+                    override=LimitOverride("daily_loss", "8%", timedelta(hours=2)))
+    await daemon.process_commands()
+
+    basis = guard.basis()
+    assert basis.breakers["daily_loss"].limit == pytest.approx(0.08)  # as the next tick will judge it
+    assert [basis.breakers[name].limit for name in ("drawdown", "drawdown.2")] == pytest.approx([0.05, 0.10])
+    clock.advance(2 * 3600)
+    assert guard.basis().breakers["daily_loss"].limit == pytest.approx(0.05)  # run out: the configured limit again
 
 
 def daily_loss_limit(daemon) -> float:
     return next(reading.limit for reading in daemon.store.stored_state("main").readings if reading.breaker == "daily_loss")
 
 
-async def test_an_override_of_a_breaker_the_account_does_not_have_is_refused_in_words(configure, exchange, clock):
+async def test_an_override_of_a_breaker_the_account_does_not_have_is_refused_in_words(
+    configure, exchange, clock, started,
+):
     daemon = await started(configure(), clock)
     with pytest.raises(commands.Refusal, match="main has no breaker 'dailyloss' in force; it has: drawdown"):
         commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
@@ -124,7 +141,6 @@ async def test_an_override_of_a_breaker_the_account_does_not_have_is_refused_in_
         commands.submit(daemon.store, daemon.settings, CommandKind.OVERRIDE, "main", "cli", "tester", clock(),
                         override=LimitOverride("daily_loss", "800 USDC", timedelta(hours=2)))
     assert daemon.store.pending_commands() == []
-    await daemon.shutdown()
 
 
 XRP = "XRP/USDT:USDT"
@@ -139,7 +155,7 @@ def round_trip(sim, clock, change: float) -> None:
     clock.advance(5)
 
 
-async def test_three_losing_round_trips_trip_loss_streak_and_halt_the_account(configure, exchange, clock):
+async def test_three_losing_round_trips_trip_loss_streak_and_halt_the_account(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=True, breakers={"loss_streak": {"limit": 3}}), clock, ticks=1)
     await daemon.read_trades("main")
@@ -159,10 +175,11 @@ async def test_three_losing_round_trips_trip_loss_streak_and_halt_the_account(co
     income = [entry for entry in sim.requests if entry["path"] == "/fapi/v1/income"]
     assert len(income) == 4 and all(entry["params"].get("incomeType") == "REALIZED_PNL" for entry in income)
     assert all("startTime" in entry["params"] for entry in income)  # read from the last trade known, not all again
-    await daemon.shutdown()
 
 
-async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never_delays_a_tick(configure, exchange, clock):
+async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never_delays_a_tick(
+    configure, exchange, clock, started,
+):
     sim = exchange.simulator
     daemon = await started(configure(live=True, breakers={"loss_streak": {"limit": 3}}), clock, ticks=1)
     round_trip(sim, clock, -0.01)
@@ -178,7 +195,6 @@ async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never
     result = await tick(daemon, clock)
     assert next(r for r in result.readings if r.breaker == "loss_streak").value == 1  # judged on what was known
     assert income_reads(sim) == asked  # the tick itself reads no history
-    await daemon.shutdown()
 
 
 def income_reads(sim) -> int:
@@ -186,13 +202,8 @@ def income_reads(sim) -> int:
 
 
 @pytest.fixture
-async def two_exchanges(clock):
-    servers = [SimServer(Simulator.demo(seed=seed, clock=clock.epoch, volatility=0)) for seed in (7, 8)]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
+async def two_exchanges(clock, serve):
+    return [await serve(demo(clock, seed=seed)) for seed in (7, 8)]
 
 
 def two_accounts(tmp_path, monkeypatch, servers, **portfolio) -> str:
@@ -214,11 +225,12 @@ def two_accounts(tmp_path, monkeypatch, servers, **portfolio) -> str:
     return str(path)
 
 
-async def test_a_two_account_portfolio_breach_acts_on_both_accounts(tmp_path, monkeypatch, two_exchanges, clock):
+async def test_a_two_account_portfolio_breach_acts_on_both_accounts(
+    tmp_path, monkeypatch, two_exchanges, clock, started,
+):
     monkeypatch.chdir(tmp_path)
     rules = {"breakers": {"drawdown": {"limit": "2%", "confirm": 1, "action": "flatten"}}}
-    daemon = Daemon(load_settings(two_accounts(tmp_path, monkeypatch, two_exchanges, **rules)), clock=clock)
-    await daemon.startup()
+    daemon = await started(two_accounts(tmp_path, monkeypatch, two_exchanges, **rules), clock)
     for name in ("alpha", "beta"):
         await daemon.tick(name)
     quiet = await daemon.check_portfolio()
@@ -241,4 +253,3 @@ async def test_a_two_account_portfolio_breach_acts_on_both_accounts(tmp_path, mo
         assert state.reason.startswith("portfolio: drawdown")
     events = [(event.account, event.kind) for event in daemon.store.events(None, 100)]
     assert ("portfolio", EventKind.BREACH) in events
-    await daemon.shutdown()

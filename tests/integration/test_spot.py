@@ -18,7 +18,7 @@ from riskd import commands
 from riskd.domain import CommandKind, Side, TradingState
 from riskd.sim import ccxt_config
 
-from .conftest import started, tick
+from .conftest import tick
 
 BTC, ETH, SOL, BNB = "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"
 ORDER_PATH = "/api/v3/order"
@@ -129,7 +129,7 @@ async def test_spot_prices_follow_the_same_market_as_futures(client, exchange):
 
 # --- the guardian on a spot account ------------------------------------------------------
 
-async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock):
+async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
     snapshot = daemon.guards["main"].last_snapshot
@@ -147,10 +147,9 @@ async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_no
     assert {e["path"] for e in sim.requests} == {
         "/api/v3/exchangeInfo", "/api/v3/account", "/api/v3/openOrders", "/api/v3/ticker/24hr",
     }  # spot markets only: no futures exchangeInfo, no margin pairs from /sapi
-    await daemon.shutdown()
 
 
-async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure, exchange, clock):
+async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
 
@@ -177,10 +176,9 @@ async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_or
 
     await tick(daemon, clock)  # flat and halted: nothing more to do
     assert len(spot_orders_sent(sim)) == 3
-    await daemon.shutdown()
 
 
-async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, clock):
+async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=False, market="spot"), clock, ticks=1)
     sim.move(-0.20)
@@ -193,10 +191,9 @@ async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, c
     would = [a for a in daemon.store.actions("main", 100) if a.kind == "order"]
     assert {(a.symbol, a.side, a.amount) for a in would} >= {(BTC, "sell", 0.05), (ETH, "sell", 1.5), (SOL, "sell", 40)}
     assert all(a.status == "dry_run" for a in would)
-    await daemon.shutdown()
 
 
-async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, exchange, clock):
+async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
     commands.submit(daemon.store, daemon.settings, CommandKind.FREEZE, "main", "cli", "tester", clock(), reason="test")
@@ -217,10 +214,9 @@ async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, excha
     sells = {(e["params"]["symbol"], e["params"]["side"], e["params"]["quantity"]) for e in spot_orders_sent(sim)}
     assert sells == {("BTCUSDT", "SELL", "0.00999"), ("XRPUSDT", "SELL", "99.9")}
     assert not any("reduceOnly" in e["params"] for e in spot_orders_sent(sim))
-    await daemon.shutdown()
 
 
-async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure, exchange, clock):
+async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure, exchange, clock, started):
     sim = exchange.simulator
     sim.spot.deposit("ADA", "0.05")  # below ADA's 0.1 step: no order can sell it
     sim.spot.deposit("LINK", "0.2")  # a valid step, but 3 USDT is below the 5 USDT minimum notional
@@ -239,4 +235,3 @@ async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_
     assert [a.status for a in actions if a.kind == "flatten"] == ["done"]
     assert not [a for a in actions if a.kind == "close" or a.status in ("failed", "unconfirmed")]
     assert not [row for row in daemon.store.alerts() if "Could not confirm" in row.text]
-    await daemon.shutdown()

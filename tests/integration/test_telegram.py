@@ -15,7 +15,6 @@ import logging
 import sqlite3
 import time
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -32,32 +31,17 @@ from riskd.units import format_money
 from tests.fakes.telegram_api import FakeTelegram, group_chat, user
 from tests.timing import limit
 
+from .conftest import Clock, orders_sent
+
 TOKEN = "700001:AAH-riskd-test-token_0123456789abcdefXYZ"
 ALICE, BOB, MALLORY = user(1001, "alice"), user(1002, "bob"), user(6666, "mallory")
 DESK = group_chat(-100777)
-ORDER_PATH = "/fapi/v1/order"
-
-
-class Clock:
-    """The daemon's clock: real time passing from a fixed start, plus whatever a test adds."""
-
-    def __init__(self) -> None:
-        self.start, self.origin = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc), time.monotonic()
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.origin) + self.offset
-
-    def epoch(self) -> float:
-        return self().timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    """Here real time passes on the clock too."""
+    return Clock(real_time=True)
 
 
 @pytest.fixture
@@ -134,10 +118,6 @@ def sim_of(daemon: Daemon):
     return daemon.simulator("demo")
 
 
-def orders_sent(sim) -> list[dict]:
-    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == ORDER_PATH]
-
-
 def stored(daemon: Daemon) -> Store:
     """The daemon's database, also after it has stopped."""
     return Store(daemon.settings.database)
@@ -180,7 +160,8 @@ async def test_a_strangers_flatten_does_nothing_gets_no_answer_and_warns_the_own
         await api.command("/flatten demo", MALLORY)
         await api.command("/flatten", MALLORY)
         warning = await api.wait_for(to(ALICE, "ignored a command", "mallory"))
-        await asyncio.sleep(0.5)  # time for a second warning or an answer, were either to come
+        await api.settled(ALICE)  # both commands handled: an answer to either would have been sent
+        await outbox_drained(daemon)  # and a second warning, were one raised, delivered
 
     assert api.said(MALLORY["id"]) == []
     assert [text for text in api.said(ALICE["id"]) if "ignored a command" in text] == [warning["text"]]
@@ -199,7 +180,7 @@ async def test_in_a_group_only_administrators_are_obeyed_unless_users_are_listed
         await api.command("/status@riskd_test_bot", ALICE, DESK)
         await api.wait_for(to(DESK, "demo", "State"))
         await api.command("/status@another_bot", MALLORY, DESK)
-        await asyncio.sleep(0.3)
+        await api.settled(ALICE, DESK)  # handled, and an answer to it would have been sent
 
     assert len([text for text in api.said(DESK["id"]) if "State" in text]) == 1
     rows = commands_table(daemon)
@@ -215,7 +196,7 @@ async def test_riskd_guards_while_telegram_is_down_at_start_and_the_bot_comes_up
         assert time.monotonic() - started < 0.1
         result = await daemon.tick("demo")
         assert result.state.last_equity is not None
-        await asyncio.sleep(0.3)
+        await api.answered("getMe", count=2)  # refused, and tried again after the backoff
         assert not daemon.telegram.application.updater.running
 
         api.heal()
@@ -391,7 +372,7 @@ async def test_through_502s_and_429s_alerts_arrive_later_in_order_and_the_flatte
         daemon.store.record_event(
             Event("demo", "test", "before"), clock(), Alert("demo", Severity.WARNING, "test", "an alert before the crash"),
         )
-        await asyncio.sleep(0.2)  # the sender is now stuck on a 502 that takes 1.5 s to come
+        await api.in_flight("sendMessage")  # the sender is now stuck on a 502 that takes 1.5 s to come
         sim = sim_of(daemon)
         sim.move(-0.20)
         started = time.monotonic()
@@ -420,7 +401,7 @@ async def test_alerts_pending_at_shutdown_are_delivered_after_a_restart_marked_l
         await daemon.tick("demo")
         sim_of(daemon).move(-0.20)
         await daemon.tick("demo")
-        await asyncio.sleep(0.3)
+        await api.answered("sendMessage")  # tried, and refused
     pending = [row for row in Store(settings.database).alerts(100) if row.status == "pending"]
     assert pending and api.messages == []
 
@@ -464,7 +445,7 @@ async def test_a_hanging_telegram_cannot_hold_up_a_stop(configure, api, clock):
     async with running(configure(timeout="10s"), clock) as daemon:
         api.fail(502, latency=60)  # every call now hangs for a minute
         daemon.store.record_event(Event("demo", "test", "x"), clock(), Alert("demo", Severity.CRITICAL, "test", "x"))
-        await asyncio.sleep(0.3)  # the alert job is stuck sending it
+        await api.in_flight("sendMessage")  # the alert job is stuck sending it
         daemon.stop()
         stopping = time.monotonic()
     assert time.monotonic() - stopping < limit(2 * STOP_LIMIT + 1)

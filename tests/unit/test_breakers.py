@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from riskd.breakers import BREAKERS, BreakerConfig, Context
 from riskd.domain import Reading, Status
 
-from .factories import context, position, seconds_ago, snapshot, state
+from tests.factories import context, position, seconds_ago, snapshot, state
 
 ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]

@@ -25,7 +25,7 @@ from riskd.domain import (
 )
 from riskd.engine import Policy, apply_command, step
 
-from .factories import (
+from tests.factories import (
     NOW,
     TODAY,
     command,

@@ -23,7 +23,7 @@ from riskd.domain import (
 )
 from riskd.engine import apply_command, overridden, step
 
-from .factories import NOW, command, context, order, policy, position, snapshot, state, watched_state
+from tests.factories import NOW, command, context, order, policy, position, snapshot, state, watched_state
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

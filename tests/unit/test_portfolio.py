@@ -11,7 +11,7 @@ from riskd.breakers import BREAKERS, Context
 from riskd.domain import ActionKind, Status, TradingState
 from riskd.engine import Policy, impose, step
 
-from .factories import NOW, latch, order, policy, position, snapshot, state, watched_state
+from tests.factories import NOW, latch, order, policy, position, snapshot, state, watched_state
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDC:USDC"
 VENUES = {"alpha": "binanceusdm", "beta": "bybit"}

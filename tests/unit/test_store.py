@@ -34,7 +34,7 @@ from riskd.domain import (
 from riskd.engine import apply_command, step
 from riskd.store import OrderKind, OutboxAlert, Store
 
-from .factories import (
+from tests.factories import (
     NOW,
     TODAY,
     alert,
@@ -115,6 +115,16 @@ def test_an_outside_event_and_its_alert_are_written_together_or_not_at_all(store
 
     assert len(store.events()) == 1
     assert texts(store.alerts()) == ["could not close BTC"]
+
+
+def test_an_event_kind_this_version_does_not_know_is_read_as_its_text(store):
+    """A database a newer riskd wrote must not make `riskd events` fail after a downgrade."""
+    store.record_event(event("action_unconfirmed"), NOW)
+    store.db.table("events").insert({"at": NOW.isoformat(), "account": "main", "kind": "hook_failed", "severity": "warning", "message": "later"})
+
+    kinds = [record.kind for record in store.events()]
+
+    assert kinds == [EventKind.ACTION_UNCONFIRMED, "hook_failed"]
 
 
 # --- account state ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from riskd import wording
 from riskd.domain import CommandKind, Remedy, TradingState
 
-from .factories import order, position, snapshot
+from tests.factories import order, position, snapshot
 
 REASON = "drawdown 15.0% is past the limit of 10.0%"
 HALTED = TradingState.HALTED
@@ -149,3 +149,26 @@ def test_figures_are_one_line_with_units():
     read = snapshot(9_500, [position(notional=2_000)], orders=[order("o1")])
 
     assert wording.figures(read) == "equity 9,500.00 USDT, gross 2,000.00 USDT, 1 position(s), 1 order(s)"
+
+
+# --- the mark-price stream ---------------------------------------------------------------
+
+
+def test_a_breach_on_the_stream_is_a_suspicion_that_says_the_account_is_read_first():
+    assert wording.stream_breach(REASON, 0) == f"at the stream's mark prices {REASON}; reading the account to confirm"
+    assert wording.stream_breach(REASON, 2).endswith("reading the account to confirm (and 2 more)")
+
+
+def test_an_unconfirmed_stream_breach_says_why_and_for_how_long_the_polls_judge_it():
+    refuted = wording.stream_unconfirmed(False, ["drawdown", "leverage"], timedelta(seconds=10))
+    failed = wording.stream_unconfirmed(True, ["drawdown"], timedelta(minutes=5))
+
+    assert "the account's own figures do not show it (drawdown, leverage)" in refuted and "left to the polls for 10s" in refuted
+    assert "the read of the account failed (drawdown)" in failed and "for 5m" in failed
+
+
+def test_the_stream_down_and_back_alerts_carry_no_account_tag():
+    down, up = wording.stream_down("no mark price for 10 s"), wording.stream_up()
+
+    assert "(no mark price for 10 s)" in down and "polling alone" in down and "stream is back" in up
+    assert not down.startswith("[") and not up.startswith("[")

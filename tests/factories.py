@@ -6,11 +6,16 @@ Every argument has a default, so a test names only what it is about:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Iterable
 
-from riskd.breakers import Context
-from riskd.domain import AccountState, Order, Position, Side, Snapshot
+from riskd.breakers import BREAKERS, Context
+from riskd.breakers.base import level_name
+from riskd.domain import (
+    AccountState, Alert, Command, CommandKind, Event, Latch, Order, Position, Severity, Side, Snapshot, TradingState,
+    frozen_mapping,
+)
+from riskd.engine import Policy
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 """The fixed time every test runs at; breakers never read a clock."""
@@ -114,13 +119,6 @@ def seconds_ago(seconds: float) -> datetime:
 
 
 # --- values for the engine and the store -------------------------------------------
-
-from datetime import time  # noqa: E402
-
-from riskd.breakers import BREAKERS  # noqa: E402
-from riskd.breakers.base import level_name  # noqa: E402
-from riskd.domain import Alert, Command, CommandKind, Event, Latch, Severity, TradingState, frozen_mapping  # noqa: E402
-from riskd.engine import Policy  # noqa: E402
 
 TODAY = datetime(2025, 3, 1, tzinfo=UTC)
 """The start of NOW's trading day at the default reset time, 00:00 UTC."""
