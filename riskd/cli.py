@@ -27,8 +27,8 @@ from riskd.commands import (
     Shown,
     Verb,
     events,
+    overview,
     report,
-    status,
     submit,
     wait_for,
 )
@@ -205,7 +205,7 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, arguments: argparse.Namespace) -> int:
-    table = messages.status_table(status(Store(settings.database), settings), utcnow())
+    table = messages.status_table(overview(Store(settings.database), settings), utcnow())
     if table:
         print(table)
     return 0

@@ -95,7 +95,7 @@ LIMIT = Argument("LIMIT", "the limit for the while, written as in config.yaml: 8
 LASTING = Argument("DURATION", "how long, such as 2h; at most 7d", required=True)
 
 CATALOGUE = (
-    Verb("status", "every account: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
+    Verb("status", "every account, then the portfolio: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
     Verb("events", "the most recent events: warnings, breaches, actions, commands", Shown.EVENTS, (COUNT,)),
     Verb("report", "today so far: equity, PnL, drawdown, breaches, orders; 24 h risk figures and a stress test", Shown.REPORT),
     Verb("freeze", "halt trading: cancel open orders, refuse new exposure", Shown.OUTCOME, (ACCOUNT, REASON)),
@@ -190,6 +190,32 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
             )
         )
     return result
+
+
+def overview(store: Store, settings: Settings) -> list[AccountStatus]:
+    """Every account as last seen, then the portfolio as last judged when `portfolio:` is
+    configured (`status`): its state, summed figures in its currency, and its breakers."""
+    accounts = status(store, settings)
+    if settings.portfolio is None:
+        return accounts
+    stored = store.stored_state(PORTFOLIO)
+    state = stored.state
+    summed = AccountStatus(
+        account=PORTFOLIO,
+        exchange=f"sum of {', '.join(settings.accounts)}",
+        live=settings.live,
+        trading_state=state.trading_state,
+        reason=state.reason,
+        since=state.since,
+        updated_at=stored.updated_at,
+        equity=state.last_equity,
+        peak_equity=state.peak_equity,
+        day_start_equity=state.day_start_equity,
+        quote=settings.portfolio.currency,
+        readings=list(stored.readings),
+        day_start=state.day_start,
+    )
+    return [*accounts, summed]
 
 
 def submit(

@@ -117,13 +117,15 @@ class Daemon:
             )
 
     async def run(self, once: bool = False) -> None:
-        """Run until stopped; with `once`, do one tick per account and one command pass."""
+        """Run until stopped; with `once`, do one tick per account, one judgement of the
+        portfolio (when configured) and one command pass."""
         if not once:
             self._install_signals()  # before startup, so that a stop asked during it is obeyed
         try:
             await self.startup()
             if once:
                 await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+                await self.check_portfolio()
                 await self.process_commands()
                 await self.deliver_alerts()
                 return

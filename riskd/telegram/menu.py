@@ -50,7 +50,7 @@ def shared(name: str, example: str, run: Callable[[Session, Request], Awaitable[
 
 async def _status(session: Session, request: Request) -> Reply:
     _at_most(request, 0)
-    return Reply(messages.status(commands.status(session.store, session.settings), session.clock()), recorded="shown")
+    return Reply(messages.status(commands.overview(session.store, session.settings), session.clock()), recorded="shown")
 
 
 async def _positions(session: Session, request: Request) -> Reply:

@@ -45,6 +45,20 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
     assert re.search(r"-30% → [\d,]+\.\d\d USDT", report.stdout)  # the stress test of the open positions
 
 
+def test_status_shows_the_portfolio_after_the_accounts_once_run_has_judged_it(workdir):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + "portfolio:\n  breakers:\n    drawdown: {limit: 8%}\n")
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    status = riskd(workdir, "status")
+    assert status.returncode == 0, status.stderr
+    accounts, portfolio = status.stdout.split("portfolio (sum of demo, DRY-RUN): ACTIVE")
+    assert "demo (sim, DRY-RUN): ACTIVE" in accounts
+    assert re.search(r"equity 10,1[\d,]+\.\d\d USDT", portfolio)  # the one account's equity, summed
+    assert re.search(r"drawdown +0\.0% +8\.0% +OK", portfolio)
+    assert "no tick recorded yet" not in portfolio
+
+
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     config = workdir / "config.yaml"
     config.write_text(config.read_text().replace("limit: 10%", "limit: ten"))

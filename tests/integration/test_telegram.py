@@ -21,7 +21,7 @@ import yaml
 from pydantic import SecretStr
 
 from riskd import checks, logs
-from riskd.config import load_settings
+from riskd.config import PORTFOLIO, PortfolioSettings, load_settings
 from riskd.domain import Alert, Event, Severity, TradingState
 from riskd.store import OutboxAlert, Store
 from riskd.supervisor import Daemon
@@ -150,6 +150,22 @@ async def test_status_from_an_allowed_chat_is_answered_with_the_account_figures(
     assert (row["source"], row["who"], row["command"], row["status"]) == (
         "telegram", "user 1001 (@alice) in chat 1001", "/status", "done",
     )
+
+
+async def test_status_shows_the_portfolio_after_the_accounts(configure, api, clock):
+    portfolio = PortfolioSettings.model_validate({"breakers": {"drawdown": {"limit": "8%"}}})
+    async with running(configure().model_copy(update={"portfolio": portfolio}), clock) as daemon:
+        await daemon.tick("demo")
+        await daemon.check_portfolio()
+        equity = daemon.store.load_state(PORTFOLIO).last_equity
+        assert equity == daemon.store.load_state("demo").last_equity  # one account: the sum is its equity
+        await api.command("/status", ALICE)
+        answer = await api.wait_for(to(ALICE, "demo", "portfolio"))
+
+    accounts, portfolio = answer["text"].split("portfolio · sum of demo · DRY-RUN")
+    assert "demo" in accounts and "State: ACTIVE" in portfolio
+    assert format_money(equity, "USDT") in portfolio
+    assert "every breaker within its limits" in portfolio
 
 
 async def test_a_strangers_flatten_does_nothing_gets_no_answer_and_warns_the_owner_once(configure, api, clock):
