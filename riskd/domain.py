@@ -92,6 +92,7 @@ class EventKind(StrEnum):
     STREAM_UNCONFIRMED = "stream_unconfirmed"
     STREAM_DOWN = "stream_down"
     STREAM_UP = "stream_up"
+    REPORT = "report"
 
 
 class ReadFailure(StrEnum):
@@ -215,12 +216,18 @@ class Order:
     """The limit (or trigger) price; None for an order with neither."""
     opened_at: datetime | None = None
     """When the exchange says it was placed, when it says."""
+    contract_size: float = 1.0
+    """What one unit of `amount` is: base currency per contract, or quote for an inverse one."""
+    inverse: bool = False
 
     @property
     def notional(self) -> float | None:
-        """What the rest of the order is worth at its price, in the quote currency."""
-        amount = self.remaining if self.remaining is not None else self.amount
-        return abs(amount * self.price) if self.price else None
+        """What the rest of the order is worth at its price, in the quote currency, as a
+        position's is: amount × contract size × price (an inverse contract's size is already in it)."""
+        amount = abs(self.remaining if self.remaining is not None else self.amount) * self.contract_size
+        if self.inverse:
+            return amount
+        return amount * self.price if self.price else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +249,9 @@ class Snapshot:
     error: str | None = None
     error_kind: ReadFailure | None = None
     """Why the read failed, when `error` is set."""
+    margin_ratio: float | None = None
+    """The venue's account-level maintenance margin over margin balance (1 liquidates);
+    None where the venue reports none (spot, or a venue riskd has no profile for)."""
 
     @property
     def ok(self) -> bool:

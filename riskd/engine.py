@@ -36,6 +36,7 @@ from typing import Iterable, Mapping, assert_never
 from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, Context
 from riskd.breakers.base import MANUAL, NEXT_DAY, as_level, base_name
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import (
     AccountState,
     Action,
@@ -159,10 +160,18 @@ class _Tick:
 
 
 def step(
-    state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime, trades: TradeHistory | None = None
+    state: AccountState,
+    snapshot: Snapshot | None,
+    policy: Policy,
+    now: datetime,
+    market: MarketData = EMPTY,
+    trades: TradeHistory | None = None,
 ) -> StepResult:
     """Decide one tick for one account. Pure: the same inputs give the same result.
-    `trades` is the closed-trade history as its own job last read it, for loss_streak."""
+
+    `market` is the latest cached market data, read by the market breakers only;
+    `trades` is the closed-trade history as its own job last read it, for loss_streak.
+    """
     state = replace(state, started_at=state.started_at or now)
     tick = _Tick(state, policy, now, None)
     good = _accept(tick, snapshot)
@@ -171,10 +180,11 @@ def step(
         if any(base_name(name) == "order_rate" for name in policy.breakers):
             _follow_orders(tick, good)
         _follow_equity(tick, good)
+    context = Context(state.account, tick.state, now, good, market, trades)  # prices the positions once for every breaker
     readings = [
         as_level(reading, name)  # a ladder's level 2 of drawdown reads as drawdown.2
         for name, config in policy.breakers.items()
-        for reading in BREAKERS[base_name(name)].evaluate(Context(state.account, tick.state, now, good, trades), config)
+        for reading in BREAKERS[base_name(name)].evaluate(context, config)
     ]
     _judge(tick, readings)
     _release_latches(tick, readings)

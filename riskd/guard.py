@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from riskd import engine, portfolio, wording
 from riskd.breakers import breaker_of
 from riskd.breakers.base import base_name
+from riskd.candles import EMPTY
 from riskd.commands import overriding
 from riskd.config import PORTFOLIO, AccountConfig, Settings
 from riskd.domain import (
@@ -44,6 +45,7 @@ from riskd.domain import (
 )
 from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
+from riskd.market_data import MarketFeed
 from riskd.redact import register
 from riskd.store import Store
 from riskd.stream import Basis, build_stream_client
@@ -98,6 +100,7 @@ class AccountGuard:
     settings: Callable[[], Settings]  # read at every use: a reload swaps the settings in one place
     clock: Callable[[], datetime]
     sim: SimServer | None = None
+    market: MarketFeed | None = None  # the candles the market breakers read; None when market data is off
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_snapshot: Snapshot | None = None
     last_read: Snapshot | None = None  # the latest read, failed or not
@@ -136,12 +139,12 @@ class AccountGuard:
 
     @property
     def overrides(self) -> dict:
-        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, if any."""
+        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, in its dialect, if any."""
         if self.sim is None:
             return {}
-        from riskd.sim import ccxt_config
+        from riskd.sim import bybit, ccxt_config
 
-        return ccxt_config(self.sim.url)
+        return bybit.ccxt_config(self.sim.url) if self.config.sim.venue == "bybit" else ccxt_config(self.sim.url)
 
     # --- what the mark-price stream needs (stream.py) ------------------------------
 
@@ -180,7 +183,8 @@ class AccountGuard:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
             state = engine.impose(self.store.load_state(self.name), self._imposed())
-            result = engine.step(state, snapshot, self._policy_now(now), now, self.trades)
+            market = self.market.current if self.market is not None else EMPTY
+            result = engine.step(state, snapshot, self._policy_now(now), now, market, self.trades)
             self._record(result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -240,6 +244,20 @@ class AccountGuard:
         event = Event(self.name, EventKind.OVERRIDE_ENDED, text, override.breaker, Severity.INFO, frozen_mapping({"id": override.id}))
         self.store.end_override(override.id, now, event, Alert(self.name, Severity.INFO, alert_key(EventKind.OVERRIDE_ENDED, override.breaker), text))
         log.info("%s: %s", self.name, text)
+
+    # --- market data -------------------------------------------------------------
+
+    def wants_market(self) -> bool:
+        """Whether the last snapshot holds a symbol whose candles were never asked for."""
+        if self.market is None or self.last_snapshot is None:
+            return False
+        return self.market.wants(position.symbol for position in self.last_snapshot.positions)
+
+    async def refresh_market(self) -> None:
+        """Fetch and cache the candles of what the account holds; the next ticks read the result."""
+        if self.market is not None:
+            held = self.last_snapshot.positions if self.last_snapshot is not None else ()
+            await self.market.refresh(position.symbol for position in held)
 
     def _heartbeat(self, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""

@@ -2,13 +2,16 @@
 
 from riskd.breakers import (
     concentration,
+    correlation,
     daily_loss,
     drawdown,
     exchange_exposure,
+    flash_crash,
     gross_exposure,
     leverage,
     liquidation_distance,
     loss_streak,
+    margin_ratio,
     open_orders,
     order_rate,
     order_size,
@@ -16,16 +19,20 @@ from riskd.breakers import (
     position_loss,
     position_size,
     stale_data,
+    stress_loss,
+    var,
+    volatility_spike,
 )
 from riskd.breakers.base import Breaker, BreakerConfig, Context, base_name
 
 BREAKERS: dict[str, Breaker] = {
     module.BREAKER.name: module.BREAKER
     for module in (
-        drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, stale_data,
+        drawdown, daily_loss, position_loss, leverage, concentration, liquidation_distance, margin_ratio, stale_data,
         open_orders, order_rate, position_count, position_size, order_size, loss_streak,
         gross_exposure, exchange_exposure,
     )
+    + (var, volatility_spike, flash_crash, correlation, stress_loss)  # market risk: read the cached candles
 }
 
 PORTFOLIO_BREAKERS = ("drawdown", "daily_loss", "gross_exposure", "exchange_exposure")

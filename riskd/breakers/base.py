@@ -8,7 +8,7 @@ clock, a database or the exchange, so every edge can be tested with plain values
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Callable, ClassVar
 
@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from riskd import analytics
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import AccountState, Reading, Remedy, Snapshot, Status, TradeHistory
 from riskd.units import (
     Money,
@@ -264,8 +266,17 @@ class Context:
     state: AccountState
     now: datetime
     snapshot: Snapshot | None = None
+    market: MarketData = EMPTY
+    """The latest cached candles, for the market breakers; empty until first fetched."""
+    book: analytics.Book = field(init=False, repr=False, compare=False)
+    """The snapshot's positions priced on the whole of `market`, derived once per Context
+    (the engine builds one per tick) for every market breaker to window as it needs."""
     trades: TradeHistory | None = None
     """The closed trades read by their own job, for loss_streak; None where nothing reads them."""
+
+    def __post_init__(self) -> None:
+        positions = self.snapshot.positions if self.snapshot is not None else ()
+        object.__setattr__(self, "book", analytics.book(positions, self.market))
 
     @property
     def equity(self) -> float | None:

@@ -17,6 +17,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "leverage": {"limit": "2x"},
         "concentration": {"limit": "50%"},
         "liquidation_distance": {"limit": "25%"},
+        "margin_ratio": {"limit": "30%"},
+        "var": {"limit": "5%"},
+        "stress_loss": {"limit": "15%"},
     },
     "moderate": {
         "drawdown": {"limit": "10%"},
@@ -25,6 +28,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "leverage": {"limit": "5x"},
         "concentration": {"limit": "150%"},
         "liquidation_distance": {"limit": "10%"},
+        "margin_ratio": {"limit": "50%"},
+        "var": {"limit": "10%"},
+        "stress_loss": {"limit": "25%"},
     },
     "aggressive": {
         "drawdown": {"limit": "20%"},
@@ -33,6 +39,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "leverage": {"limit": "10x"},
         "concentration": {"limit": "300%"},
         "liquidation_distance": {"limit": "5%"},
+        "margin_ratio": {"limit": "70%"},
+        "var": {"limit": "20%"},
+        "stress_loss": {"limit": "40%"},
     },
 }
-"""Each preset's limits, by breaker; every other setting keeps the breaker's default."""
+"""Each preset's limits, by breaker; every other setting keeps the breaker's default. The
+market-condition breakers (flash_crash, volatility_spike, correlation) say how the market
+moves, not how much loss an account accepts, so no preset changes them."""

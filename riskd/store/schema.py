@@ -158,6 +158,18 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 
 
 def _migration_3(db: sqlite_utils.Database) -> None:
+    """The OHLCV cache of the market breakers: one row per account, symbol, timeframe and
+    candle open time (epoch ms), so a refresh rewrites the candle that was still open."""
+    db.table("candles").create(
+        {
+            "account": str, "symbol": str, "timeframe": str, "time": int,
+            "open": float, "high": float, "low": float, "close": float, "volume": float,
+        },
+        pk=("account", "symbol", "timeframe", "time"),
+    )
+
+
+def _migration_4(db: sqlite_utils.Database) -> None:
     """Temporary overrides of a breaker's limit: each with who set it, why and until when,
     kept after it ends (`ended_at`) so that a restart neither loses nor repeats one."""
     db.table("overrides").create(
@@ -170,7 +182,7 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.table("overrides").create_index(["account", "ended_at"])
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -3,9 +3,11 @@ API and real files; its exit status is the answer."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
+import yaml
 
 from riskd import checks
 from riskd.cli import HANDLERS, TROUBLE, parser
@@ -44,6 +46,22 @@ def test_check_prints_the_limits_in_force_after_the_preset_and_overrides(workdir
     assert "    leverage: 5.00x → reduce 50.0%" in out  # written in config.yaml, so it beats the preset's 2x
 
 
+def test_check_prints_the_venue_understood_then_the_preset_limits_of_the_market_breakers(workdir, capsys):
+    config = workdir / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["accounts"]["demo"]["preset"] = "conservative"
+    for name in ("margin_ratio", "var", "stress_loss"):  # left to the preset
+        del document["breakers"][name]
+    config.write_text(yaml.safe_dump(document))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert out.index("  venue profile: Binance USDⓈ-M") < out.index("  limits (preset conservative):")
+    assert "    margin_ratio: 30.0% → reduce 50.0% (warns at 24.0%, confirm 2, resume 60m)" in out
+    assert "    var: 5.0% → alert (warns at 4.0%" in out
+    assert "    stress_loss: 15.0% → alert (warns at 12.0%" in out
+    assert "    flash_crash: 10.0% → halt (warns at 8.0%, confirm 2, resume 30m)" in out  # no preset names it
+
+
 def test_check_prints_the_portfolio_limits(workdir, capsys):
     config = workdir / "config.yaml"
     config.write_text(config.read_text() + "portfolio:\n  breakers:\n    daily_loss: {limit: 1500 USDT}\n    gross_exposure: {}\n")
@@ -52,6 +70,28 @@ def test_check_prints_the_portfolio_limits(workdir, capsys):
     assert "portfolio: every account summed in USDT; limits:" in out
     assert "    daily_loss: 1,500.00 USDT → halt (warns at 1,200.00 USDT, confirm 2, resume next_day)" in out
     assert "    gross_exposure: 3.00x → reduce 50.0%" in out
+
+
+def test_check_says_what_riskd_understood_of_each_account(workdir, capsys):
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  market: futures (guessed: `market` is not set)" in out
+    assert "  venue profile: Binance USDⓈ-M" in out
+    assert re.search(r"  equity 10,\d{3}\.\d\d USDT from totalMarginBalance \(every margin asset", out)
+    assert "  collateral counted: USDT" in out
+    assert re.search(r"  margin ratio: \d+\.\d\d% \(maintenance margin / margin balance\)", out)
+    assert "  position mode: one-way" in out
+
+
+def test_check_on_the_bybit_dialect_warns_in_words_where_it_cannot_measure(workdir, capsys):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("      seed: 7\n", "      seed: 7\n      venue: bybit\n"))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  venue profile: Bybit" in out and "  margin mode: unified" in out
+    assert re.search(r"  equity 10,\d{3}\.\d\d USDT from totalMarginBalance \(every collateral coin at its haircut", out)
+    assert "  position mode: one-way (as the open positions show)" in out
+    assert "  warning: no liquidation price for BTC/USDT:USDT, SOL/USDT:USDT; liquidation_distance cannot measure them" in out
 
 
 def test_an_env_file_others_can_read_is_a_warning(workdir, capsys):

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from riskd import commands
-from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, TradingState
+from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, Status, TradingState
 from riskd.sim import ccxt_config
 
-from .conftest import BTC, demo, tick
+from .conftest import BTC, MARKETS, demo, tick
 
 
 def place_bids(sim, count: int, start: int = 0) -> list[str]:
@@ -58,9 +58,10 @@ async def test_a_bot_opening_its_21st_order_is_cancelled_or_halted_as_configured
         assert state.trading_state is TradingState.HALTED
 
 
-async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_on(configure, exchange, clock, started):
+async def test_an_order_over_the_size_limit_is_cancelled_and_the_account_trades_on(configure, exchange, clock, started, venue):
     sim = exchange.simulator
-    daemon = await started(configure(live=True, breakers={"order_size": {"limit": "1000 USDT"}}), clock, ticks=1)
+    config = configure(live=True, market=MARKETS[venue], breakers={"order_size": {"limit": "1000 USDT"}})
+    daemon = await started(config, clock, ticks=1)
     kept = open_ids(sim)
     sim.place_order(BTC, "BUY", "0.01", "LIMIT", "30000", client_order_id="small")  # 300 USDT
     sim.place_order(BTC, "BUY", "0.1", "LIMIT", "30000", client_order_id="big")  # 3,000 USDT
@@ -195,6 +196,18 @@ async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never
     result = await tick(daemon, clock)
     assert next(r for r in result.readings if r.breaker == "loss_streak").value == 1  # judged on what was known
     assert income_reads(sim) == asked  # the tick itself reads no history
+
+
+async def test_on_bybit_loss_streak_says_in_words_that_it_cannot_tell(configure, exchange, clock, started):
+    config = configure(live=True, market="bybit", breakers={"loss_streak": {"limit": 3}})
+    daemon = await started(config, clock, ticks=1)
+    round_trip(exchange.simulator, clock, -0.01)
+    await daemon.read_trades("main")
+    result = await tick(daemon, clock)
+    streak = next(r for r in result.readings if r.breaker == "loss_streak")
+    assert streak.status is Status.NO_DATA and streak.value is None
+    assert "riskd reads realized PnL only from a Binance futures account's income history" in streak.reason
+    assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
 
 
 def income_reads(sim) -> int:

@@ -258,6 +258,20 @@ def test_the_moderate_preset_is_the_shipped_defaults():
         assert BREAKERS[name].config.model_validate(fields) == BREAKERS[name].config(), name
 
 
+def test_a_preset_that_says_nothing_of_a_breaker_leaves_its_defaults(monkeypatch, tmp_path):
+    from riskd.breakers.presets import PRESETS
+
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "bold")
+    settings = load_settings(write(tmp_path, PRESETS_AND_LADDERS))
+    sections = settings.breaker_sections("main")
+    assert "flash_crash" not in PRESETS["conservative"]
+    assert BREAKERS["flash_crash"].config.model_validate(sections["flash_crash"]) == BREAKERS["flash_crash"].config()
+    in_force = settings.breakers_for("main")
+    assert in_force["margin_ratio"].limit == pytest.approx(0.3) and in_force["var"].limit == pytest.approx(0.05)
+    assert in_force["stress_loss"].limit == pytest.approx(0.15)
+
+
 def test_every_preset_is_valid_and_the_three_climb_in_risk():
     from riskd.breakers.presets import PRESETS
 
@@ -392,8 +406,9 @@ def test_the_stream_follows_its_setting_and_is_on_by_default_where_ccxt_has_it(m
           quiet: {exchange: bybit, stream: false}
           coins: {exchange: binance, market: spot}
           paper: {exchange: sim}
+          paper_bybit: {exchange: sim, sim: {venue: bybit}}
         """))
     assert settings.accounts["main"].stream is None
     assert {name: wanted(account) for name, account in settings.accounts.items()} == {
-        "main": True, "quiet": False, "coins": False, "paper": True,
+        "main": True, "quiet": False, "coins": False, "paper": True, "paper_bybit": False,
     }

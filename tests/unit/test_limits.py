@@ -347,7 +347,7 @@ def trades(*pnls: float, symbol: str = BTC, start=NOW - timedelta(hours=1)) -> T
 
 
 def streak_of(history: TradeHistory | None, current=None, **fields) -> Reading:
-    inputs = Context("main", current or state(), NOW, snapshot(), history)
+    inputs = Context("main", current or state(), NOW, snapshot(), trades=history)
     return only(BREAKERS["loss_streak"].evaluate(inputs, configure("loss_streak", **fields)))
 
 
@@ -377,10 +377,10 @@ def test_without_a_read_of_the_trade_history_loss_streak_says_it_cannot_tell():
 
 def test_a_streak_that_halts_the_account_is_acted_on_once_and_a_resume_starts_it_afresh():
     rules = policy(loss_streak={"limit": 3, "resume": "1h"})
-    tripped = step(watched_state(), snapshot(), rules, NOW, trades(-1, -2, -3))
+    tripped = step(watched_state(), snapshot(), rules, NOW, trades=trades(-1, -2, -3))
     assert tripped.state.trading_state is HALTED
     assert tripped.state.losses_counted_from == NOW
-    after = step(tripped.state, snapshot(), rules, NOW + TICK, trades(-1, -2, -3))
+    after = step(tripped.state, snapshot(), rules, NOW + TICK, trades=trades(-1, -2, -3))
     assert only([r for r in after.readings if r.breaker == "loss_streak"]).value == 0
     assert after.actions == ()
     resumed = apply_command(after.state, command(CommandKind.RESUME), snapshot(), rules, NOW + 2 * TICK)
@@ -389,5 +389,5 @@ def test_a_streak_that_halts_the_account_is_acted_on_once_and_a_resume_starts_it
 
 def test_a_loss_streak_that_only_alerts_keeps_counting():
     rules = policy(loss_streak={"limit": 3, "action": "alert"})
-    result = step(watched_state(), snapshot(), rules, NOW, trades(-1, -2, -3))
+    result = step(watched_state(), snapshot(), rules, NOW, trades=trades(-1, -2, -3))
     assert result.state.losses_counted_from is None
