@@ -12,14 +12,17 @@ import os
 import re
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from riskd.breakers import BREAKERS, BreakerConfig
-from riskd.units import Duration
+from riskd.breakers import BREAKERS, PORTFOLIO_BREAKERS, BreakerConfig
+from riskd.breakers.base import level_name
+from riskd.breakers.presets import PRESETS
+from riskd.domain import HookTrigger
+from riskd.units import Duration, format_duration
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
@@ -46,6 +49,73 @@ class SimSettings(BaseModel):
     volatility: float = Field(default=0.0005, ge=0, le=0.1)
 
 
+class HookBase(BaseModel):
+    """What every hook shares: its secrets are scrubbed from whatever riskd writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def secrets(self) -> list[str]:
+        return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
+
+
+class CalledHook(HookBase):
+    """A hook called through the outbox: at which moments (all unless told), and for how long at most.
+    (`events`, not `on`: YAML reads a bare `on` as true.)"""
+
+    events: tuple[HookTrigger, ...] = tuple(HookTrigger)
+    timeout: Duration = timedelta(seconds=5)
+
+
+def _web_address(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class WebhookHook(CalledHook):
+    """A JSON POST of the event, signed with HMAC-SHA256 of the body under `secret` (from the environment)."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+class CommandHook(CalledHook):
+    """A program run with the event in environment variables, within `timeout`, up to `attempts` times."""
+
+    type: Literal["command"]
+    run: tuple[str, ...] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class LockFileHook(HookBase):
+    """A file that exists exactly while the account is not active, with the reason inside."""
+
+    type: Literal["lock_file"]
+    path: Path
+
+
+class FreqtradeHook(CalledHook):
+    """A Freqtrade bot's REST API: stopentry when reducing or halted, forceexit of every trade on
+    a flatten, and on resume `on_resume` (start or reload_config) when configured."""
+
+    type: Literal["freqtrade"]
+    url: str
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    on_resume: Literal["start", "reload_config"] | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
+"""Per hook type, the settings that come only from the environment."""
+
+
 class AccountConfig(BaseModel):
     """One exchange account that riskd guards."""
 
@@ -58,12 +128,16 @@ class AccountConfig(BaseModel):
     ccxt: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=10)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
     sim: SimSettings = SimSettings()
     stream: bool | None = None
     """Follow the venue's mark prices between polls; None: where ccxt has the stream (see stream.py)."""
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
+    hooks: dict[str, Hook] = Field(default_factory=dict)
+    dead_man_switch: Duration | None = None
+    """Opt-in: the venue cancels the account's open orders this long after riskd's last good tick."""
 
     @field_validator("quote")
     @classmethod
@@ -81,7 +155,8 @@ class AccountConfig(BaseModel):
 
     def secrets(self) -> list[str]:
         """The secret values, for scrubbing them out of any text riskd writes."""
-        return [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        own = [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        return own + [secret for hook in self.hooks.values() for secret in hook.secrets()]
 
 
 class TelegramSettings(BaseModel):
@@ -115,6 +190,22 @@ class TelegramSettings(BaseModel):
         return self.token is not None
 
 
+class AlertSettings(BaseModel):
+    """Alert channels besides Telegram: Apprise URLs (Slack, Discord, email, ntfy, Pushover,
+    Matrix, webhooks ...). The URLs hold tokens and passwords, so they come from the
+    environment only: RISKD_ALERTS__APPRISE='["ntfy://topic", "discord://id/token"]'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apprise: tuple[SecretStr, ...] = ()
+    timeout: Duration = timedelta(seconds=10)
+    backoff: Duration = timedelta(seconds=2)
+    backoff_max: Duration = timedelta(seconds=60)
+
+    def secrets(self) -> list[str]:
+        return [url.get_secret_value() for url in self.apprise]
+
+
 class HttpSettings(BaseModel):
     """The optional HTTP server (/healthz, /metrics, /v1/state). It has no authentication,
     so it listens on loopback unless told otherwise."""
@@ -124,6 +215,57 @@ class HttpSettings(BaseModel):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=9787, ge=0, le=65535)
+    token: SecretStr | None = None
+    """When set (from the environment only), `/` and `/v1/*` answer only requests that carry it."""
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+
+
+PORTFOLIO = "portfolio"
+"""The name the portfolio goes by in the database, events and commands; no account may take it."""
+
+
+class PortfolioSettings(BaseModel):
+    """Breakers on the sum of every account, in one currency, whose actions apply to every account.
+
+    `rates` is what one unit of an account's quote currency is worth in `currency` (for
+    accounts that count in another); riskd does not price them live.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = "USDT"
+    rates: dict[str, float] = Field(default_factory=dict)
+    breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("rates")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for currency, rate in value.items():
+            if not rate > 0 or rate == float("inf"):
+                raise ValueError(f"the rate of {currency} must be a finite number above zero, got {rate!r}")
+        return {currency.upper(): rate for currency, rate in value.items()}
+
+    def rate(self, quote: str) -> float | None:
+        """What one unit of `quote` is worth in the portfolio's currency; None when not known."""
+        return 1.0 if quote == self.currency else self.rates.get(quote)
+
+    def breakers_in_force(self) -> dict[str, BreakerConfig]:
+        """Each enabled portfolio breaker's configuration, a ladder's levels each under its own name."""
+        configs = {}
+        for name, section in self.breakers.items():
+            config = BREAKERS[name].config.model_validate(section)
+            if config.enabled:
+                for number, level in enumerate(config.ladder(), start=1):
+                    configs[level_name(name, number)] = level
+        return configs
 
 
 class ReportSettings(BaseModel):
@@ -180,7 +322,10 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
+    portfolio: PortfolioSettings | None = None
     telegram: TelegramSettings = TelegramSettings()
+    alerts: AlertSettings = AlertSettings()
     market_data: MarketDataSettings = MarketDataSettings()
     report: ReportSettings = ReportSettings()
 
@@ -207,14 +352,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
 
+    def breaker_sections(self, account: str) -> dict[str, dict[str, Any]]:
+        """What is written for each breaker of `account`, merged field by field: the preset
+        (the account's, else the top-level one), then `breakers`, then the account's own.
+        An opt-in breaker (a runaway-bot guard) is left out unless one of them names it."""
+        preset = PRESETS.get(self.accounts[account].preset or self.preset or "", {})
+        sections = {}
+        for name, breaker in BREAKERS.items():
+            layers = [preset.get(name), self.breakers.get(name), self.accounts[account].breakers.get(name)]
+            written = [layer for layer in layers if layer is not None]
+            if breaker.config.portfolio_only or breaker.config.opt_in and not written:
+                continue
+            sections[name] = {key: value for layer in written for key, value in layer.items()}
+        return sections
+
     def breakers_for(self, account: str) -> dict[str, BreakerConfig]:
-        """Each enabled breaker's configuration for `account`: defaults, then overrides."""
-        overrides = self.accounts[account].breakers
-        configs = {
-            name: breaker.config.model_validate({**self.breakers.get(name, {}), **overrides.get(name, {})})
-            for name, breaker in BREAKERS.items()
-        }
-        return {name: config for name, config in configs.items() if config.enabled}
+        """Each enabled breaker's configuration for `account`, a ladder's levels each under
+        its own name (`drawdown`, `drawdown.2`, ...)."""
+        configs = {}
+        for name, section in self.breaker_sections(account).items():
+            config = BREAKERS[name].config.model_validate(section)
+            if config.enabled:
+                for number, level in enumerate(config.ladder(), start=1):
+                    configs[level_name(name, number)] = level
+        return configs
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -223,7 +384,8 @@ def config_path(path: str | Path | None = None) -> Path:
 
 
 RELOADABLE = (
-    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts"
+    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts",
+    "preset", "portfolio",
 )
 """Settings a running daemon takes on at SIGHUP; every other one waits for a restart."""
 
@@ -243,7 +405,7 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
             restart.append(f"accounts.{name} (removed)")
             accounts[name] = account
             continue
-        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers})
+        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers, "preset": new.accounts[name].preset})
         if accounts[name] != new.accounts[name]:
             restart.append(f"accounts.{name}")
     restart += [f"accounts.{name} (added)" for name in new.accounts if name not in old.accounts]
@@ -261,7 +423,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         settings = settings_cls(**overrides)
     except ValidationError as error:
         raise ConfigError("\n".join([*found, *(_describe(item) for item in error.errors())])) from None
-    problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
+    problems = [*found, *_breaker_problems(settings), *_portfolio_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
     if problems:
@@ -297,6 +459,22 @@ def _check_yaml(path: Path) -> list[str]:
         ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
         for key in CCXT_SECRET_KEYS & set(ccxt_settings):
             problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+        hooks = account.get("hooks") if isinstance(account.get("hooks"), dict) else {}
+        for hook_name, hook in hooks.items():
+            hook = hook if isinstance(hook, dict) else {}
+            for key in HOOK_SECRETS.get(hook.get("type"), ()):
+                if key in hook:
+                    variable = f"RISKD_ACCOUNTS__{str(name).upper()}__HOOKS__{str(hook_name).upper()}__{key.upper()}"
+                    problems.append(f"accounts.{name}.hooks.{hook_name}.{key}: secrets do not belong in {path}; set {variable} instead")
+    http = document.get("http")
+    if isinstance(http, dict) and "token" in http:
+        problems.append(f"http.token: secrets do not belong in {path}; set RISKD_HTTP__TOKEN instead")
+    alerts = document.get("alerts")
+    if isinstance(alerts, dict) and "apprise" in alerts:
+        problems.append(
+            f"alerts.apprise: Apprise URLs hold secrets and do not belong in {path}; "
+            """set RISKD_ALERTS__APPRISE='["scheme://...", ...]' instead"""
+        )
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
@@ -322,18 +500,55 @@ def _breaker_problems(settings: Settings) -> list[str]:
         for name in section:
             if name not in BREAKERS:
                 problems.append(f"{prefix}.{name}: unknown breaker (known: {', '.join(BREAKERS)})")
+            elif BREAKERS[name].config.portfolio_only:
+                problems.append(f"{prefix}.{name}: judges the sum of every account; write it under portfolio.breakers")
     for account in settings.accounts:
-        for name, breaker in BREAKERS.items():
-            merged = {**settings.breakers.get(name, {}), **settings.accounts[account].breakers.get(name, {})}
+        quote = settings.accounts[account].quote
+        for name, merged in settings.breaker_sections(account).items():
+            override = settings.accounts[account].breakers.get(name) or {}
             try:
-                breaker.config.model_validate(merged)
+                config = BREAKERS[name].config.model_validate(merged)
             except ValidationError as error:
-                override = settings.accounts[account].breakers.get(name, {})
                 for item in error.errors():
-                    written_here = bool(item["loc"]) and item["loc"][0] in override
+                    # a rule between fields (a ladder, money) has no field: it is the account's if it wrote any
+                    written_here = item["loc"][0] in override if item["loc"] else bool(override)
                     prefix = f"accounts.{account}.breakers" if written_here else "breakers"
                     problems.append(_describe({**item, "loc": (prefix, name, *item["loc"])}))
+                continue
+            for level in config.ladder():
+                if level.currency is not None and level.currency != quote:
+                    prefix = f"accounts.{account}.breakers" if override else "breakers"
+                    problems.append(
+                        f"{prefix}.{name}: a limit in {level.currency}, but account {account} counts in {quote};"
+                        f" write it in {quote}"
+                    )
     return list(dict.fromkeys(problems))
+
+
+def _portfolio_problems(settings: Settings) -> list[str]:
+    portfolio = settings.portfolio
+    problems = [f"accounts.{PORTFOLIO}: the name {PORTFOLIO} is the portfolio's; choose another"] if PORTFOLIO in settings.accounts else []
+    if portfolio is None:
+        return problems
+    for name, account in settings.accounts.items():
+        if portfolio.rate(account.quote) is None:
+            problems.append(
+                f"portfolio.rates: account {name} counts in {account.quote}; give its rate in {portfolio.currency},"
+                f" like rates: {{{account.quote}: 1.0}}"
+            )
+    for name, section in portfolio.breakers.items():
+        if name not in PORTFOLIO_BREAKERS:
+            problems.append(f"portfolio.breakers.{name}: not a portfolio breaker (known: {', '.join(PORTFOLIO_BREAKERS)})")
+            continue
+        try:
+            config = BREAKERS[name].config.model_validate(section)
+        except ValidationError as error:
+            problems += [_describe({**item, "loc": ("portfolio", "breakers", name, *item["loc"])}) for item in error.errors()]
+            continue
+        for level in config.ladder():
+            if level.currency is not None and level.currency != portfolio.currency:
+                problems.append(f"portfolio.breakers.{name}: a limit in {level.currency}, but the portfolio counts in {portfolio.currency}")
+    return problems
 
 
 def _account_problems(settings: Settings) -> list[str]:
@@ -354,4 +569,16 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
             )
+        if account.dead_man_switch is not None and account.dead_man_switch < settings.poll_interval * 2:
+            problems.append(
+                f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is shorter than two poll "
+                f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
+            )
+        for hook_name, hook in account.hooks.items():
+            if not ACCOUNT_NAME.match(hook_name):
+                problems.append(f"accounts.{name}.hooks.{hook_name}: hook names are lower-case letters, digits and _")
+            missing = [key for key in HOOK_SECRETS.get(hook.type, ()) if getattr(hook, key) is None]
+            if missing:
+                variables = " and ".join(f"RISKD_ACCOUNTS__{name.upper()}__HOOKS__{hook_name.upper()}__{key.upper()}" for key in missing)
+                problems.append(f"accounts.{name}.hooks.{hook_name}: {', '.join(missing)} missing; set {variables} in the environment")
     return problems

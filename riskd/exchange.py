@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
 
 import ccxt.async_support as ccxt
 
 from riskd import budget, venues, wording
 from riskd.config import AccountConfig
-from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
+from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 from riskd.venues import AccountFigures, Unvalued, market_options, venue
 
 BRIDGES = ("USDC", "BTC")
 """Markets a spot holding without a market in the quote currency is priced through."""
+
+INCOME_VENUES = ("binance", "binanceusdm")
+"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`)."""
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
@@ -184,7 +187,7 @@ class ExchangeAdapter:
                 quote=self.quote,
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
-                orders=tuple(_order(o, self.venue) for o in orders),
+                orders=tuple(_order(o, self.venue, (self.client.markets or {}).get(o["symbol"]) or {}) for o in orders),
                 margin_ratio=figures.margin_ratio,
             )
         except asyncio.CancelledError:
@@ -335,6 +338,35 @@ class ExchangeAdapter:
             calls += [self._call("cancel_order", o["id"], o["symbol"]) for o in open_orders if o["symbol"] in whole_symbols]
         await asyncio.gather(*calls)
 
+    @property
+    def dead_man_switch(self) -> str | None:
+        """How this venue cancels open orders once riskd stops renewing a countdown: Binance
+        USDⓈ-M's `countdownCancelAll` (per symbol), ccxt's `cancelAllOrdersAfter` (account-wide,
+        Bybit, OKX and others), or None where ccxt offers neither."""
+        if self.futures and hasattr(self.client, "fapiPrivatePostCountdownCancelAll"):
+            return "Binance countdownCancelAll"
+        if self.client.has.get("cancelAllOrdersAfter"):
+            return "cancelAllOrdersAfter"
+        return None
+
+    async def arm_dead_man_switch(self, after: timedelta, symbols: Iterable[str]) -> None:
+        """Renew the venue's countdown: in `after` it cancels open orders unless renewed again.
+
+        Binance's countdown is per symbol, so it is armed for each of `symbols` (those with
+        open orders). Raises what the exchange raised; ValueError where there is no switch.
+        """
+        milliseconds = int(after.total_seconds() * 1000)
+        match self.dead_man_switch:
+            case "Binance countdownCancelAll":
+                await asyncio.gather(*(
+                    self._call("fapiPrivatePostCountdownCancelAll", {"symbol": self.client.market_id(symbol), "countdownTime": milliseconds})
+                    for symbol in sorted(set(symbols))
+                ))
+            case "cancelAllOrdersAfter":
+                await self._call("cancel_all_orders_after", milliseconds)
+            case None:
+                raise ValueError(f"{self.client.id} offers no dead-man switch through ccxt")
+
     async def reduce(self, position: Position, amount: float, client_order_id: str) -> dict:
         """A market order that can only shrink `position`: reduce-only on derivatives."""
         side = "sell" if position.side is Side.LONG else "buy"
@@ -343,6 +375,28 @@ class ExchangeAdapter:
             close = self.venue.close_params if self.venue is not None else venues.reduce_only
             params.update(close(position.position_side))
         return await self._call("create_order", position.symbol, "market", side, amount, None, params)
+
+    async def closed_trades(self, since: datetime) -> tuple[ClosedTrade, ...]:
+        """Realized PnL booked since `since`, oldest first, from the venue's income history
+        (ccxt's `fetch_ledger` with Binance's `incomeType=REALIZED_PNL`: one call for every
+        symbol, so a round trip opened and closed between two ticks is not missed).
+        Raises on failure; the caller keeps what it had."""
+        await self.load()
+        if self.account.exchange not in INCOME_VENUES or not self.futures:  # Bybit's ledger has no such income type
+            raise ccxt.NotSupported(f"{self.account.exchange}: riskd reads realized PnL only from a Binance futures account's income history")
+        entries = await self._call(
+            "fetch_ledger", None, int(since.timestamp() * 1000), 1000, {"incomeType": "REALIZED_PNL"}
+        )
+        trades = []
+        for entry in entries:
+            info = entry.get("info") or {}
+            pnl = _float(info.get("income"))
+            if info.get("incomeType") != "REALIZED_PNL" or pnl is None or entry.get("timestamp") is None:
+                continue
+            symbol = self.client.safe_symbol(info.get("symbol"), None, None, "swap") if info.get("symbol") else ""
+            closed_at = datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc)
+            trades.append(ClosedTrade(str(entry.get("id")), symbol, pnl, closed_at))
+        return tuple(sorted(trades, key=lambda trade: trade.closed_at))
 
 
 def spot_price(asset: str, quote: str, prices: dict[str, float]) -> float | None:
@@ -367,10 +421,12 @@ def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
+def _order(raw: dict, profile: venues.Venue | None = None, market: dict | None = None) -> Order:
     """One open order; in hedge mode an order that can only close its side counts as
-    reduce-only, as it is one (a take-profit on a long sells on the LONG side)."""
+    reduce-only, as it is one (a take-profit on a long sells on the LONG side). Its
+    contract size comes from `market` where the order does not say, as a position's does."""
     closes = bool(raw.get("reduceOnly")) or (profile is not None and profile.order_closes(raw))
+    market = market or {}
     return Order(
         id=str(raw["id"]),
         symbol=raw["symbol"],
@@ -378,4 +434,8 @@ def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
         amount=float(raw.get("amount") or 0.0),
         reduce_only=closes,
         remaining=_float(raw.get("remaining")),
+        price=_float(raw.get("price")) or _float(raw.get("triggerPrice")) or None,
+        opened_at=datetime.fromtimestamp(raw["timestamp"] / 1000, timezone.utc) if raw.get("timestamp") else None,
+        contract_size=_float(raw.get("contractSize")) or _float(market.get("contractSize")) or 1.0,
+        inverse=bool(market.get("inverse")),
     )

@@ -12,20 +12,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, health, logs, wording
+from riskd import __version__, engine, health, logs, portfolio, wording
 from riskd.commands import expired
-from riskd.config import ConfigError, Settings, reloadable
-from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventKind, Severity, StepResult, alert_key, utcnow
+from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
+from riskd.domain import (
+    RISKD,
+    Alert,
+    AlertStatus,
+    Command,
+    CommandStatus,
+    Event,
+    EventKind,
+    Severity,
+    StepResult,
+    alert_key,
+    utcnow,
+)
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.market_data import MarketFeed
 from riskd.notify import Notifier
-from riskd.redact import redact
+from riskd.redact import redact, register
 from riskd.store import Store
 from riskd.stream import MarkStream, wanted
 
@@ -34,9 +46,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("riskd")
 
+TRADES_EVERY = timedelta(minutes=1)
+"""How often each account's closed trades are read (only where loss_streak is configured)."""
+
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
+
+CHANNELS_GRACE = 2.0
+"""Seconds the Apprise channels get at a stop for the alerts they have not had (the rest wait)."""
+
+HOOKS_GRACE = 2.0
+"""Seconds the hooks due at a stop get to be called before riskd exits (the rest are kept)."""
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Stop, stop, reload: handled while `run` runs, given back when it returns."""
@@ -64,6 +85,8 @@ class Daemon:
         self.tasks: set[asyncio.Task] = set()
         self.streams: dict[str, MarkStream] = {}
         self.telegram = None
+        self.hooks = None  # the hook outbox's sender, when an account has hooks to call
+        self.channels = None  # the Apprise alert channels, when configured
         self._signals: tuple[signal.Signals, ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -82,6 +105,14 @@ class Daemon:
             from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
 
             self.telegram = TelegramBot(lambda: self.settings, self.store, self.clock)
+        if self.settings.alerts.apprise:
+            from riskd.channels import AlertChannels  # Apprise is only loaded when a channel is configured
+
+            self.channels = AlertChannels(self.settings.alerts, self.store, self.clock)
+        if any(account.hooks for account in self.settings.accounts.values()):
+            from riskd.hooks import HookSender  # aiohttp's client is only loaded when a hook is configured
+
+            self.hooks = HookSender(lambda: self.settings, self.store, self.clock)
         self._banner()
         self.started.set()
 
@@ -107,15 +138,18 @@ class Daemon:
             )
 
     async def run(self, once: bool = False) -> None:
-        """Run until stopped; with `once`, do one tick per account and one command pass."""
+        """Run until stopped; with `once`, do one tick per account, one judgement of the
+        portfolio (when configured) and one command pass."""
         if not once:
             self._install_signals()  # before startup, so that a stop asked during it is obeyed
         try:
             await self.startup()
             if once:
                 await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+                await self.check_portfolio()
                 await self.process_commands()
                 await self.deliver_alerts()
+                await self.deliver_hooks()
                 return
             if self.telegram is not None:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
@@ -170,6 +204,15 @@ class Daemon:
                     self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
                     seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
                 )
+        for name in self.guards:
+            # the trade history has its own job, so a slow income endpoint never delays a tick
+            scheduler.add_job(
+                self._tracked, "interval", args=[self.read_trades, name], seconds=TRADES_EVERY.total_seconds(),
+                id=f"trades:{name}", max_instances=1, coalesce=True, next_run_time=start,
+            )
+        # always scheduled: a reload may add a portfolio section, and without one the job does nothing
+        scheduler.add_job(self._tracked, "interval", args=[self.check_portfolio], seconds=interval, id="portfolio",
+                          max_instances=1, coalesce=True)
         if self.settings.report.at is not None:
             at = self.settings.report.at
             scheduler.add_job(self._tracked, "cron", args=[self.send_report], hour=at.hour, minute=at.minute, id="report",
@@ -180,6 +223,9 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.watch_budgets], seconds=1, id="budgets",
                           max_instances=1, coalesce=True)
+        if self.hooks is not None:
+            scheduler.add_job(self._tracked, "interval", args=[self.deliver_hooks], seconds=1, id="hooks",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.prune], hours=1, id="retention",
                           max_instances=1, coalesce=True, next_run_time=start)
         if self.notifier.enabled:
@@ -227,6 +273,8 @@ class Daemon:
             await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.hooks is not None:
+            await self._last_hooks()
         # all at once, each bounded, so a hundred accounts stop as fast as one
         await asyncio.gather(*(guard.close() for guard in self.guards.values()))
         if self.store is not None:
@@ -242,9 +290,13 @@ class Daemon:
             return
         from riskd.http import HttpServer  # the HTTP server and prometheus-client load only when asked for
 
+        if config.token is not None:
+            register(config.token.get_secret_value())
+        elif not config.loopback:
+            log.warning("HTTP on %s without http.token: anyone who reaches it can read every account (set RISKD_HTTP__TOKEN)", config.host)
         server = HttpServer(self, config.host, config.port)
         try:
-            log.info("HTTP: /healthz, /metrics and /v1/state at %s", await server.start())
+            log.info("HTTP: the status page, /healthz, /metrics, /v1/state and /v1/check at %s", await server.start())
             self.http = server
         except OSError as error:
             where = f"{config.host}:{config.port}"
@@ -319,6 +371,48 @@ class Daemon:
         """Fetch and cache the candles of what the account holds; its ticks read the result."""
         await self.guards[name].refresh_market()
 
+    async def check_portfolio(self) -> StepResult | None:
+        """Judge the sum of every account's latest read under the `portfolio:` breakers; a
+        flatten or reduce is carried out on every account, and a change of the portfolio's
+        state is imposed on every account by ticking each at once."""
+        config = self.settings.portfolio
+        if config is None:
+            return None
+        now = self.clock()
+        reads = {name: guard.last_read for name, guard in self.guards.items()}
+        venues = {name: guard.config.exchange for name, guard in self.guards.items()}
+        rates = {account.quote: config.rate(account.quote) for account in self.settings.accounts.values()}
+        snapshot = portfolio.combine(reads, venues, rates, config.currency, now)
+        policy = engine.Policy(
+            config.breakers_in_force(), self.settings.day_reset, self.settings.alert_cooldown, self.settings.live, enforces=False
+        )
+        before = self.store.load_state(PORTFOLIO)
+        result = engine.step(before, snapshot, policy, now)
+        self.store.record_step(result, now)
+        for event in result.events:
+            log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
+        shared = [action for action in result.actions if portfolio.acts_on_accounts(action)]
+        if shared:
+            await asyncio.gather(*(guard.carry_out(shared) for guard in self.guards.values()))
+        if result.state.trading_state is not before.trading_state:
+            await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return result
+
+    async def resume_portfolio(self, command: Command) -> str:
+        """A person's resume of the portfolio: its latches go, and each account's next tick lets go of its latch."""
+        now = self.clock()
+        policy = engine.Policy({}, self.settings.day_reset, self.settings.alert_cooldown, self.settings.live)
+        result = engine.apply_command(self.store.load_state(PORTFOLIO), command, None, policy, now)
+        self.store.record_step(result, now)
+        await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return wording.command_result(PORTFOLIO, command.kind, result.state.trading_state, self.settings.live)
+
+    async def read_trades(self, name: str) -> None:
+        """Read the closed trades of the named account, when a breaker in force needs them."""
+        guard = self.guards[name]
+        if guard.reads_trades:
+            await guard.read_trades()
+
     def _start_streams(self) -> None:
         """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
         for name, guard in self.guards.items():
@@ -349,7 +443,9 @@ class Daemon:
         for command_id, command, queued_at in self.store.pending_commands():
             now = self.clock()
             guard = self.guards.get(command.account)
-            if guard is None:
+            if command.account == PORTFOLIO and guard is None and not expired(queued_at, now):
+                self.store.finish_command(command_id, self.clock(), CommandStatus.DONE, await self.resume_portfolio(command))
+            elif guard is None:
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, f"no account named {command.account!r} here")
             elif expired(queued_at, now):
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, "expired: riskd was not running when it was given")
@@ -367,7 +463,23 @@ class Daemon:
     # --- alerts and housekeeping ---------------------------------------------------
 
     async def deliver_alerts(self) -> None:
-        """Drain the outbox: to Telegram when it is configured, else to the log."""
+        """Drain the outbox: to Telegram when it is configured, else to the log; and, side by
+        side with it, to every Apprise channel, each at its own pace."""
+        if self.channels is None:
+            await self._deliver_to_telegram()
+            return
+        await asyncio.gather(self._deliver_to_telegram(), self._deliver_to_channels())
+
+    async def _deliver_to_channels(self) -> None:
+        if not self.stopping.is_set():
+            await self.channels.deliver()
+            return
+        try:  # the last pass, at a stop, is time-limited; what is left goes out at the next start
+            await asyncio.wait_for(self.channels.deliver(), CHANNELS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("alert channels: alerts still undelivered at the stop wait for the next start")
+
+    async def _deliver_to_telegram(self) -> None:
         if self.telegram is not None:
             await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
             return
@@ -375,6 +487,19 @@ class Daemon:
         for alert in self.store.due_alerts(now):
             log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
             self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
+
+    async def deliver_hooks(self) -> None:
+        """Drain the hook outbox (see riskd.hooks): each hook's calls in order, hooks side by side."""
+        if self.hooks is not None:
+            await self.hooks.deliver()
+
+    async def _last_hooks(self) -> None:
+        """At a stop, HOOKS_GRACE seconds for the calls that are due; the rest wait in the outbox for the next start."""
+        try:
+            await asyncio.wait_for(self.hooks.deliver(), HOOKS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("hooks: calls still due at the stop wait for the next start")
+        await self.hooks.close()
 
     async def send_report(self) -> None:
         """The daily report of each account: recorded, then to Telegram as its chart with the

@@ -178,6 +178,15 @@ def trade(fill: Fill) -> dict:
     }
 
 
+def income(fill: Fill) -> dict:
+    """A REALIZED_PNL row of the income history: Binance writes one for each fill that realized PnL."""
+    c = fill.order.contract
+    return {
+        "symbol": c.id, "incomeType": "REALIZED_PNL", "income": money(fill.realized), "asset": "USDT",
+        "info": "REALIZED_PNL", "time": fill.time, "tranId": 9_000_000 + fill.id, "tradeId": str(fill.id),
+    }
+
+
 def kline(contract: Contract, candle: Candle, minutes: int) -> list:
     volume = Decimal(str(candle.volume)).quantize(contract.step)
     quote = candle.volume * (candle.open + candle.close) / 2
@@ -201,6 +210,16 @@ def ticker(contract: Contract, day: Candle, last: Decimal, now: int) -> dict:
         "quoteVolume": money(day.volume * (day.open + day.close) / 2),
         "openTime": day.time, "closeTime": now, "firstId": 1, "lastId": int(day.volume) + 1,
         "count": int(day.volume) + 1,
+    }
+
+
+def depth(contract: Contract, mark: Decimal, now: int) -> dict:
+    """GET /fapi/v1/depth: a book one tick either side of the mark, deep enough for any test
+    order (bots that price from the order book, as Freqtrade must on Binance futures, need one)."""
+    return {
+        "lastUpdateId": now, "E": now, "T": now,
+        "bids": [[price(contract, mark - contract.tick), "1000000"]],
+        "asks": [[price(contract, mark + contract.tick), "1000000"]],
     }
 
 

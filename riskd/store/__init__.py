@@ -28,6 +28,9 @@ from riskd.domain import (
     CommandKind,
     CommandStatus,
     Event,
+    HookCall,
+    LimitOverride,
+    OverrideInForce,
     Position,
     Reading,
     Snapshot,
@@ -35,10 +38,12 @@ from riskd.domain import (
 )
 from riskd.store.records import (
     ActionRecord,
+    ChannelRecord,
     CommandRecord,
     EventRecord,
     OrderKind,
     OutboxAlert,
+    OutboxHook,
     SnapshotRecord,
     StoredState,
     decode_time,
@@ -56,7 +61,7 @@ if TYPE_CHECKING:
     from riskd.candles import Row
 
 __all__ = [
-    "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "SnapshotRecord", "Store",
+    "ActionRecord", "ChannelRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "OutboxHook", "SnapshotRecord", "Store",
     "StoreError", "StoredState", "write_problem",
 ]
 
@@ -130,12 +135,13 @@ class Store:
             )
         return snapshot_id
 
-    def record_step(self, result: StepResult, now: datetime) -> None:
-        """The new state, its events and the alerts they cause, in one transaction."""
+    def record_step(self, result: StepResult, now: datetime, hooks: Iterable[HookCall] = ()) -> None:
+        """The new state, its events and the alerts and hook calls they cause, in one transaction."""
         with self.db.atomic():
             self._save_state(result.state, now, result.readings)
             self._insert_events(result.events, now)
             self._insert_alerts(result.alerts, now)
+            self._insert_hooks(hooks, now)
 
     def _save_state(self, state: AccountState, now: datetime, readings: Iterable[Reading] = ()) -> None:
         row = {"account": state.account, "updated_at": encode_time(now), "data": state_to_json(state)}
@@ -172,12 +178,66 @@ class Store:
             for alert in alerts
         )
 
+    def _insert_hooks(self, calls: Iterable[HookCall], now: datetime) -> None:
+        self.db.table("hooks").insert_all(
+            {
+                "at": encode_time(now),
+                "account": call.account,
+                "hook": call.hook,
+                "kind": call.kind,
+                "trigger": str(call.trigger),
+                "state": str(call.state),
+                "reason": call.reason,
+                "status": str(AlertStatus.PENDING),
+                "attempts": 0,
+                "next_attempt_at": encode_time(now),
+            }
+            for call in calls
+        )
+
     def record_event(self, event: Event, now: datetime, alert: Alert | None = None) -> None:
         """An event from outside the engine (the executor, the supervisor), with its alert."""
         with self.db.atomic():
             self._insert_events([event], now)
             if alert is not None:
                 self._insert_alerts([alert], now)
+
+    # --- overrides -------------------------------------------------------------
+
+    def add_override(
+        self, account: str, override: LimitOverride, source: str, who: str, reason: str, now: datetime,
+        event: Event, alert: Alert,
+    ) -> int:
+        """An override that starts now, with its announcement, in one transaction; returns its id."""
+        with self.db.atomic():
+            row = self.db.table("overrides").insert(
+                {
+                    "account": account, "breaker": override.breaker, "limit_text": override.limit,
+                    "at": encode_time(now), "until": encode_time(now + override.lasting),
+                    "source": source, "who": who, "reason": reason,
+                }
+            )
+            self._insert_events([event], now)
+            self._insert_alerts([alert], now)
+        return row.last_pk
+
+    def overrides(self, account: str) -> list[OverrideInForce]:
+        """The account's overrides not yet ended, oldest first (some may have run out since)."""
+        rows = self.db.table("overrides").rows_where("account = ? and ended_at is null", [account], order_by="id")
+        return [
+            OverrideInForce(
+                row["id"], row["account"], row["breaker"], row["limit_text"], decode_time(row["at"]),
+                decode_time(row["until"]), f"{row['who']} via {row['source']}", row["reason"] or "",
+            )
+            for row in rows
+        ]
+
+    def end_override(self, override_id: int, now: datetime, event: Event, alert: Alert) -> None:
+        """An override that has run out, with its announcement, in one transaction."""
+        with self.db.atomic():
+            self.db.table("overrides").update(override_id, {"ended_at": encode_time(now)})
+            self._insert_events([event], now)
+            self._insert_alerts([alert], now)
 
     # --- actions ---------------------------------------------------------------
 
@@ -276,6 +336,81 @@ class Store:
         ).fetchone()
         return count, decode_time(oldest)
 
+    # --- alert channels besides Telegram ----------------------------------------
+
+    def channel(self, channel: str, label: str) -> ChannelRecord:
+        """How far `channel` has got; a channel seen for the first time starts after the
+        alerts already raised (it is not flooded with history)."""
+        row = next(self.db.table("channels").rows_where("channel = ?", [channel]), None)
+        if row is None:
+            latest = self.db.execute("select coalesce(max(id), 0) from alerts").fetchone()[0]
+            row = {"channel": channel, "label": label, "last_alert_id": latest, "attempts": 0}
+            self.db.table("channels").insert(row)
+            row = self.db.table("channels").get(channel)
+        return ChannelRecord.from_row(row)
+
+    def alerts_after(self, alert_id: int, limit: int = 50) -> list[OutboxAlert]:
+        """The alerts raised after `alert_id`, whatever their status, oldest first."""
+        rows = self.db.table("alerts").rows_where("id > ?", [alert_id], order_by="id", limit=limit)
+        return [OutboxAlert.from_row(row) for row in rows]
+
+    def channel_passed(self, channel: str, alert_id: int, now: datetime, sent: bool) -> None:
+        """The channel is done with `alert_id`: delivered (`sent`), or skipped as muted."""
+        fields = {"last_alert_id": alert_id, "attempts": 0, "next_attempt_at": None, "error": None}
+        if sent:
+            fields["sent_at"] = encode_time(now)
+        self.db.table("channels").update(channel, fields)
+
+    def channel_failed(self, channel: str, error: str, retry_at: datetime) -> None:
+        """The channel could not take its next alert: try again at `retry_at`."""
+        self.db.execute(
+            "update channels set attempts = attempts + 1, error = ?, next_attempt_at = ? where channel = ?",
+            [error, encode_time(retry_at), channel],
+        )
+
+    def channels(self) -> list[ChannelRecord]:
+        return [ChannelRecord.from_row(row) for row in self.db.table("channels").rows_where(order_by="channel")]
+
+    # --- hooks outbox ----------------------------------------------------------
+
+    def due_hooks(self, now: datetime, limit: int = 200) -> dict[tuple[str, str], list[OutboxHook]]:
+        """Pending hook calls by (account, hook), oldest first, each queue stopping at its first
+        call not yet due: a hook's calls keep their order, and one hook never waits on another."""
+        rows = self.db.table("hooks").rows_where("status = ?", [str(AlertStatus.PENDING)], order_by="id", limit=limit)
+        queues: dict[tuple[str, str], list[OutboxHook]] = {}
+        blocked = set()
+        for call in map(OutboxHook.from_row, rows):
+            queue = (call.account, call.hook)
+            if queue in blocked:
+                continue
+            if call.next_attempt_at and call.next_attempt_at > now:
+                blocked.add(queue)
+                continue
+            queues.setdefault(queue, []).append(call)
+        return queues
+
+    def mark_hook(
+        self,
+        call_id: int,
+        now: datetime,
+        status: AlertStatus,
+        outcome: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """What one attempt at a hook call gave: done (`sent`), given up (`failed`) or to retry at `retry_at`."""
+        row = self.db.table("hooks").get(call_id)
+        fields = {"status": str(status), "attempts": row["attempts"] + 1, "outcome": outcome, "error": error}
+        if status is not AlertStatus.PENDING:
+            fields["done_at"] = encode_time(now)
+        if retry_at is not None:
+            fields["next_attempt_at"] = encode_time(retry_at)
+        self.db.table("hooks").update(call_id, fields)
+
+    def hook_calls(self, account: str | None = None, limit: int = 50) -> list[OutboxHook]:
+        """The latest hook calls, whatever their status, oldest first."""
+        return [OutboxHook.from_row(row) for row in self._latest("hooks", account, limit)]
+
     # --- commands --------------------------------------------------------------
 
     def submit_command(self, command: Command, now: datetime) -> int:
@@ -286,7 +421,7 @@ class Store:
                 "who": command.who,
                 "account": command.account,
                 "command": str(command.kind),
-                "args": json.dumps({"reason": command.reason, "fraction": command.fraction}),
+                "args": json.dumps({"reason": command.reason, "fraction": command.fraction, **_override_args(command)}),
                 "status": str(CommandStatus.PENDING),
             }
         )
@@ -309,7 +444,7 @@ class Store:
         return [
             (
                 row["id"],
-                Command(CommandKind(row["command"]), row["account"], row["source"], row["who"], **json.loads(row["args"])),
+                Command(CommandKind(row["command"]), row["account"], row["source"], row["who"], **_command_args(row["args"])),
                 decode_time(row["at"]),
             )
             for row in rows
@@ -383,7 +518,9 @@ class Store:
             self.db.execute(f"delete from positions where {old}", [cutoff])
             for table, limit in (("snapshots", cutoff), ("events", long_cutoff), ("actions", long_cutoff), ("commands", long_cutoff)):
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
-            removed += self.db.execute("delete from alerts where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
+            for table in ("alerts", "hooks"):
+                removed += self.db.execute(f"delete from {table} where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
+            removed += self.db.execute("delete from overrides where ended_at < ?", [long_cutoff]).rowcount
         return removed
 
     # --- candles ---------------------------------------------------------------
@@ -423,3 +560,19 @@ class Store:
         """Delete candles that opened before `before` (epoch ms)."""
         with self.db.atomic():
             return self.db.execute("delete from candles where time < ?", [before]).rowcount
+
+
+def _override_args(command: Command) -> dict:
+    if command.override is None:
+        return {}
+    override = command.override
+    return {"breaker": override.breaker, "limit": override.limit, "lasting": override.lasting.total_seconds()}
+
+
+def _command_args(text: str) -> dict:
+    """A queued command's arguments; an override's three travel as one LimitOverride."""
+    arguments = json.loads(text)
+    if "breaker" in arguments:
+        lasting = timedelta(seconds=arguments.pop("lasting"))
+        arguments["override"] = LimitOverride(arguments.pop("breaker"), arguments.pop("limit"), lasting)
+    return arguments

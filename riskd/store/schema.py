@@ -169,7 +169,46 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """The hook outbox: each call of an account's hook (webhook, command, Freqtrade, lock file),
+    written with the step that caused it, and what became of it."""
+    db.table("hooks").create(
+        {
+            "id": int, "at": str, "account": str, "hook": str, "kind": str, "trigger": str, "state": str,
+            "reason": str, "status": str, "attempts": int, "next_attempt_at": str, "done_at": str,
+            "outcome": str, "error": str,
+        },
+        pk="id", not_null={"at", "account", "hook", "kind", "trigger", "status"},
+    )
+    db.table("hooks").create_index(["status", "id"])
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Each alert channel besides Telegram (an Apprise URL, known by a hash of it) and how far
+    it has got through the alerts, so one dead channel holds back no other and none is lost."""
+    db.table("channels").create(
+        {
+            "channel": str, "label": str, "last_alert_id": int, "attempts": int, "next_attempt_at": str,
+            "sent_at": str, "error": str,
+        },
+        pk="channel", not_null={"last_alert_id"},
+    )
+
+
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Temporary overrides of a breaker's limit: each with who set it, why and until when,
+    kept after it ends (`ended_at`) so that a restart neither loses nor repeats one."""
+    db.table("overrides").create(
+        {
+            "id": int, "account": str, "breaker": str, "limit_text": str, "at": str, "until": str,
+            "source": str, "who": str, "reason": str, "ended_at": str,
+        },
+        pk="id", not_null={"account", "breaker", "limit_text", "at", "until"},
+    )
+    db.table("overrides").create_index(["account", "ended_at"])
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
 
 
 def migrate(db: sqlite_utils.Database) -> None:
