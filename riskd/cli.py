@@ -116,7 +116,7 @@ def _load(arguments: argparse.Namespace) -> Settings:
     """The configuration, with secrets from the file given by --env-file instead of ./.env."""
     if arguments.env_file is None:
         return load_settings(arguments.config)
-    if not Path(arguments.env_file).is_file():
+    if not os.path.isfile(arguments.env_file):  # os.path: a name too long is "not found", not a traceback
         raise ConfigError(f"{arguments.env_file}: env file not found (--env-file)")
     return load_settings(arguments.config, _env_file=arguments.env_file)
 

@@ -8,23 +8,47 @@ wrong with it, so `riskd` can stop with a clear message and exit status 2.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
+import types
+import typing
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
 
 from riskd.breakers import BREAKERS, BreakerConfig
-from riskd.units import Duration
+from riskd.units import Duration, format_duration
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
-CCXT_SECRET_KEYS = {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token"}
-ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CCXT_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token", "headers"}
+"""Keys refused at any depth of an account's `ccxt` mapping, compared without case, `_` or `-`:
+ccxt's own credential fields, and `headers`, which would carry a key past riskd's redaction."""
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+MIN_POLL_INTERVAL = timedelta(milliseconds=100)
+"""Below this, no machine reads and judges an account before the next tick is due."""
+MIN_VENUE_POLL_INTERVAL = timedelta(seconds=1)
+"""A real venue's floor: a tick's calls weigh enough (Binance: 40 of 2400 a minute for open
+orders alone) that polling more often exhausts the rate budget and gets the key banned."""
+READS_PER_TICK = 3
+"""Exchange calls one tick makes (balance, positions or tickers, open orders), each held to
+ccxt's rate limit for the venue: the poll interval must leave room for them."""
+MIN_RETENTION = timedelta(days=1)
+"""Anything shorter prunes the audit trail of a breach before anyone has read it."""
 
 
 class ConfigError(Exception):
@@ -62,6 +86,8 @@ class AccountConfig(BaseModel):
     @field_validator("quote")
     @classmethod
     def _upper(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty; the currency equity is measured in, like USDT (every read would fail without it)")
         return value.upper()
 
     @field_validator("keep_assets", mode="before")
@@ -152,6 +178,25 @@ class Settings(BaseSettings):
             raise ValueError("write the time quoted, like \"23:30\" (YAML reads 23:30 unquoted as a number)")
         return value
 
+    @field_validator("poll_interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < MIN_POLL_INTERVAL:
+            raise ValueError(
+                f"{_span(value)} is too short: a tick's reads and judgement take longer than that; "
+                f"use at least {_span(MIN_POLL_INTERVAL)}"
+            )
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _keeps_a_day(cls, value: timedelta) -> timedelta:
+        if value < MIN_RETENTION:
+            raise ValueError(
+                f"{_span(value)} would prune the record of a breach before anyone reads it; keep at least 1d"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level(cls, value: Any) -> Any:
@@ -176,6 +221,11 @@ class Settings(BaseSettings):
             for name, breaker in BREAKERS.items()
         }
         return {name: config for name, config in configs.items() if config.enabled}
+
+
+def _span(value: timedelta) -> str:
+    """A duration as written in the configuration, down to milliseconds."""
+    return f"{value.total_seconds() * 1000:g}ms" if value < timedelta(seconds=1) else format_duration(value)
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -212,16 +262,30 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read and check the configuration, or raise ConfigError saying what to fix."""
+    """Read and check the configuration, or raise ConfigError saying what to fix.
+
+    The YAML file and the `.env` file are read here rather than by pydantic-settings, so
+    that every way they can be unusable (not there, a folder, not text, not UTF-8, a
+    key written twice, a line that does not parse) is named with its file and line.
+    """
     path = config_path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found (choose one with --config or RISKD_CONFIG)")
-    found = _check_yaml(path)
-    settings_cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": path}})
+    document = _read_yaml(path)
+    found = _check_yaml(path, document)
+    env_file = overrides.get("_env_file", Settings.model_config["env_file"])
+    dotenv = _read_dotenv(Path(env_file)) if env_file else {}
+
+    def sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, document)
+
+    settings_cls = type("Settings", (Settings,), {"settings_customise_sources": classmethod(sources)})
     try:
         settings = settings_cls(**overrides)
     except ValidationError as error:
-        raise ConfigError("\n".join([*found, *(_describe(item) for item in error.errors())])) from None
+        env_path = Path(env_file) if env_file else None
+        described = [_describe(item) + _set_by(item["loc"], env_path, dotenv) for item in error.errors()]
+        raise ConfigError("\n".join([*found, *described])) from None
+    except SettingsError as error:
+        raise ConfigError("\n".join([*found, *_unparsed_environment(error, Path(env_file) if env_file else None, dotenv)])) from None
     problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
@@ -230,23 +294,192 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def _check_yaml(path: Path) -> list[str]:
-    """What the settings model cannot see: unknown top-level keys and secrets in YAML.
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first = key, line, first
 
-    The model ignores unknown top-level names so that a `.env` file may hold other
-    programs' variables; the YAML file has no such excuse. Returns the problems, to be
-    reported with the model's own; a file that cannot be read at all raises at once.
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error.
+
+    PyYAML keeps the last of them without a word, so a second `live: true` lower in the
+    file would switch riskd to LIVE unseen. Keys brought in by a `<<` merge may still be
+    overridden: that is what merging is for.
     """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, typing.Hashable) and key in first:
+                    raise _DuplicateKey(key, line, first[key])
+                if isinstance(key, typing.Hashable):
+                    first[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _shown(path: Path) -> str:
+    """A path for a message: whole unless absurdly long, when its start and end are enough."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:50]}…{text[-50:]}"
+
+
+def _read_text(path: Path, what: str, hint: str = "") -> str:
+    """The text of a configuration file, or ConfigError saying why it is unusable."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{_shown(path)}: {what} not found{hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{_shown(path)}: is a folder; the {what} must be a file") from None
+    except OSError as error:
+        raise ConfigError(f"{_shown(path)}: the {what} cannot be read: {error.strerror or error}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{_shown(path)}: is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    if b"\0" in data:
+        line = data[: data.index(b"\0")].count(b"\n") + 1
+        raise ConfigError(f"{_shown(path)}: line {line}: a NUL byte: this is a binary file, not a {what}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{_shown(path)}: line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the {what} as UTF-8"
+        ) from None
+
+
+def _read_yaml(path: Path) -> dict:
+    """The YAML document, checked to be a mapping with no key written twice."""
+    text = _read_text(path, "configuration file", " (choose one with --config or RISKD_CONFIG)")
+    try:
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as error:
+        raise ConfigError(
+            f"{_shown(path)}: line {error.line}: {error.key!r} is written twice (first at line {error.first}); "
+            "YAML would silently keep the last one, so say it once"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(error, 'problem', error)}") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or error
+        raise ConfigError(f"{_shown(path)}:{where} is not valid YAML: {problem}") from None
+    document = {} if document is None else document
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{_shown(path)}: expected a mapping of settings at the top level")
+    return document
+
+
+def _read_dotenv(path: Path) -> dict[str, tuple[str, int]]:
+    """The `.env` file's variables, each with its line; none when there is no file.
+
+    python-dotenv skips a line it cannot parse with a warning, which would drop a
+    setting unnoticed, so such a line is refused here, naming it (not its text, which
+    may hold a secret).
+    """
+    try:
+        exists = path.exists()
+    except OSError as error:
+        raise ConfigError(f"{_shown(path)}: the env file cannot be read: {error.strerror or error}") from None
+    if not exists:
+        return {}
+    found = {}
+    for binding in parse_stream(io.StringIO(_read_text(path, "env file"))):
+        if binding.error:
+            raise ConfigError(f"{_shown(path)}: line {binding.original.line}: cannot be parsed; write NAME=value")
+        if binding.key is not None:
+            found[binding.key] = (binding.value or "", binding.original.line)
+    return found
+
+
+def _unparsed_environment(error: SettingsError, env_file: Path | None, dotenv: dict[str, tuple[str, int]]) -> list[str]:
+    """Which variable holds a value pydantic-settings could not parse as JSON, and why.
+
+    pydantic-settings names only the setting and the source; the person needs the
+    variable (and for `.env`, the line). Values are never repeated: they may be secrets.
+    """
+    problems = []
+    written = [(name, value, "") for name, value in os.environ.items()]
+    if env_file is not None:
+        written += [(name, value, f"{_shown(env_file)}: line {line}: ") for name, (value, line) in dotenv.items()]
+    for name, value, where in written:
+        prefix = Settings.model_config["env_prefix"]
+        if not name.upper().startswith(prefix):
+            continue
+        parts = name[len(prefix):].lower().split(Settings.model_config["env_nested_delimiter"])
+        if not _structured(parts):
+            continue
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as reason:
+            problems.append(
+                f"{where}{name}: not valid JSON ({reason.msg} at character {reason.pos + 1}); write it like {_example(parts)}"
+            )
+    return problems or [f"environment: {error}"]
+
+
+def _set_by(loc: tuple, env_file: Path | None, dotenv: dict[str, tuple[str, int]]) -> str:
+    """Where a refused value came from when it was not the YAML file: the variable, and its line in `.env`."""
+    prefix, delimiter = Settings.model_config["env_prefix"], Settings.model_config["env_nested_delimiter"]
+    parts = [str(part) for part in loc]
+    candidates = {(prefix + delimiter.join(parts[:length])).upper() for length in range(1, len(parts) + 1)}
+    for name in os.environ:
+        if name.upper() in candidates:
+            return f" (set by {name})"
+    for name, (_, line) in dotenv.items():
+        if name.upper() in candidates and env_file is not None:
+            return f" (set by {name}, {_shown(env_file)} line {line})"
+    return ""
+
+
+def _annotation(parts: list[str]) -> Any:
+    """The type a `RISKD_A__B__C` variable sets, or None where the settings have no such place."""
+    annotation: Any = Settings
+    for part in parts:
+        annotation = _unoptional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field else None
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return None
+    return _unoptional(annotation)
+
+
+def _unoptional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+        return arguments[0] if len(arguments) == 1 else annotation
+    return annotation
+
+
+def _structured(parts: list[str]) -> bool:
+    """Whether pydantic-settings reads this variable as JSON (a mapping, a list, a model)."""
+    annotation = _annotation(parts)
+    origin = typing.get_origin(annotation)
+    return origin in (dict, list, tuple, set) or (isinstance(annotation, type) and issubclass(annotation, (BaseModel, dict, list, tuple)))
+
+
+def _example(parts: list[str]) -> str:
+    """What a JSON value for this variable looks like."""
+    annotation = _annotation(parts)
+    if typing.get_origin(annotation) in (list, tuple, set):
+        return "[123456789, -1001234567890]" if int in typing.get_args(annotation) else '["BNB", "ETH"]'
+    return '{"key": "value"}, or set one field at a time with __ (RISKD_ACCOUNTS__MAIN__EXCHANGE=binance)'
+
+
+def _check_yaml(path: Path, document: dict) -> list[str]:
+    """What the settings model cannot see: unknown top-level keys and secrets in YAML.
+
+    The model ignores unknown top-level names so that a `.env` file may hold other
+    programs' variables; the YAML file has no such excuse.
+    """
+    path = _shown(path)
     problems = [f"{key}: unknown key (check its spelling)" for key in document if key not in Settings.model_fields]
     accounts = document.get("accounts")
     for name, account in (accounts.items() if isinstance(accounts, dict) else ()):
@@ -255,13 +488,29 @@ def _check_yaml(path: Path) -> list[str]:
             if key in account:
                 variable = f"RISKD_ACCOUNTS__{str(name).upper()}__{key.upper()}"
                 problems.append(f"accounts.{name}.{key}: secrets do not belong in {path}; set {variable} instead")
-        ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
-        for key in CCXT_SECRET_KEYS & set(ccxt_settings):
-            problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+        for where in _secret_looking(account.get("ccxt"), f"accounts.{name}.ccxt"):
+            problems.append(
+                f"{where}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD"
+            )
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
     return problems
+
+
+def _secret_looking(value: Any, where: str) -> list[str]:
+    """The dotted keys, at any depth under `where`, that look like credentials."""
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if re.sub(r"[_\-\s]", "", str(key)).lower() in CCXT_SECRET_KEYS:
+                found.append(f"{where}.{key}")
+            else:
+                found += _secret_looking(inner, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += _secret_looking(inner, f"{where}.{index}")
+    return found
 
 
 def _describe(error: Any) -> str:
@@ -302,8 +551,8 @@ def _account_problems(settings: Settings) -> list[str]:
 
     problems = []
     for name, account in settings.accounts.items():
-        if not ACCOUNT_NAME.match(name):
-            problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
+        if not ACCOUNT_NAME.fullmatch(name):
+            problems.append(f"accounts.{_printable(name)}: account names are lower-case letters, digits and _, starting with a letter")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):
@@ -311,4 +560,27 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
             )
+    problems += _poll_budget(settings, ccxt)
     return problems
+
+
+def _poll_budget(settings: Settings, ccxt: Any) -> list[str]:
+    """The poll interval must leave room for a tick's reads within each venue's rate limit."""
+    problems = []
+    for name, account in settings.accounts.items():
+        if account.is_sim or account.exchange not in ccxt.exchanges or account.ccxt.get("enableRateLimit") is False:
+            continue
+        spacing = float(account.ccxt.get("rateLimit", getattr(ccxt, account.exchange)().rateLimit))
+        needed = max(MIN_VENUE_POLL_INTERVAL, timedelta(milliseconds=spacing * READS_PER_TICK))
+        if settings.poll_interval < needed:
+            problems.append(
+                f"poll_interval: {_span(settings.poll_interval)} is too often for accounts.{name} on {account.exchange}: "
+                f"a tick makes {READS_PER_TICK} calls, which ccxt spaces {spacing:g}ms apart there, and venues ban keys "
+                f"that poll faster than once a second; use at least {_span(needed)}"
+            )
+    return problems
+
+
+def _printable(name: str) -> str:
+    """An account name fit for a one-line message: control characters and spaces made visible."""
+    return name if name.isprintable() and not any(character.isspace() for character in name) else repr(name)
