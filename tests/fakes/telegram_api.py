@@ -249,6 +249,16 @@ class FakeTelegram:
         }})
         return query_id
 
+    async def send_callback(self, data: str, sender: dict, message: dict | None = None) -> str:
+        """A client sends a button press with any `data` at all, as a forger can (under
+        `message`, or with no message, as for an inline one)."""
+        query_id = str(next(self._callback_ids))
+        query = {"id": query_id, "from": sender, "chat_instance": "1", "data": data}
+        if message is not None:
+            query["message"] = _public(message)
+        await self._push({"callback_query": query})
+        return query_id
+
     async def _push(self, update: dict) -> None:
         async with self._arrived:
             self._updates.append({"update_id": next(self._update_ids), **update})
