@@ -9,7 +9,7 @@ one market, `SimServer` serves them to ccxt over HTTP, `ccxt_config(url)` points
 """
 
 from riskd.sim.server import SimServer, ccxt_config, serve
-from riskd.sim.simulator import Simulator
+from riskd.sim.simulator import EMBEDDED_REQUEST_LOG, Simulator
 
 __all__ = ["SimServer", "Simulator", "ccxt_config", "serve", "start_embedded"]
 
@@ -18,9 +18,10 @@ async def start_embedded(settings) -> tuple[SimServer, dict]:
     """Start the demo exchange for an `exchange: sim` account (its `sim:` settings).
 
     Returns the running server and the ccxt settings that point `binanceusdm` at it.
-    The embedded exchange is local, so ccxt's rate limiter is off.
+    The embedded exchange is local, so ccxt's rate limiter is off, and it keeps a short
+    request log: riskd may run for months.
     """
-    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility)
+    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility, request_log=EMBEDDED_REQUEST_LOG)
     if settings.scenario:
         simulator.run_scenario(settings.scenario)
     if settings.latency:

@@ -1,0 +1,80 @@
+"""The reliability suite: each of the simulator's fault modes, faults during a flatten,
+and the bounds that keep a long-running riskd from growing.
+
+Each fault mode holds for three ticks (30 s of the account's time): riskd must make no
+order and keep the account's state, warn that its data is stale, never read the account
+as empty, and recover by itself once the exchange does. A flatten whose replies are lost
+after the orders executed must end flat with no flip and no over-close.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from riskd.config import SimSettings
+from riskd.domain import TradingState
+from riskd.sim import start_embedded
+from riskd.sim.simulator import EMBEDDED_REQUEST_LOG
+from tests.integration.conftest import BTC, ETH, SOL, open_positions, orders_sent, started, tick
+
+MODES = [
+    ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""),
+    ("timeout", ""), ("malformed", "html"), ("malformed", "truncated"), ("latency", ""),
+]
+
+
+@pytest.mark.parametrize("kind, body", MODES, ids=[f"{kind}-{body}" if body else kind for kind, body in MODES])
+async def test_each_fault_mode_for_30s_makes_no_order_warns_and_recovers_by_itself(configure, exchange, clock, kind, body):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "20s"}}), clock, ticks=1)
+    before = daemon.store.load_state("main")
+    # timeout: the reply never comes within the account's 2 s; latency: longer than that too
+    seconds = {"timeout": 3, "latency": 2.5}.get(kind)
+    sim.add_fault(kind, seconds=seconds, body=body or None)
+    for _ in range(3):
+        result = await tick(daemon, clock)
+        assert result.actions == ()
+    assert orders_sent(sim) == []
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.ACTIVE
+    assert state.last_equity == before.last_equity and state.peak_equity == before.peak_equity  # never read as zero
+    stale = next(reading for reading in result.readings if reading.breaker == "stale_data")
+    assert stale.status.value == "breached"
+    assert any(event["breaker"] == "stale_data" for event in daemon.store.events("main", 100))
+
+    sim.clear_faults()
+    result = await tick(daemon, clock)
+    assert all(reading.status.value == "ok" for reading in result.readings if reading.breaker in ("stale_data", "drawdown"))
+    assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+    await daemon.shutdown()
+
+
+@pytest.mark.parametrize("kind, body", [("http_503", "unknown"), ("timeout", ""), ("malformed", "truncated")])
+async def test_a_flatten_whose_replies_are_lost_after_the_orders_executed_ends_flat_without_flip(
+    configure, exchange, clock, kind, body
+):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock, ticks=1)
+    assert set(open_positions(sim)) == {BTC, ETH, SOL}
+    sim.move(-0.20)
+    # every order executes, and its reply is lost (3 of them: one per position)
+    sim.add_fault(kind, path="/fapi/v1/order", count=3, seconds=3 if kind == "timeout" else None, body=body or None)
+    for _ in range(4):
+        await tick(daemon, clock)
+
+    assert open_positions(sim) == {}  # flat: nothing left, nothing flipped to the other side
+    sent = orders_sent(sim)
+    assert sent and all(entry["params"].get("reduceOnly") == "true" for entry in sent)
+    # no over-close: an extra reduce-only order would have been refused, an extra plain one
+    # would show as a position on the other side; and none was sent twice for one position
+    assert len({entry["params"]["newClientOrderId"] for entry in sent}) == len(sent)
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+    await daemon.shutdown()
+
+
+async def test_the_embedded_exchange_keeps_a_bounded_request_log():
+    server, _ = await start_embedded(SimSettings())
+    try:
+        assert server.simulator.requests.maxlen == EMBEDDED_REQUEST_LOG
+    finally:
+        await server.stop()
