@@ -2,8 +2,11 @@
 
 Settings are read once at start by pydantic-settings from, in order of precedence,
 the environment (`RISKD_` prefix, `__` for nesting), a `.env` file, and the YAML
-file. Every problem becomes a `ConfigError` whose lines each name a key and what is
-wrong with it, so `riskd` can stop with a clear message and exit status 2.
+file. riskd reads the YAML and `.env` files itself first, because PyYAML keeps the
+last of two equal keys without a word and python-dotenv skips a line it cannot parse.
+Every problem becomes a `ConfigError` whose lines each name where it is (a key, a file
+and line, or a variable) and what is wrong, so `riskd` can stop with a clear message
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -272,7 +275,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     document = _read_yaml(path)
     found = _check_yaml(path, document)
     env_file = overrides.get("_env_file", Settings.model_config["env_file"])
-    dotenv = _read_dotenv(Path(env_file)) if env_file else {}
+    env_path = Path(env_file) if env_file else None
+    dotenv = _read_dotenv(env_path) if env_path else {}
 
     def sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, document)
@@ -281,11 +285,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = settings_cls(**overrides)
     except ValidationError as error:
-        env_path = Path(env_file) if env_file else None
         described = [_describe(item) + _set_by(item["loc"], env_path, dotenv) for item in error.errors()]
         raise ConfigError("\n".join([*found, *described])) from None
     except SettingsError as error:
-        raise ConfigError("\n".join([*found, *_unparsed_environment(error, Path(env_file) if env_file else None, dotenv)])) from None
+        raise ConfigError("\n".join([*found, *_unparsed_environment(error, env_path, dotenv)])) from None
     problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
@@ -294,33 +297,33 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int, first: int):
-        super().__init__(f"duplicate key {key!r}")
-        self.key, self.line, self.first = key, line, first
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key written twice in one mapping is an error.
+def _duplicate_keys(node: yaml.Node, where: tuple[str, ...] = (), seen: set[int] | None = None) -> list[tuple[str, int, int]]:
+    """Every key written twice in one mapping of the composed YAML: (dotted key, line, first line).
 
     PyYAML keeps the last of them without a word, so a second `live: true` lower in the
     file would switch riskd to LIVE unseen. Keys brought in by a `<<` merge may still be
     overridden: that is what merging is for.
     """
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
-        if isinstance(node, yaml.MappingNode):
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                if isinstance(key, typing.Hashable) and key in first:
-                    raise _DuplicateKey(key, line, first[key])
-                if isinstance(key, typing.Hashable):
-                    first[key] = line
-        return super().construct_mapping(node, deep)
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already walked (or of itself)
+        return []
+    seen.add(id(node))
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            name = key.value if isinstance(key, yaml.ScalarNode) else f"<{key.id}>"
+            line = key.start_mark.line + 1
+            if name in first:
+                found.append((".".join((*where, name)), line, first[name]))
+            first.setdefault(name, line)
+            found += _duplicate_keys(value, (*where, name), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, (*where, str(index)), seen)
+    return found
 
 
 def _shown(path: Path) -> str:
@@ -357,17 +360,19 @@ def _read_yaml(path: Path) -> dict:
     """The YAML document, checked to be a mapping with no key written twice."""
     text = _read_text(path, "configuration file", " (choose one with --config or RISKD_CONFIG)")
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-    except _DuplicateKey as error:
-        raise ConfigError(
-            f"{_shown(path)}: line {error.line}: {error.key!r} is written twice (first at line {error.first}); "
-            "YAML would silently keep the last one, so say it once"
-        ) from None
+        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        document = None if duplicates else yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(error, "problem", None) or getattr(error, "reason", None) or error
         raise ConfigError(f"{_shown(path)}:{where} is not valid YAML: {problem}") from None
+    if duplicates:
+        raise ConfigError("\n".join(
+            f"{_shown(path)}: line {line}: {key} is written twice (first at line {first}); "
+            "YAML would silently keep the last one, so say it once"
+            for key, line, first in duplicates
+        ))
     document = {} if document is None else document
     if not isinstance(document, dict):
         raise ConfigError(f"{_shown(path)}: expected a mapping of settings at the top level")

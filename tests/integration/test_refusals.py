@@ -111,7 +111,7 @@ def test_a_second_live_true_cannot_start_riskd_live(tmp_path):
     )
     result = riskd(tmp_path, "run", "--once")
     assert result.returncode == 2
-    assert result.stderr.splitlines()[1].strip().startswith("config.yaml: line 6: 'live' is written twice (first at line 1)")
+    assert result.stderr.splitlines()[1].strip().startswith("config.yaml: line 6: live is written twice (first at line 1)")
     assert "LIVE" not in result.stderr + result.stdout
     assert not (tmp_path / "guard.db").exists()  # it never started: no tick, no order, no record
 
@@ -134,3 +134,23 @@ def test_as_a_process_a_refusal_is_one_line_and_no_traceback(tmp_path, arrangeme
     result = riskd(tmp_path, "check", **environment)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 2 and "Traceback" not in result.stderr
+
+
+def test_every_key_written_twice_is_named_and_a_merge_may_still_override(tmp_path):
+    from riskd.config import ConfigError, load_settings
+
+    (tmp_path / "twice.yaml").write_text(
+        "accounts:\n  main:\n    exchange: sim\n    exchange: sim\n  paper:\n    exchange: sim\n"
+        "    keep_assets: [BNB]\n    keep_assets: [ETH]\n", encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tmp_path / "twice.yaml")
+    assert [line.split(" is written")[0] for line in str(refused.value).splitlines()] == [
+        f"{tmp_path / 'twice.yaml'}: line 4: accounts.main.exchange",
+        f"{tmp_path / 'twice.yaml'}: line 8: accounts.paper.keep_assets",
+    ]
+    (tmp_path / "merged.yaml").write_text(
+        "accounts:\n  main: &main\n    exchange: sim\n    quote: USDT\n  paper:\n    <<: *main\n    quote: USDC\n",
+        encoding="utf-8",
+    )
+    assert load_settings(tmp_path / "merged.yaml").accounts["paper"].quote == "USDC"
