@@ -44,11 +44,12 @@ def allowance(runner: Watched, limit: timedelta) -> timedelta:
 
     When a read takes longer than a poll interval, ticks follow one another as reads
     end, and a good read can be as old as two reads and a poll interval when the next
-    one lands. So the limit is STALE_TICKS of the latest completed read's duration when
-    that is longer than the poll-interval limit. A read that never completes adds
-    nothing: a hung venue still goes stale at the last known pace.
+    one lands. So the limit is STALE_TICKS of the latest good read's duration when that
+    is longer than the poll-interval limit. Only good reads set the pace: a read that
+    never completes, or fails after a long timeout, adds nothing, so a hung or failing
+    venue still goes stale at the last known good pace.
     """
-    read = runner.last_read
+    read = runner.last_snapshot
     if read is None or not read.latency:
         return limit
     return max(limit, timedelta(seconds=read.latency) * STALE_TICKS)

@@ -138,6 +138,14 @@ def test_a_slow_venue_that_stops_answering_still_goes_stale_at_its_own_pace():
     assert health.overdue([watched], NOW + timedelta(seconds=2.1), limit) == {"main": "main: no tick completed for 8s"}
 
 
+def test_a_read_that_fails_after_a_long_timeout_does_not_stretch_the_limit():
+    good = Snapshot("main", NOW - timedelta(seconds=40), equity=100.0, latency=0.05)
+    timed_out = Snapshot("main", NOW - timedelta(seconds=21), error="timed out", error_kind="timeout", latency=20.0)
+    watched = SimpleNamespace(name="main", last_tick_at=NOW - timedelta(seconds=1), last_snapshot=good,
+                              last_read=timed_out, alive_at=NOW - timedelta(seconds=1))
+    assert health.problems([watched], NOW, LIMIT) == ["main: no good read of the account for 40s; last error: timed out"]
+
+
 def test_the_status_line_counts_states_names_the_troubled_and_gives_the_oldest_tick():
     runners = [runner("main", 3, 3), runner("alt", 12, 12), runner("spot", 45, 45)]
     states = {
