@@ -36,6 +36,8 @@ API_PATHS = {
 INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
              "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 RATE_LIMITED = Rejection(-1003, "Too many requests; current limit is 2400 request weight per 1 MINUTE.", 429)
+REVOKED = Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+CLOCK_SKEW = Rejection(-1021, "Timestamp for this request is outside of the recvWindow.", 400)
 UNAVAILABLE = {
     "unavailable": {"msg": "Service Unavailable."},
     "internal": {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
@@ -287,6 +289,13 @@ class SimServer:
             return await handler(request)
         if failure.kind == "http_429":
             return _error(RATE_LIMITED, {"Retry-After": "60"})
+        if failure.kind == "revoked":
+            return _error(REVOKED)
+        if failure.kind == "clock_skew":
+            return _error(CLOCK_SKEW)
+        if failure.kind == "dropped":
+            request.transport.abort()  # the connection goes before any reply
+            return web.Response(status=502)
         if failure.kind == "http_503" and failure.body != "unknown":
             return _json(UNAVAILABLE[failure.body], 503)
         response = await handler(request)  # takes effect; the reply is lost or spoiled

@@ -20,7 +20,16 @@ from tests.integration.conftest import BTC, ETH, SOL, open_positions, orders_sen
 MODES = [
     ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""),
     ("timeout", ""), ("malformed", "html"), ("malformed", "truncated"), ("latency", ""),
+    ("dropped", ""), ("revoked", ""), ("clock_skew", ""),
 ]
+
+
+KIND_SEEN = {
+    "http_429": "rate_limit", "timeout": "timeout", "latency": "timeout", "malformed": "malformed",
+    "dropped": "network", "revoked": "auth", "clock_skew": "network",
+}
+"""How riskd names the failure, through ccxt's own map of Binance's replies (-2015 is an
+AuthenticationError: the operator must act; -1021 an InvalidNonce, a NetworkError)."""
 
 
 @pytest.mark.parametrize("kind, body", MODES, ids=[f"{kind}-{body}" if body else kind for kind, body in MODES])
@@ -41,6 +50,8 @@ async def test_each_fault_mode_for_30s_makes_no_order_warns_and_recovers_by_itse
     stale = next(reading for reading in result.readings if reading.breaker == "stale_data")
     assert stale.status.value == "breached"
     assert any(event["breaker"] == "stale_data" for event in daemon.store.events("main", 100))
+    if kind in KIND_SEEN:
+        assert daemon.runners["main"].last_read.error_kind == KIND_SEEN[kind]
 
     sim.clear_faults()
     result = await tick(daemon, clock)
