@@ -7,7 +7,7 @@ then a restart. Prints one line per trial and the totals: flips, over-closes (or
 not reduce-only, or more than two per position), accounts not halted, peaks lost,
 databases failing the integrity check.
 
-Run: python bench/kill_trials.py [--trials 20]
+Run: python bench/kill_trials.py [--trials 20] [--seed 1000]
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from riskd.domain import TradingState  # noqa: E402
 from tests.integration.test_kill import trial  # noqa: E402
 
 
-async def main(trials: int) -> None:
+async def main(trials: int, seed: int) -> None:
     totals = {"flips or leftovers": 0, "over-closes": 0, "not halted": 0, "peaks lost": 0, "databases damaged": 0}
     phases: dict[str, int] = {}
     print(f"{'trial':>5} {'kill at s':>9} {'killed':>18} {'orders in all':>13}  result")
     for number in range(trials):
         with tempfile.TemporaryDirectory(prefix="riskd-kill-") as folder:
-            seen = await trial(Path(folder), random.Random(1000 + number))
+            seen = await trial(Path(folder), random.Random(seed + number))
         orders = seen["orders"]
         faults = {
             "flips or leftovers": seen["positions"] != [],
@@ -54,4 +54,6 @@ async def main(trials: int) -> None:
 if __name__ == "__main__":
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--trials", type=int, default=20)
-    asyncio.run(main(options.parse_args().trials))
+    options.add_argument("--seed", type=int, default=1000, help="trial n kills at the moment seed + n draws")
+    arguments = options.parse_args()
+    asyncio.run(main(arguments.trials, arguments.seed))

@@ -362,11 +362,15 @@ def _read_yaml(path: Path) -> dict:
     try:
         duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
         document = None if duplicates else yaml.safe_load(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow, such as a control character
+        line = text[: error.position].count("\n") + 1
+        raise ConfigError(
+            f"{_shown(path)}: line {line} is not valid YAML: character {error.character:#04x} is not allowed ({error.reason})"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or error
-        raise ConfigError(f"{_shown(path)}:{where} is not valid YAML: {problem}") from None
+        raise ConfigError(f"{_shown(path)}:{where} is not valid YAML: {getattr(error, 'problem', None) or error}") from None
     if duplicates:
         raise ConfigError("\n".join(
             f"{_shown(path)}: line {line}: {key} is written twice (first at line {first}); "
