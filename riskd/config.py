@@ -2,27 +2,20 @@
 
 Settings are read once at start by pydantic-settings from, in order of precedence,
 the environment (`RISKD_` prefix, `__` for nesting), a `.env` file, and the YAML
-file. riskd reads the YAML and `.env` files itself first, because PyYAML keeps the
-last of two equal keys without a word and python-dotenv skips a line it cannot parse.
-Every problem becomes a `ConfigError` whose lines each name where it is (a key, a file
-and line, or a variable) and what is wrong, so `riskd` can stop with a clear message
-and exit status 2.
+file; `sources` reads the two files first, so that a file riskd cannot use is named
+with its line. Every problem becomes a `ConfigError` whose lines each name where it is
+(a key, a file and line, or a variable) and what is wrong, so `riskd` can stop with a
+clear message and exit status 2.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import re
-import types
-import typing
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from dotenv.parser import parse_stream
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -34,6 +27,7 @@ from pydantic_settings import (
 )
 
 from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.sources import UnusableSource, read_dotenv, read_yaml, set_by, shown, unparsed_environment
 from riskd.units import Duration, format_duration
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -267,16 +261,20 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read and check the configuration, or raise ConfigError saying what to fix.
 
-    The YAML file and the `.env` file are read here rather than by pydantic-settings, so
-    that every way they can be unusable (not there, a folder, not text, not UTF-8, a
-    key written twice, a line that does not parse) is named with its file and line.
+    The YAML file and the `.env` file are read by `sources` before pydantic-settings
+    sees them, so that every way they can be unusable (not there, a folder, not text,
+    not UTF-8, a key written twice, a line that does not parse) is named with its file
+    and line, and the document read is the one the settings are built from.
     """
     path = config_path(path)
-    document = _read_yaml(path)
-    found = _check_yaml(path, document)
     env_file = overrides.get("_env_file", Settings.model_config["env_file"])
     env_path = Path(env_file) if env_file else None
-    dotenv = _read_dotenv(env_path) if env_path else {}
+    try:
+        document = read_yaml(path)
+        dotenv = read_dotenv(env_path) if env_path else {}
+    except UnusableSource as error:
+        raise ConfigError(str(error)) from None
+    found = _check_yaml(path, document)
 
     def sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, document)
@@ -285,10 +283,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = settings_cls(**overrides)
     except ValidationError as error:
-        described = [_describe(item) + _set_by(item["loc"], env_path, dotenv) for item in error.errors()]
+        described = [_describe(item) + set_by(item["loc"], Settings, env_path, dotenv) for item in error.errors()]
         raise ConfigError("\n".join([*found, *described])) from None
     except SettingsError as error:
-        raise ConfigError("\n".join([*found, *_unparsed_environment(error, env_path, dotenv)])) from None
+        raise ConfigError("\n".join([*found, *unparsed_environment(error, Settings, env_path, dotenv)])) from None
     problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
@@ -297,198 +295,13 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def _duplicate_keys(node: yaml.Node, where: tuple[str, ...] = (), seen: set[int] | None = None) -> list[tuple[str, int, int]]:
-    """Every key written twice in one mapping of the composed YAML: (dotted key, line, first line).
-
-    PyYAML keeps the last of them without a word, so a second `live: true` lower in the
-    file would switch riskd to LIVE unseen. Keys brought in by a `<<` merge may still be
-    overridden: that is what merging is for.
-    """
-    seen = set() if seen is None else seen
-    if id(node) in seen:  # an alias of a node already walked (or of itself)
-        return []
-    seen.add(id(node))
-    found = []
-    if isinstance(node, yaml.MappingNode):
-        first: dict[str, int] = {}
-        for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge":
-                continue
-            name = key.value if isinstance(key, yaml.ScalarNode) else f"<{key.id}>"
-            line = key.start_mark.line + 1
-            if name in first:
-                found.append((".".join((*where, name)), line, first[name]))
-            first.setdefault(name, line)
-            found += _duplicate_keys(value, (*where, name), seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found += _duplicate_keys(item, (*where, str(index)), seen)
-    return found
-
-
-def _shown(path: Path) -> str:
-    """A path for a message: whole unless absurdly long, when its start and end are enough."""
-    text = str(path)
-    return text if len(text) <= 120 else f"{text[:50]}…{text[-50:]}"
-
-
-def _read_text(path: Path, what: str, hint: str = "") -> str:
-    """The text of a configuration file, or ConfigError saying why it is unusable."""
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"{_shown(path)}: {what} not found{hint}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{_shown(path)}: is a folder; the {what} must be a file") from None
-    except OSError as error:
-        raise ConfigError(f"{_shown(path)}: the {what} cannot be read: {error.strerror or error}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"{_shown(path)}: is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
-    if b"\0" in data:
-        line = data[: data.index(b"\0")].count(b"\n") + 1
-        raise ConfigError(f"{_shown(path)}: line {line}: a NUL byte: this is a binary file, not a {what}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{_shown(path)}: line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the {what} as UTF-8"
-        ) from None
-
-
-def _read_yaml(path: Path) -> dict:
-    """The YAML document, checked to be a mapping with no key written twice."""
-    text = _read_text(path, "configuration file", " (choose one with --config or RISKD_CONFIG)")
-    try:
-        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
-        document = None if duplicates else yaml.safe_load(text)
-    except yaml.reader.ReaderError as error:  # a character YAML does not allow, such as a control character
-        line = text[: error.position].count("\n") + 1
-        raise ConfigError(
-            f"{_shown(path)}: line {line} is not valid YAML: character {error.character:#04x} is not allowed ({error.reason})"
-        ) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{_shown(path)}:{where} is not valid YAML: {getattr(error, 'problem', None) or error}") from None
-    if duplicates:
-        raise ConfigError("\n".join(
-            f"{_shown(path)}: line {line}: {key} is written twice (first at line {first}); "
-            "YAML would silently keep the last one, so say it once"
-            for key, line, first in duplicates
-        ))
-    document = {} if document is None else document
-    if not isinstance(document, dict):
-        raise ConfigError(f"{_shown(path)}: expected a mapping of settings at the top level")
-    return document
-
-
-def _read_dotenv(path: Path) -> dict[str, tuple[str, int]]:
-    """The `.env` file's variables, each with its line; none when there is no file.
-
-    python-dotenv skips a line it cannot parse with a warning, which would drop a
-    setting unnoticed, so such a line is refused here, naming it (not its text, which
-    may hold a secret).
-    """
-    try:
-        exists = path.exists()
-    except OSError as error:
-        raise ConfigError(f"{_shown(path)}: the env file cannot be read: {error.strerror or error}") from None
-    if not exists:
-        return {}
-    found = {}
-    for binding in parse_stream(io.StringIO(_read_text(path, "env file"))):
-        if binding.error:
-            raise ConfigError(f"{_shown(path)}: line {binding.original.line}: cannot be parsed; write NAME=value")
-        if binding.key is not None:
-            found[binding.key] = (binding.value or "", binding.original.line)
-    return found
-
-
-def _unparsed_environment(error: SettingsError, env_file: Path | None, dotenv: dict[str, tuple[str, int]]) -> list[str]:
-    """Which variable holds a value pydantic-settings could not parse as JSON, and why.
-
-    pydantic-settings names only the setting and the source; the person needs the
-    variable (and for `.env`, the line). Values are never repeated: they may be secrets.
-    """
-    problems = []
-    written = [(name, value, "") for name, value in os.environ.items()]
-    if env_file is not None:
-        written += [(name, value, f"{_shown(env_file)}: line {line}: ") for name, (value, line) in dotenv.items()]
-    for name, value, where in written:
-        prefix = Settings.model_config["env_prefix"]
-        if not name.upper().startswith(prefix):
-            continue
-        parts = name[len(prefix):].lower().split(Settings.model_config["env_nested_delimiter"])
-        if not _structured(parts):
-            continue
-        try:
-            json.loads(value)
-        except json.JSONDecodeError as reason:
-            problems.append(
-                f"{where}{name}: not valid JSON ({reason.msg} at character {reason.pos + 1}); write it like {_example(parts)}"
-            )
-    return problems or [f"environment: {error}"]
-
-
-def _set_by(loc: tuple, env_file: Path | None, dotenv: dict[str, tuple[str, int]]) -> str:
-    """Where a refused value came from when it was not the YAML file: the variable, and its line in `.env`."""
-    prefix, delimiter = Settings.model_config["env_prefix"], Settings.model_config["env_nested_delimiter"]
-    parts = [str(part) for part in loc]
-    candidates = {(prefix + delimiter.join(parts[:length])).upper() for length in range(1, len(parts) + 1)}
-    for name in os.environ:
-        if name.upper() in candidates:
-            return f" (set by {name})"
-    for name, (_, line) in dotenv.items():
-        if name.upper() in candidates and env_file is not None:
-            return f" (set by {name}, {_shown(env_file)} line {line})"
-    return ""
-
-
-def _annotation(parts: list[str]) -> Any:
-    """The type a `RISKD_A__B__C` variable sets, or None where the settings have no such place."""
-    annotation: Any = Settings
-    for part in parts:
-        annotation = _unoptional(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(part)
-            annotation = field.annotation if field else None
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return None
-    return _unoptional(annotation)
-
-
-def _unoptional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
-        return arguments[0] if len(arguments) == 1 else annotation
-    return annotation
-
-
-def _structured(parts: list[str]) -> bool:
-    """Whether pydantic-settings reads this variable as JSON (a mapping, a list, a model)."""
-    annotation = _annotation(parts)
-    origin = typing.get_origin(annotation)
-    return origin in (dict, list, tuple, set) or (isinstance(annotation, type) and issubclass(annotation, (BaseModel, dict, list, tuple)))
-
-
-def _example(parts: list[str]) -> str:
-    """What a JSON value for this variable looks like."""
-    annotation = _annotation(parts)
-    if typing.get_origin(annotation) in (list, tuple, set):
-        return "[123456789, -1001234567890]" if int in typing.get_args(annotation) else '["BNB", "ETH"]'
-    return '{"key": "value"}, or set one field at a time with __ (RISKD_ACCOUNTS__MAIN__EXCHANGE=binance)'
-
-
 def _check_yaml(path: Path, document: dict) -> list[str]:
     """What the settings model cannot see: unknown top-level keys and secrets in YAML.
 
     The model ignores unknown top-level names so that a `.env` file may hold other
     programs' variables; the YAML file has no such excuse.
     """
-    path = _shown(path)
+    path = shown(path)
     problems = [f"{key}: unknown key (check its spelling)" for key in document if key not in Settings.model_fields]
     accounts = document.get("accounts")
     for name, account in (accounts.items() if isinstance(accounts, dict) else ()):
