@@ -23,7 +23,6 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from common import exchange_with_positions, guarded, scratch  # noqa: E402
 
-from riskd.domain import Action, ActionKind  # noqa: E402
 from riskd.executor import client_order_id  # noqa: E402
 
 POSITIONS = 20
@@ -36,11 +35,11 @@ async def round_trip(adapter) -> float:
 
 
 async def send_orders(daemon, concurrent: bool, tag: int) -> float:
-    runner = daemon.runners["main"]
-    snapshot = await runner.adapter.snapshot()
+    guard = daemon.guards["main"]
+    snapshot = await guard.adapter.snapshot()
     assert len(snapshot.positions) == POSITIONS, f"expected {POSITIONS} positions, got {len(snapshot.positions)}"
     orders = [
-        runner.adapter.reduce(p, runner.adapter.round_amount(p.symbol, p.contracts), client_order_id(tag, p.key, 1))
+        guard.adapter.reduce(p, guard.adapter.round_amount(p.symbol, p.contracts), client_order_id(tag, p.key, 1))
         for p in snapshot.positions
     ]
     started = time.perf_counter()
@@ -79,7 +78,7 @@ async def main() -> None:
             exchange = exchange_with_positions(POSITIONS)
             with scratch() as folder:
                 daemon = await guarded(exchange, folder)
-                samples["round trip"].append(min([await round_trip(daemon.runners["main"].adapter) for _ in range(5)]))
+                samples["round trip"].append(min([await round_trip(daemon.guards["main"].adapter) for _ in range(5)]))
                 samples["concurrent" if concurrent else "sequential"].append(await send_orders(daemon, concurrent, 1))
                 assert exchange.state()["positions"] == [], "every position should be closed"
                 await daemon.shutdown()

@@ -27,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from riskd import sim  # noqa: E402
 from riskd.config import load_settings  # noqa: E402
 from riskd.sim.simulator import Simulator  # noqa: E402
 from riskd.supervisor import Daemon  # noqa: E402
@@ -64,7 +63,7 @@ async def soak(ticks: int, trace: bool) -> None:
         settings = load_settings(ROOT / "config.yaml", database=str(database))
         daemon = Daemon(settings, clock=clock)
         await daemon.startup()
-        name = next(iter(daemon.runners))
+        name = next(iter(daemon.guards))
         started, first, baseline = time.monotonic(), None, None
         print(f"{'ticks':>7} {'virtual days':>12} {'RSS MB':>8} {'vs 1st hour':>11} {'DB MB':>7} {'wall s':>7}")
         try:

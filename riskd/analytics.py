@@ -25,9 +25,6 @@ class Figures:
     """What an equity history says, in fractions of equity (0.05 is 5 %)."""
 
     samples: int
-    start: float | None
-    end: float | None
-    change: float | None
     max_drawdown: float | None
     volatility: float | None
     var_95: float | None
@@ -81,16 +78,12 @@ def figures(points: Iterable[tuple[datetime, float]], every: str = "5min") -> Fi
     """Everything the report says about one account's equity history."""
     equity = equity_series(points)
     if equity.empty:
-        return Figures(0, None, None, None, None, None, None, None)
-    start, end = float(equity.iloc[0]), float(equity.iloc[-1])
+        return Figures(0, None, None, None, None)
     step_returns = returns(equity, every)
     steps_per_day = pd.Timedelta("1D") / pd.Timedelta(every)
     var, shortfall = value_at_risk(step_returns)
     return Figures(
         samples=len(equity),
-        start=start,
-        end=end,
-        change=(end - start) / start if start > 0 else None,
         max_drawdown=max_drawdown(equity),
         volatility=volatility(step_returns, steps_per_day),
         var_95=var,

@@ -54,7 +54,7 @@ async def clock_skew(name: str, client: Any, limit: float) -> Finding:
         server = await asyncio.wait_for(client.fetch_time(), limit)
         after = time.time()
     except Exception as error:
-        return Finding(name, FAILURE, f"could not read the exchange's clock: {explain(error)}")
+        return Finding(name, FAILURE, f"could not read the exchange's clock: {explain(error).text}")
     skew = server / 1000 - (before + after) / 2
     text = f"this machine's clock is {abs(skew):.2f} s {'ahead of' if skew < 0 else 'behind'} the exchange's"
     if abs(skew) >= SKEW_FAILURE:
@@ -73,7 +73,7 @@ async def key_permissions(name: str, config: AccountConfig, client: Any, limit: 
         if client.id == "okx":
             return okx_permissions(name, await asyncio.wait_for(client.private_get_account_config(), limit))
     except Exception as error:
-        return Finding(name, WARNING, f"could not read the API key's permissions ({explain(error)}); {_MAKE_SURE}")
+        return Finding(name, WARNING, f"could not read the API key's permissions ({explain(error).text}); {_MAKE_SURE}")
     return Finding(name, OK, f"{client.id} does not report API key permissions; {_MAKE_SURE}")
 
 

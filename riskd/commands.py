@@ -1,22 +1,25 @@
 """What a person can ask of riskd, independent of how they ask.
 
-The CLI (and any other transport) only parses and formats; these functions check the
-request, record it and return data, or raise `Refusal` with a sentence to show. Control
-commands reach a running daemon through the database's commands table, so they need
-no open port: the daemon picks them up within about a second.
+`CATALOGUE` names each command every transport offers, once: its arguments, its help
+text, whether it asks for confirmation and how its result is shown. The CLI's argparse
+and Telegram's menu and /help are built from it. The CLI (and any other transport) only
+parses and formats; the functions here check the request, record it and return data,
+or raise `Refusal` with a sentence to show. Control commands reach a running daemon
+through the database's commands table, so they need no open port: the daemon picks
+them up within about a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, Position, Reading, Side, TradingState
-from riskd.store import Store
+from riskd.domain import Command, CommandKind, CommandStatus, Position, Reading, TradingState, utcnow
+from riskd.store import CommandRecord, EventRecord, Store
 
 if TYPE_CHECKING:
     from riskd.analytics import Figures
@@ -27,6 +30,82 @@ COMMAND_LIFETIME = timedelta(minutes=5)
 
 class Refusal(Exception):
     """The request cannot be carried out; the message says why in words."""
+
+
+# --- the catalogue ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """Something a command takes: its name in usage lines, what it means, whether it must be given."""
+
+    name: str
+    help: str
+    required: bool = False
+
+    @property
+    def usage(self) -> str:
+        return self.name if self.required else f"[{self.name}]"
+
+
+class Shown(StrEnum):
+    """How a command's result is shown."""
+
+    ACCOUNTS = "accounts"  # each account's state, figures and breakers
+    EVENTS = "events"  # the most recent events
+    REPORT = "report"  # the day report
+    OUTCOME = "outcome"  # a control command: per account, done, refused, or still queued
+
+
+@dataclass(frozen=True, slots=True)
+class Verb:
+    """One command every transport offers, defined once."""
+
+    name: str
+    summary: str
+    shown: Shown
+    arguments: tuple[Argument, ...] = ()
+    destructive: bool = False  # asks for confirmation before anything is done
+
+    @property
+    def help(self) -> str:
+        return f"{self.summary} (asks to confirm)" if self.destructive else self.summary
+
+    @property
+    def usage(self) -> str:
+        """The arguments as a usage line writes them: `[ACCOUNT] [reason]`."""
+        return " ".join(argument.usage for argument in self.arguments)
+
+    @property
+    def kind(self) -> CommandKind | None:
+        """The control command the daemon carries out, for a command that changes something."""
+        return CommandKind(self.name) if self.shown is Shown.OUTCOME else None
+
+
+ACCOUNT = Argument("ACCOUNT", "the account; every account when left out")
+REASON = Argument("reason", "why, for the record")
+COUNT = Argument("N", "how many, at most 200")
+PERCENT = Argument("PERCENT", "such as 25%", required=True)
+
+CATALOGUE = (
+    Verb("status", "every account: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
+    Verb("events", "the most recent events: warnings, breaches, actions, commands", Shown.EVENTS, (COUNT,)),
+    Verb("report", "today so far: equity, PnL, drawdown, breaches, orders; 24 h risk figures and a stress test", Shown.REPORT),
+    Verb("freeze", "halt trading: cancel open orders, refuse new exposure", Shown.OUTCOME, (ACCOUNT, REASON)),
+    Verb("resume", "make a halted or reducing account active again", Shown.OUTCOME, (ACCOUNT,)),
+    Verb(
+        "flatten", "cancel every order, close every position, halt", Shown.OUTCOME, (ACCOUNT, REASON), destructive=True,
+    ),
+    Verb(
+        "reduce", "reduce every position by a percentage", Shown.OUTCOME,
+        (Argument("ACCOUNT", "the account", required=True), PERCENT),
+        destructive=True,
+    ),
+)
+VERBS = {verb.name: verb for verb in CATALOGUE}
+
+
+# --- the commands ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +124,8 @@ class AccountStatus:
     day_start_equity: float | None
     quote: str
     readings: list[Reading] = field(default_factory=list)
-    positions: list[dict] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    day_start: datetime | None = None
 
     @property
     def drawdown(self) -> float | None:
@@ -74,7 +154,8 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
     result = []
     for name in resolve_accounts(settings, account_name):
         account = settings.accounts[name]
-        state = store.load_state(name)
+        stored = store.stored_state(name)
+        state = stored.state
         snapshot = store.latest_snapshot(name)
         result.append(
             AccountStatus(
@@ -84,13 +165,14 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
                 trading_state=state.trading_state,
                 reason=state.reason,
                 since=state.since,
-                updated_at=store.state_updated_at(name),
+                updated_at=stored.updated_at,
                 equity=state.last_equity,
                 peak_equity=state.peak_equity,
                 day_start_equity=state.day_start_equity,
                 quote=account.quote,
-                readings=store.readings(name),
-                positions=store.positions_of(snapshot["id"]) if snapshot else [],
+                readings=list(stored.readings),
+                positions=store.positions_of(snapshot.id) if snapshot else [],
+                day_start=state.day_start,
             )
         )
     return result
@@ -116,7 +198,7 @@ def submit(
     ]
 
 
-def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[dict]:
+def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[EventRecord]:
     """The most recent events, oldest first, of one account or all."""
     if not 1 <= limit <= 200:
         raise Refusal("the number of events must be between 1 and 200")
@@ -144,10 +226,7 @@ def report(store: Store, settings: Settings, now: datetime | None = None) -> lis
     now = now or utcnow()
     result = []
     for account in status(store, settings):
-        since = store.load_state(account.account).day_start
-        held = [
-            Position(row["symbol"], Side(row["side"]), row["contracts"], row["notional"]) for row in account.positions
-        ]
+        since, held = account.day_start, account.positions
         result.append(
             DayReport(
                 account,
@@ -160,19 +239,16 @@ def report(store: Store, settings: Settings, now: datetime | None = None) -> lis
     return result
 
 
-async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[dict]:
+async def wait_for(store: Store, ids: list[int], timeout: float = 5.0) -> list[CommandRecord]:
     """Wait until the daemon has handled the commands, or the timeout passes."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         rows = [store.command(command_id) for command_id in ids]
-        if all(row["status"] != "pending" for row in rows) or asyncio.get_running_loop().time() >= deadline:
+        if all(row.status is not CommandStatus.PENDING for row in rows) or asyncio.get_running_loop().time() >= deadline:
             return rows
         await asyncio.sleep(0.1)
 
 
-def expired(queued_at: datetime, now: datetime) -> bool:
-    return now - queued_at > COMMAND_LIFETIME
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def expired(given_at: datetime, now: datetime) -> bool:
+    """Too old to carry out: given while riskd was not running (the daemon's queue, Telegram's backlog)."""
+    return now - given_at > COMMAND_LIFETIME

@@ -76,6 +76,8 @@ class AccountConfig(BaseModel):
     timeout: Duration = timedelta(seconds=10)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sim: SimSettings = SimSettings()
+    stream: bool | None = None
+    """Follow the venue's mark prices between polls; None: where ccxt has the stream (see stream.py)."""
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
@@ -375,6 +377,8 @@ def _account_problems(settings: Settings) -> list[str]:
     for name, account in settings.accounts.items():
         if not ACCOUNT_NAME.fullmatch(name):
             problems.append(f"accounts.{_printable(name)}: account names are lower-case letters, digits and _, starting with a letter")
+        if account.stream and account.market == "spot":
+            problems.append(f"accounts.{_printable(name)}.stream: the mark-price stream follows futures positions; a spot account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from riskd.config import load_settings
+from riskd.store import OrderKind
 from riskd.supervisor import Daemon
 from riskd.units import format_money
 
@@ -43,20 +44,29 @@ NARRATED = {"warning", "breach", "state_change", "enforce", "action_unconfirmed"
 
 async def run_demo(seconds: float = 60.0, out=print, crash: dict = CRASH, poll_interval: str = "2s") -> int:
     """Run the demo for about `seconds`; returns the exit status. Tests speed it up."""
-    logging.getLogger().setLevel(logging.CRITICAL + 1)  # the narration says it all
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL + 1)  # the narration says it all
+    try:
+        return await _demo(seconds, out, crash, poll_interval)
+    finally:
+        root.setLevel(level)  # the demo may run inside a longer-lived process (the tests)
+
+
+async def _demo(seconds: float, out, crash: dict, poll_interval: str) -> int:
     with tempfile.TemporaryDirectory(prefix="riskd-demo-") as folder:
         path = Path(folder) / "config.yaml"
         config = {**DEMO_CONFIG, "poll_interval": poll_interval, "database": str(Path(folder) / "demo.db")}
         path.write_text(yaml.safe_dump(config))
         daemon = Daemon(load_settings(path))
         running = asyncio.create_task(daemon.run())
-        while "demo" not in daemon.runners:
-            if running.done():
-                return running.result() or 1
-            await asyncio.sleep(0.05)
-        simulator = daemon.runners["demo"].sim.simulator
+        ready = asyncio.create_task(daemon.ready())
+        await asyncio.wait((running, ready), return_when=asyncio.FIRST_COMPLETED)
+        if running.done():  # it stopped before it guarded anything: its error is the demo's
+            ready.cancel()
+            return running.result() or 1
         try:
-            await _narrate(daemon, simulator, seconds, out, crash)
+            await _narrate(daemon, daemon.simulator("demo"), seconds, out, crash)
         finally:
             daemon.stop()
             await running
@@ -87,17 +97,17 @@ async def _narrate(daemon: Daemon, simulator, seconds: float, out, crash: dict) 
         )
         events = daemon.store.events("demo", 200)
         for event in events[seen_events:]:
-            if event["kind"] in NARRATED:
-                out(f"        {event['severity'].upper():<9} {event['kind']}: {event['message']}")
+            if event.kind in NARRATED:
+                out(f"        {event.severity.upper():<9} {event.kind}: {event.message}")
         seen_events = len(events)
-        actions = [a for a in daemon.store.actions("demo", 500) if a["kind"] in ("order", "cancel")]
-        for action in actions[seen_actions:]:
-            if action["kind"] == "cancel":
-                count = len((action["exchange_order_id"] or "").split(", "))
-                out(f"        CANCEL    {count} order(s) on {action['symbol']}: {action['status']}")
+        sent = [a for a in daemon.store.actions("demo", 500) if a.parent_id is not None]  # orders and cancels
+        for action in sent[seen_actions:]:
+            if action.kind is OrderKind.CANCEL:
+                count = len((action.exchange_order_id or "").split(", "))
+                out(f"        CANCEL    {count} order(s) on {action.symbol}: {action.status}")
             else:
-                out(f"        ORDER     {action['side']} {action['amount']:g} {action['symbol']} reduce-only market: {action['status']}")
-        seen_actions = len(actions)
+                out(f"        ORDER     {action.side} {action.amount:g} {action.symbol} reduce-only market: {action.exchange_status or action.status}")
+        seen_actions = len(sent)
         if not now["positions"] and not now["openOrders"]:
             flat_since = flat_since or elapsed
             if elapsed - flat_since >= 4 * pause and elapsed >= crash["after"] + crash["duration"]:
@@ -111,7 +121,7 @@ def _summary(start: dict, end: dict, daemon: Daemon, out) -> None:
         p["amount"] * (end["prices"][p["symbol"]] - p["mark"]) for p in start["positions"]
     )
     state = daemon.store.load_state("demo")
-    orders = [a for a in daemon.store.actions("demo", 500) if a["kind"] == "order"]
+    orders = [a for a in daemon.store.actions("demo", 500) if a.kind is OrderKind.ORDER]
     out("\nsummary")
     out(f"  equity at start      {format_money(start['equity'], 'USDT')}")
     out(f"  equity now (guarded) {format_money(end['equity'], 'USDT')}  ({(end['equity'] - start['equity']) / start['equity']:+.1%})")

@@ -85,6 +85,10 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    STREAM_BREACH = "stream_breach"
+    STREAM_UNCONFIRMED = "stream_unconfirmed"
+    STREAM_DOWN = "stream_down"
+    STREAM_UP = "stream_up"
 
 
 class ReadFailure(StrEnum):
@@ -135,6 +139,28 @@ class ActionStatus(StrEnum):
 RISKD = ""
 """The account named by events and alerts about riskd itself rather than one account."""
 
+_ALERT_PREFIXES = {
+    EventKind.STATE_CHANGE: "state",
+    EventKind.ACTION_UNCONFIRMED: "unconfirmed",
+    EventKind.CREDENTIALS_REFUSED: "auth",
+}
+"""Alert keys that predate `EventKind` and are stored (the cooldowns in `last_alerts`)."""
+
+
+def alert_key(kind: EventKind, subject: str = "") -> str:
+    """The cooldown key of an alert: its kind, and what it is about when there can be several."""
+    prefix = _ALERT_PREFIXES.get(kind, kind.value)
+    return f"{prefix}:{subject}" if subject else prefix
+
+
+def alert_kind(key: str) -> EventKind | None:
+    """The kind an alert key was built from by `alert_key`; None for a key it did not build."""
+    prefix = key.split(":", 1)[0]
+    for kind in EventKind:
+        if _ALERT_PREFIXES.get(kind, kind.value) == prefix:
+            return kind
+    return None
+
 
 def utcnow() -> datetime:
     """The daemon's clock; tests pass their own."""
@@ -179,10 +205,7 @@ class Order:
     id: str
     symbol: str
     side: str
-    type: str
     amount: float
-    price: float | None = None
-    client_order_id: str | None = None
     reduce_only: bool = False
     remaining: float | None = None
 
@@ -203,10 +226,9 @@ class Snapshot:
     balances: Mapping[str, float] = field(default_factory=frozen_mapping)
     positions: tuple[Position, ...] = ()
     orders: tuple[Order, ...] = ()
-    prices: Mapping[str, float] = field(default_factory=frozen_mapping)
     error: str | None = None
-    error_kind: str | None = None
-    """auth, rate_limit, timeout, network, malformed or rejected, when `error` is set."""
+    error_kind: ReadFailure | None = None
+    """Why the read failed, when `error` is set."""
 
     @property
     def ok(self) -> bool:
@@ -271,7 +293,7 @@ class Event:
     """A fact worth keeping: a warning, a breach, a clear, a state change."""
 
     account: str
-    kind: str
+    kind: EventKind
     message: str
     breaker: str | None = None
     severity: Severity = Severity.INFO

@@ -14,17 +14,23 @@ Rules, in the order `step` applies them:
    latch that holds the account in `reducing` or `halted`.
 4. Latches release by their resume policy, and only while their breaker is not
    breached; the trading state is the most severe remaining latch.
-5. While halted, open orders are cancelled and exposure that grew since the halt is
+5. While halted, open orders that could add exposure are cancelled (reduce-only ones,
+   a position's stops and take-profits, stay) and exposure that grew since the halt is
    closed; while reducing, orders that would add exposure are cancelled.
+
+The engine decides; what it says about a decision is written by `wording` from the
+decision's fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, assert_never
 
+from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.breakers.base import MANUAL, NEXT_DAY
 from riskd.domain import (
     AccountState,
     Action,
@@ -33,16 +39,20 @@ from riskd.domain import (
     Command,
     CommandKind,
     Event,
+    EventKind,
     Latch,
     Reading,
+    ReadFailure,
+    Remedy,
     Severity,
     Snapshot,
     Status,
     StepResult,
     TradingState,
+    alert_key,
     frozen_mapping,
 )
-from riskd.units import format_duration, format_money, format_percent
+from riskd.units import format_duration
 
 IMPLAUSIBLE_FACTOR = 5.0
 """Equity that moves by more than this factor in one tick is held back as a likely glitch."""
@@ -52,8 +62,11 @@ IMPLAUSIBLE_ACCEPT = 3
 
 EPSILON = 1e-9
 
-ACTION_STATE = {"reduce": TradingState.REDUCING, "halt": TradingState.HALTED, "flatten": TradingState.HALTED}
-MANUAL = "manual"
+ACTION_STATE = {Remedy.REDUCE: TradingState.REDUCING, Remedy.HALT: TradingState.HALTED, Remedy.FLATTEN: TradingState.HALTED}
+"""The trading state a remedy latches the account in; the others latch nothing."""
+
+FREEZE_LATCH = "manual"
+"""The key of the latch a person's freeze or flatten sets (stored; only a resume releases it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +95,7 @@ class _Tick:
         self.alerts: list[Alert] = []
         self.last_alerts = dict(state.last_alerts)
 
-    def event(self, kind: str, message: str, severity: Severity, breaker: str | None = None, **data) -> None:
+    def event(self, kind: EventKind, message: str, severity: Severity, breaker: str | None = None, **data) -> None:
         self.events.append(Event(self.state.account, kind, message, breaker, severity, frozen_mapping(data)))
 
     def alert(self, key: str, severity: Severity, text: str, always: bool = False) -> bool:
@@ -95,15 +108,14 @@ class _Tick:
         return True
 
     def act(self, kind: ActionKind, reason: str, **fields) -> None:
-        self.actions.append(Action(kind, self.state.account, reason, **fields))
+        self.actions.append(self.action(kind, reason, **fields))
+
+    def action(self, kind: ActionKind, reason: str, **fields) -> Action:
+        return Action(kind, self.state.account, reason, **fields)
 
     def result(self, readings: Iterable[Reading] = ()) -> StepResult:
         state = replace(self.state, last_alerts=frozen_mapping(self.last_alerts))
         return StepResult(state, tuple(readings), tuple(self.actions), tuple(self.events), tuple(self.alerts))
-
-    @property
-    def verb(self) -> str:
-        return "riskd is" if self.policy.live else "DRY-RUN: riskd would be"
 
 
 def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime) -> StepResult:
@@ -132,11 +144,10 @@ def _accept(tick: _Tick, snapshot: Snapshot | None) -> Snapshot | None:
     A read refused for its credentials needs a person at once, not after stale_data's
     limit: it is announced as critical (once per cooldown).
     """
-    if snapshot is not None and snapshot.error_kind == "auth":
-        account = tick.state.account
-        text = f"🔑 [{account}] The exchange refused riskd's credentials: {snapshot.error}. riskd cannot see or protect this account until the API key is fixed."
-        if tick.alert("auth", Severity.CRITICAL, text):
-            tick.event("credentials_refused", snapshot.error, Severity.CRITICAL)
+    if snapshot is not None and snapshot.error_kind == ReadFailure.AUTH:
+        text = wording.credentials_alert(snapshot.error or "")
+        if tick.alert(alert_key(EventKind.CREDENTIALS_REFUSED), Severity.CRITICAL, text):
+            tick.event(EventKind.CREDENTIALS_REFUSED, snapshot.error, Severity.CRITICAL)
     if snapshot is None or not snapshot.ok:
         return None
     last, equity = tick.state.last_equity, snapshot.equity
@@ -146,16 +157,12 @@ def _accept(tick: _Tick, snapshot: Snapshot | None) -> Snapshot | None:
         return snapshot
     count = tick.state.implausible_ticks + 1
     if count >= IMPLAUSIBLE_ACCEPT:
-        tick.event(
-            "implausible_accepted",
-            f"equity {equity:,.2f} held for {count} ticks after {last:,.2f}; taking it as real",
-            Severity.WARNING,
-        )
+        tick.event(EventKind.IMPLAUSIBLE_ACCEPTED, wording.implausible_accepted(equity, last, count), Severity.WARNING)
         tick.state = replace(tick.state, implausible_ticks=0)
         return snapshot
     tick.event(
-        "implausible_snapshot",
-        f"equity read as {equity:,.2f} after {last:,.2f}; not acted on until it repeats",
+        EventKind.IMPLAUSIBLE_SNAPSHOT,
+        wording.implausible(equity, last),
         Severity.WARNING,
         equity=equity,
         last_equity=last,
@@ -203,12 +210,12 @@ def _judge(tick: _Tick, readings: list[Reading]) -> None:
             status = reading.status
         confirming = reading.status is Status.BREACHED
         if status is Status.WARNING and (previous is not Status.WARNING or confirming and streaks[key] == 1):
-            note = f" (breach seen, waiting for {config.confirm} ticks to confirm)" if confirming else ""
-            tick.event("warning", reading.reason + note, Severity.WARNING, reading.breaker, key=key, value=reading.value)
-            tick.alert(f"warning:{key}", Severity.WARNING, f"⚠️ [{tick.state.account}] Warning: {reading.reason}{note}.")
+            message = wording.warning(reading.reason, config.confirm if confirming else None)
+            tick.event(EventKind.WARNING, message, Severity.WARNING, reading.breaker, key=key, value=reading.value)
+            tick.alert(alert_key(EventKind.WARNING, key), Severity.WARNING, wording.warning_alert(message))
         elif status is Status.OK and previous in (Status.WARNING, Status.BREACHED):
-            tick.event("clear", reading.reason, Severity.INFO, reading.breaker, key=key, value=reading.value)
-            tick.alert(f"clear:{key}", Severity.INFO, f"✅ [{tick.state.account}] Back to normal: {reading.reason}.")
+            tick.event(EventKind.CLEAR, reading.reason, Severity.INFO, reading.breaker, key=key, value=reading.value)
+            tick.alert(alert_key(EventKind.CLEAR, key), Severity.INFO, wording.clear_alert(reading.reason))
         statuses[key] = status
     blind = {reading.breaker for reading in readings if reading.status is Status.NO_DATA}
     current = {reading.key for reading in readings} | {key for key in statuses if key.split(":")[0] in blind}
@@ -227,81 +234,70 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) ->
     A repeat (the breach persists after tripping) refreshes the latch and is only
     recorded and announced when it has something left to do.
     """
-    snapshot, account = tick.snapshot, tick.state.account
-    queued = len(tick.actions)
-    doing = _carry_out(tick, config.action, reading)
-    if repeat and config.action == "reduce":
-        del tick.actions[queued:]  # one reduction per breach: repeating would compound it into a close
-    if repeat and len(tick.actions) == queued:
+    snapshot, account, remedy = tick.snapshot, tick.state.account, config.action
+    # one reduction per breach: repeating it would compound it into a close
+    actions = () if repeat and remedy is Remedy.REDUCE else _remedy(tick, remedy, reading)
+    if repeat and not actions:
         if reading.breaker in tick.state.latches:
             latches = dict(tick.state.latches)
             latches[reading.breaker] = replace(latches[reading.breaker], tripped_at=tick.now)
             tick.state = replace(tick.state, latches=frozen_mapping(latches))
         return
     latches = dict(tick.state.latches)
-    state = ACTION_STATE.get(config.action)
+    state = ACTION_STATE.get(remedy)
     resume = config.resume if isinstance(config.resume, str) else format_duration(config.resume)
     if state is not None:
         latches[reading.breaker] = Latch(reading.breaker, state, tick.now, reading.reason, resume)
         tick.state = replace(tick.state, latches=frozen_mapping(latches))
-    if config.action == "flatten":
+    if remedy is Remedy.FLATTEN:
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
-    severity = Severity.EMERGENCY if config.action == "flatten" else Severity.CRITICAL
-    text = f"🚨 [{account}] BREACH: {reading.reason}. {doing} {_resume_text(account, state, config)}".strip()
-    if not tick.alert(f"breach:{reading.key}", severity, text, always=not repeat):
-        if not tick.policy.live:
-            del tick.actions[queued:]  # in dry-run a repeat changes nothing; it waits for the cooldown
+    severity = Severity.EMERGENCY if remedy is Remedy.FLATTEN else Severity.CRITICAL
+    text = wording.breach_alert(
+        account, reading.reason, remedy, tick.policy.live,
+        symbol=reading.symbol, fraction=config.reduce_by, latched=state, resume=config.resume,
+    )
+    if not tick.alert(alert_key(EventKind.BREACH, reading.key), severity, text, always=not repeat):
+        if tick.policy.live:
+            tick.actions.extend(actions)  # live, what did not take is sent again; in dry-run it waits for the cooldown
         return  # the repeat's event waits for the cooldown like its alert
+    tick.actions.extend(actions)
     tick.event(
-        "breach",
-        f"still breached: {reading.reason}" if repeat else reading.reason,
+        EventKind.BREACH,
+        wording.breach(reading.reason, repeat),
         Severity.CRITICAL,
         reading.breaker,
         key=reading.key,
         value=reading.value,
         limit=reading.limit,
-        action=config.action,
+        action=remedy,
         equity=snapshot.equity if snapshot else None,
     )
 
 
-def _resume_text(account: str, state: TradingState | None, config: BreakerConfig) -> str:
-    """What the owner can expect or do next, in words."""
-    if state is None:
-        return ""
-    if config.resume == MANUAL:
-        return f"It stays {state} until you resume it: `riskd resume {account}` or /resume {account}."
-    if config.resume == "next_day":
-        return f"It stays {state} until the next daily reset, or `riskd resume {account}`."
-    return f"It stays {state} until {format_duration(config.resume)} after the breach ends, or `riskd resume {account}`."
-
-
-def _carry_out(tick: _Tick, action: str, reading: Reading) -> str:
-    """Queue the actions for a tripped breaker; return what they do, in words."""
+def _remedy(tick: _Tick, remedy: Remedy, reading: Reading) -> tuple[Action, ...]:
+    """The actions a tripped breaker's remedy calls for on the account as it is now."""
     snapshot, reason = tick.snapshot, reading.reason
     positions = snapshot.positions if snapshot else ()
     orders = snapshot.orders if snapshot else ()
-    if action == "alert":
-        return "No action is configured beyond this alert."
-    if action == "close":
-        if any(position.key == reading.symbol for position in positions):
-            tick.act(ActionKind.CLOSE, reason, symbol=reading.symbol)
-        return f"{tick.verb} closing {reading.symbol}."
-    if action == "reduce":
-        targets = [p for p in positions if reading.symbol in (None, p.key)]
-        fraction = tick.policy.breakers[reading.breaker].reduce_by
-        if targets:
-            tick.act(ActionKind.REDUCE, reason, symbol=reading.symbol, fraction=fraction)
-        what = reading.symbol or "every position"
-        return f"{tick.verb} reducing {what} by {format_percent(fraction)}; new exposure is refused."
-    if action == "halt":
-        adding = _orders_that_could_add(orders)
-        if adding:
-            tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
-        return f"{tick.verb} cancelling open orders (reduce-only ones, such as stops, stay) and halting trading."
-    if positions or orders:
-        tick.act(ActionKind.FLATTEN, reason)
-    return f"{tick.verb} flattening the account: cancelling every order and closing every position."
+    match remedy:
+        case Remedy.ALERT:
+            return ()
+        case Remedy.CLOSE:
+            if any(position.key == reading.symbol for position in positions):
+                return (tick.action(ActionKind.CLOSE, reason, symbol=reading.symbol),)
+            return ()
+        case Remedy.REDUCE:
+            if any(reading.symbol in (None, position.key) for position in positions):
+                fraction = tick.policy.breakers[reading.breaker].reduce_by
+                return (tick.action(ActionKind.REDUCE, reason, symbol=reading.symbol, fraction=fraction),)
+            return ()
+        case Remedy.HALT:
+            adding = _orders_that_could_add(orders)
+            return (tick.action(ActionKind.CANCEL_ORDERS, reason, order_ids=adding),) if adding else ()
+        case Remedy.FLATTEN:
+            return (tick.action(ActionKind.FLATTEN, reason),) if positions or orders else ()
+        case _:
+            assert_never(remedy)
 
 
 def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
@@ -309,11 +305,11 @@ def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
     latches = dict(tick.state.latches)
     for name, latch in tick.state.latches.items():
         config = tick.policy.breakers.get(name)
-        if name == MANUAL or name in breached:
+        if name == FREEZE_LATCH or name in breached:
             continue
         if config is None:
             due = True  # the breaker was removed from the configuration
-        elif config.resume == "next_day":
+        elif config.resume == NEXT_DAY:
             due = latch.tripped_at < day_start(tick.now, tick.policy.day_reset)
         elif config.resume == MANUAL:
             due = False
@@ -321,7 +317,7 @@ def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
             due = tick.now - latch.tripped_at >= config.resume
         if due:
             del latches[name]
-            tick.event("released", f"{name} released by its resume policy ({latch.resume})", Severity.INFO, name)
+            tick.event(EventKind.RELEASED, wording.released(name, latch.resume), Severity.INFO, name)
     tick.state = replace(tick.state, latches=frozen_mapping(latches))
 
 
@@ -335,7 +331,7 @@ def _settle_state(tick: _Tick, who: str = "") -> None:
         if target is not None and target.reason != state.reason:
             tick.state = replace(state, reason=target.reason)  # a stronger latch now holds it: say which
         return
-    reason = target.reason if target else (f"resumed by {who}" if who else "every breaker released")
+    reason = target.reason if target else wording.resumed_reason(who)
     fields = {"trading_state": new, "reason": reason, "since": tick.now}
     if new is TradingState.HALTED and state.halt_exposure is None:
         fields["halt_exposure"] = frozen_mapping(tick.snapshot.exposure) if tick.snapshot else None
@@ -347,21 +343,19 @@ def _settle_state(tick: _Tick, who: str = "") -> None:
         TradingState.REDUCING: Severity.WARNING,
         TradingState.ACTIVE: Severity.INFO,
     }[new]
-    by = f" by {who}" if who else ""
     tick.event(
-        "state_change",
-        f"{state.trading_state} → {new}{by}: {reason}",
+        EventKind.STATE_CHANGE,
+        wording.state_change(state.trading_state, new, reason, who),
         severity,
         target.breaker if target else None,
         previous=str(state.trading_state),
         new=str(new),
         who=who,
     )
-    mode = "" if tick.policy.live else " (DRY-RUN: no order is sent)"
     tick.alert(
-        f"state:{new}",
+        alert_key(EventKind.STATE_CHANGE, new),
         severity,
-        f"[{state.account}] Trading state {state.trading_state} → {new.upper()}{by}: {reason}.{mode}",
+        wording.state_change_alert(state.trading_state, new, reason, tick.policy.live, who),
         always=True,
     )
 
@@ -381,9 +375,8 @@ def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
     cancelled = {order_id for action in tick.actions for order_id in action.order_ids}
     stray = tuple(order_id for order_id in _orders_that_could_add(snapshot.orders) if order_id not in cancelled)
     if stray:
-        reason = f"account is halted: {len(stray)} open order(s) that could add exposure"
-        text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} cancelling them."
-        _enforcement(tick, "enforce:orders", Severity.WARNING, text, reason, ActionKind.CANCEL_ORDERS, order_ids=stray)
+        reason = wording.halted_orders(len(stray))
+        _enforcement(tick, "orders", Severity.WARNING, reason, ActionKind.CANCEL_ORDERS, order_ids=stray)
     allowed = dict(tick.state.halt_exposure or {})
     exposure = snapshot.exposure
     for position in snapshot.positions:
@@ -391,14 +384,9 @@ def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
         flipped = limit and held * limit < 0
         growth = abs(held) if flipped else abs(held) - abs(limit)
         if growth > EPSILON * max(1.0, abs(held)):
-            reason = (
-                f"account is halted: {position.key} holds {abs(held):g} contracts {position.side}, "
-                f"{growth:g} more than the {abs(limit):g} allowed since the halt"
-            )
-            text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} closing the excess."
+            reason = wording.halted_growth(position.key, abs(held), position.side, growth, abs(limit))
             _enforcement(
-                tick, f"enforce:{position.key}", Severity.CRITICAL, text, reason, ActionKind.CLOSE,
-                symbol=position.key, contracts=growth,
+                tick, position.key, Severity.CRITICAL, reason, ActionKind.CLOSE, symbol=position.key, contracts=growth
             )
             if flipped:
                 allowed[position.key] = 0.0
@@ -408,16 +396,18 @@ def _enforce_halt(tick: _Tick, snapshot: Snapshot) -> None:
     tick.state = replace(tick.state, halt_exposure=frozen_mapping(ratcheted))
 
 
-def _enforcement(tick: _Tick, key: str, severity: Severity, text: str, reason: str, kind: ActionKind, **fields) -> None:
-    """Queue an enforcing action with its alert and event (once per cooldown).
+def _enforcement(tick: _Tick, subject: str, severity: Severity, reason: str, kind: ActionKind, **fields) -> None:
+    """Queue an enforcing action with its alert and event (once per cooldown); `subject`
+    names what is enforced: the orders, or the position whose excess is closed.
 
     Live, the action is queued every tick until it takes. In dry-run nothing changes
     between ticks, so the same action would be recorded every tick for ever: there it
     is recorded with its alert, once per cooldown.
     """
-    announced = tick.alert(key, severity, text)
+    text = wording.enforcement_alert(reason, tick.policy.live, closing=kind is ActionKind.CLOSE)
+    announced = tick.alert(alert_key(EventKind.ENFORCE, subject), severity, text)
     if announced:
-        tick.event("enforce", reason, severity, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+        tick.event(EventKind.ENFORCE, reason, severity, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
     if announced or tick.policy.live:
         tick.act(kind, reason, **fields)
 
@@ -438,9 +428,8 @@ def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
         if not order.reduce_only and _adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
     )
     if adding:
-        reason = f"account is reducing: {len(adding)} order(s) would add exposure"
-        text = f"🛑 [{snapshot.account}] {reason}; {tick.verb} cancelling them."
-        _enforcement(tick, "enforce:orders", Severity.WARNING, text, reason, ActionKind.CANCEL_ORDERS, order_ids=adding)
+        reason = wording.reducing_orders(len(adding))
+        _enforcement(tick, "orders", Severity.WARNING, reason, ActionKind.CANCEL_ORDERS, order_ids=adding)
 
 
 def _adds_exposure(side: str, amount: float, held: float) -> bool:
@@ -456,7 +445,7 @@ def apply_command(
     """A person's freeze, resume, flatten or reduce, decided like a breach is."""
     tick = _Tick(state, policy, now, snapshot if snapshot is not None and snapshot.ok else None)
     who = f"{command.who} via {command.source}"
-    tick.event("command", f"{command.kind} by {who}", Severity.WARNING, command=str(command.kind), who=who)
+    tick.event(EventKind.COMMAND, wording.command(command.kind, who), Severity.WARNING, command=str(command.kind), who=who)
     if command.kind is CommandKind.RESUME:
         equity = state.last_equity
         tick.state = replace(
@@ -469,34 +458,25 @@ def apply_command(
         )
         _settle_state(tick, who)
         return tick.result()
-    reason = command.reason or f"{command.kind} ordered by {who}"
+    reason = command.reason or wording.command_reason(command.kind, who)
+    text = wording.command_alert(command.kind, who, policy.live, command.fraction)
+    key = alert_key(EventKind.COMMAND)
     if command.kind is CommandKind.REDUCE:
         tick.act(ActionKind.REDUCE, reason, fraction=command.fraction)
-        doing = f"{tick.verb} reducing every position by {format_percent(command.fraction or 0)}"
-        tick.alert("command", Severity.WARNING, f"[{state.account}] {doing} ({who}).", always=True)
+        tick.alert(key, Severity.WARNING, text, always=True)
         return tick.result()
     latches = dict(state.latches)
-    latches[MANUAL] = Latch(MANUAL, TradingState.HALTED, now, reason, MANUAL)
+    latches[FREEZE_LATCH] = Latch(FREEZE_LATCH, TradingState.HALTED, now, reason, MANUAL)
     tick.state = replace(state, latches=frozen_mapping(latches))
     if command.kind is CommandKind.FLATTEN:
         tick.act(ActionKind.FLATTEN, reason)
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
-        doing = f"{tick.verb} flattening the account: cancelling every order and closing every position"
-        tick.alert("command", Severity.CRITICAL, f"[{state.account}] {doing} ({who}).", always=True)
+        tick.alert(key, Severity.CRITICAL, text, always=True)
     else:
         adding = _orders_that_could_add(tick.snapshot.orders) if tick.snapshot is not None else ()
         if adding:
             tick.act(ActionKind.CANCEL_ORDERS, reason, order_ids=adding)
-        doing = f"{tick.verb} cancelling open orders and halting trading; positions and their reduce-only orders are kept"
-        tick.alert("command", Severity.WARNING, f"[{state.account}] Freeze: {doing} ({who}).", always=True)
+        tick.alert(key, Severity.WARNING, text, always=True)
     _settle_state(tick, who)
     return tick.result()
 
-
-def describe_equity(snapshot: Snapshot) -> str:
-    """One line a person reads: equity, exposure, positions and orders."""
-    return (
-        f"equity {format_money(snapshot.equity or 0.0, snapshot.quote)}, "
-        f"gross {format_money(snapshot.gross_notional, snapshot.quote)}, "
-        f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} order(s)"
-    )

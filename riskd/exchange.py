@@ -10,49 +10,46 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import ccxt.async_support as ccxt
 
 from riskd.config import AccountConfig
-from riskd.domain import Order, Position, Side, Snapshot, frozen_mapping
+from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
 
-class ExchangeTrouble(Exception):
-    """An exchange call failed. `transient` says whether the next tick may simply retry.
+@dataclass(frozen=True, slots=True)
+class ExchangeFailure:
+    """What riskd makes of a failed exchange call: what kind of failure, and in words.
 
-    Non-transient trouble (rejected credentials, missing permissions, a suspended
-    account) needs the operator and is announced as such.
+    `text` names the exception but holds no secret or signature; it is what a person reads.
     """
 
-    def __init__(self, message: str, transient: bool, kind: str):
-        super().__init__(message)
-        self.transient = transient
-        self.kind = kind
+    kind: ReadFailure
+    text: str
 
 
-def explain(error: BaseException) -> ExchangeTrouble:
+def explain(error: BaseException) -> ExchangeFailure:
     """Map a ccxt (or other) exception to riskd's words, without secrets or signatures."""
-    if isinstance(error, ExchangeTrouble):
-        return error
     text = redact(f"{type(error).__name__}: {error}")[:300]
     if isinstance(error, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
-        return ExchangeTrouble(f"the exchange refused the credentials or permissions ({text}); check the API key", False, "auth")
+        return ExchangeFailure(ReadFailure.AUTH, f"the exchange refused the credentials or permissions ({text}); check the API key")
     if isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-        return ExchangeTrouble(f"rate limited by the exchange ({text})", True, "rate_limit")
+        return ExchangeFailure(ReadFailure.RATE_LIMIT, f"rate limited by the exchange ({text})")
     if isinstance(error, ccxt.RequestTimeout | asyncio.TimeoutError | TimeoutError):
-        return ExchangeTrouble(f"the exchange did not answer in time ({text})", True, "timeout")
+        return ExchangeFailure(ReadFailure.TIMEOUT, f"the exchange did not answer in time ({text})")
     if isinstance(error, ccxt.NetworkError):
-        return ExchangeTrouble(f"the exchange is unreachable or unavailable ({text})", True, "network")
+        return ExchangeFailure(ReadFailure.NETWORK, f"the exchange is unreachable or unavailable ({text})")
     if isinstance(error, ccxt.BadResponse):
-        return ExchangeTrouble(f"the exchange sent a reply riskd cannot read ({text})", True, "malformed")
+        return ExchangeFailure(ReadFailure.MALFORMED, f"the exchange sent a reply riskd cannot read ({text})")
     if isinstance(error, ccxt.ExchangeError):
-        return ExchangeTrouble(f"the exchange rejected the request ({text})", True, "rejected")
-    return ExchangeTrouble(f"unexpected reply from the exchange ({text})", True, "malformed")
+        return ExchangeFailure(ReadFailure.REJECTED, f"the exchange rejected the request ({text})")
+    return ExchangeFailure(ReadFailure.MALFORMED, f"unexpected reply from the exchange ({text})")
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -147,14 +144,13 @@ class ExchangeAdapter:
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
                 orders=tuple(_order(o) for o in orders),
-                prices=frozen_mapping(prices),
             )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # every failure is a failed read, never a crash
-            trouble = explain(error)
+            failure = explain(error)
             return Snapshot(
-                self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=str(trouble), error_kind=trouble.kind
+                self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=failure.text, error_kind=failure.kind
             )
 
     def _equity(self, balance: dict, held: tuple[Position, ...], prices: dict[str, float]) -> float:
@@ -277,10 +273,7 @@ def _order(raw: dict) -> Order:
         id=str(raw["id"]),
         symbol=raw["symbol"],
         side=raw["side"],
-        type=raw.get("type") or "",
         amount=float(raw.get("amount") or 0.0),
-        price=_float(raw.get("price")),
-        client_order_id=raw.get("clientOrderId"),
         reduce_only=bool(raw.get("reduceOnly")),
         remaining=_float(raw.get("remaining")),
     )

@@ -1,11 +1,11 @@
 """Carries out the engine's actions: cancel, reduce, close, flatten. Idempotent and verified.
 
-Every order is written to the store before it is sent and updated with what the
-exchange answered. Orders are market orders, reduce-only on derivatives, rounded down
+Every order and cancel is written to the store under its action before it is sent,
+and updated with what the exchange answered. Orders are market orders, reduce-only on derivatives, rounded down
 to the market's step, with a client order id derived from the action's row id, the
 position and the attempt, so a retry after a lost reply cannot send twice unnoticed.
 After sending, the executor re-reads the account and sends again for whatever is still
-open, a bounded number of times; what remains after that is a critical alert, and the
+open, a bounded number of times; what remains after that is an emergency alert, and the
 engine keeps enforcing it on later ticks.
 
 In dry-run nothing reaches the exchange: each order that would have been sent is
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from riskd.domain import Action, ActionKind, Alert, Event, Position, Severity, Snapshot
+from riskd import wording
+from riskd.domain import Action, ActionKind, ActionStatus, Alert, Event, EventKind, Position, Severity, Snapshot, alert_key
 from riskd.exchange import ExchangeAdapter, explain
-from riskd.store import Store
+from riskd.store import OrderKind, Store
 
 log = logging.getLogger("riskd.executor")
 
@@ -49,7 +50,8 @@ def client_order_id(action_id: int, key: str, attempt: int) -> str:
 class Executor:
     """Runs actions against one account through its adapter, recording each step."""
 
-    def __init__(self, adapter: ExchangeAdapter, store: Store, live: bool, clock: Callable[[], datetime]):
+    def __init__(self, adapter: ExchangeAdapter, store: Store, live: Callable[[], bool], clock: Callable[[], datetime]):
+        """`live` is asked at every action, so a reload that turns dry-run on or off applies at once."""
         self.adapter, self.store, self.live, self.clock = adapter, store, live, clock
         self.last_progress: datetime | None = None
         """When an exchange call of an action last returned: a long flatten is alive, not hung."""
@@ -67,28 +69,27 @@ class Executor:
         return outcomes
 
     async def execute(self, action: Action, snapshot: Snapshot) -> Outcome:
-        action_id = self.store.record_action(action, self.clock(), not self.live)
+        action_id = self.store.record_action(action, self.clock(), not self.live())
         try:
-            if not self.live:
+            if not self.live():
                 return self._dry_run(action_id, action, snapshot)
             outcome = await self._live(action_id, action, snapshot)
         except asyncio.CancelledError:
-            self.store.update_action(action_id, self.clock(), status="interrupted")
+            self.store.update_action(action_id, self.clock(), ActionStatus.INTERRUPTED)
             raise
         except Exception as error:  # an unexpected failure is still recorded and announced
             log.exception("%s: %s failed", action.account, action.kind)
-            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error)}")
-        status = "done" if outcome.done else "unconfirmed"
-        self.store.update_action(action_id, self.clock(), status=status, error=None if outcome.done else outcome.detail)
+            outcome = Outcome(action, False, f"riskd failed while acting: {explain(error).text}")
+        status = ActionStatus.DONE if outcome.done else ActionStatus.UNCONFIRMED
+        self.store.update_action(action_id, self.clock(), status, error=None if outcome.done else outcome.detail)
         if not outcome.done:
-            text = (
-                f"🆘 [{action.account}] Could not confirm {action.kind} after {ATTEMPTS} attempts: "
-                f"{outcome.detail}. riskd keeps enforcing; check the account now."
-            )
             self.store.record_event(
-                Event(action.account, "action_unconfirmed", outcome.detail, severity=Severity.EMERGENCY),
+                Event(action.account, EventKind.ACTION_UNCONFIRMED, outcome.detail, severity=Severity.EMERGENCY),
                 self.clock(),
-                Alert(action.account, Severity.EMERGENCY, f"unconfirmed:{action.kind}", text),
+                Alert(
+                    action.account, Severity.EMERGENCY, alert_key(EventKind.ACTION_UNCONFIRMED, action.kind),
+                    wording.unconfirmed_alert(action.kind, ATTEMPTS, outcome.detail),
+                ),
             )
         return outcome
 
@@ -97,22 +98,19 @@ class Executor:
     def _dry_run(self, action_id: int, action: Action, snapshot: Snapshot) -> Outcome:
         orders = _orders_to_cancel(action, snapshot)
         for order in orders:
-            self.store.record_action(
-                action, self.clock(), True, kind="cancel", symbol=order.symbol, exchange_order_id=order.id, status="dry_run"
+            self.store.record_order(
+                action_id, action, OrderKind.CANCEL, self.clock(), True, ActionStatus.DRY_RUN,
+                symbol=order.symbol, exchange_order_id=order.id,
             )
         for position, amount in self._orders_to_send(action, snapshot, snapshot):
-            self.store.record_action(
-                action,
-                self.clock(),
-                True,
-                kind="order",
+            self.store.record_order(
+                action_id, action, OrderKind.ORDER, self.clock(), True, ActionStatus.DRY_RUN,
                 symbol=position.key,
                 side="sell" if position.side == "long" else "buy",
                 amount=amount,
                 client_order_id=client_order_id(action_id, position.key, 1),
-                status="dry_run",
             )
-        self.store.update_action(action_id, self.clock(), status="dry_run")
+        self.store.update_action(action_id, self.clock(), ActionStatus.DRY_RUN)
         return Outcome(action, True, "dry-run: recorded, nothing sent")
 
     # --- live --------------------------------------------------------------------
@@ -132,7 +130,7 @@ class Executor:
                     continue
             cancels = _orders_to_cancel(action, current)
             if cancels:
-                problems += await self._cancel(action, cancels, current)
+                problems += await self._cancel(action, action_id, cancels, current)
             sends = self._orders_to_send(action, original, current)
             if not sends and not cancels:
                 return Outcome(action, True, "done", current)
@@ -160,12 +158,12 @@ class Executor:
         problems.append(f"re-reading the account failed: {current.error}")
         return None
 
-    async def _cancel(self, action: Action, orders: list, snapshot: Snapshot) -> list[str]:
+    async def _cancel(self, action: Action, action_id: int, orders: list, snapshot: Snapshot) -> list[str]:
         ids = {order.id for order in orders}
         whole = sorted({o.symbol for o in orders} - {o.symbol for o in snapshot.orders if o.id not in ids})
-        row = self.store.record_action(
-            action, self.clock(), False, kind="cancel", symbol=", ".join(sorted({o.symbol for o in orders})),
-            exchange_order_id=", ".join(sorted(ids))[:500], status="sent",
+        row = self.store.record_order(
+            action_id, action, OrderKind.CANCEL, self.clock(), False, ActionStatus.SENT,
+            symbol=", ".join(sorted({o.symbol for o in orders})), exchange_order_id=", ".join(sorted(ids))[:500],
         )
         try:
             await self.adapter.cancel_orders([o for o in orders if o.symbol not in whole], whole)
@@ -174,18 +172,18 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()  # an answer, even a refusal, is progress: riskd is not hung
-            problem = str(explain(error))
-            self.store.update_action(row, self.clock(), status="failed", error=problem)
+            problem = explain(error).text
+            self.store.update_action(row, self.clock(), ActionStatus.FAILED, error=problem)
             return [problem]
-        self.store.update_action(row, self.clock(), status="done")
+        self.store.update_action(row, self.clock(), ActionStatus.DONE)
         return []
 
     async def _send(self, action: Action, action_id: int, position: Position, amount: float, attempt: int) -> str | None:
         order_id = client_order_id(action_id, position.key, attempt)
         side = "sell" if position.side == "long" else "buy"
-        row = self.store.record_action(
-            action, self.clock(), False, kind="order", symbol=position.key, side=side, amount=amount,
-            client_order_id=order_id, status="sent",
+        row = self.store.record_order(
+            action_id, action, OrderKind.ORDER, self.clock(), False, ActionStatus.SENT,
+            symbol=position.key, side=side, amount=amount, client_order_id=order_id,
         )
         try:
             reply = await self.adapter.reduce(position, amount, order_id)
@@ -194,11 +192,14 @@ class Executor:
             raise
         except Exception as error:
             self._progressed()
-            problem = str(explain(error))
-            self.store.update_action(row, self.clock(), status="failed", error=problem)
+            problem = explain(error).text
+            self.store.update_action(row, self.clock(), ActionStatus.FAILED, error=problem)
             log.warning("%s: order %s for %s failed: %s", action.account, order_id, position.key, problem)
             return problem
-        self.store.update_action(row, self.clock(), status=str(reply.get("status") or "sent"), exchange_order_id=str(reply.get("id")))
+        # Answered: done in riskd's words; whether the position shrank is the re-read's to say.
+        self.store.update_action(
+            row, self.clock(), ActionStatus.DONE, exchange_order_id=str(reply.get("id")), exchange_status=reply.get("status"),
+        )
         return None
 
     def _orders_to_send(self, action: Action, original: Snapshot, current: Snapshot) -> list[tuple[Position, float]]:

@@ -25,7 +25,7 @@ STALE_TICKS = 3
 
 
 class Watched(Protocol):
-    """What the judgement reads of an account at run time (the supervisor's AccountRunner)."""
+    """What the judgement reads of an account at run time (riskd.guard.AccountGuard is one)."""
 
     name: str
     last_tick_at: datetime | None

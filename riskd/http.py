@@ -9,8 +9,9 @@ told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from a
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Callable, Mapping, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -19,19 +20,34 @@ from prometheus_client.exposition import choose_encoder
 
 from riskd import __version__, health
 from riskd.commands import AccountStatus, status
-from riskd.domain import Status, TradingState
+from riskd.config import Settings
+from riskd.domain import ReadFailure, Status, TradingState
+from riskd.store import Store
 
-if TYPE_CHECKING:
-    from riskd.supervisor import Daemon
-
-ERROR_KINDS = ("auth", "rate_limit", "timeout", "network", "malformed", "rejected")
+ERROR_KINDS = tuple(ReadFailure)
 """The kinds `riskd.exchange.explain` gives a failed exchange call; each is counted from zero."""
+
+
+class Observed(health.Watched, Protocol):
+    """What the views read of one account at run time, besides what health judges."""
+
+    tick_seconds: float | None
+    errors: Mapping[str, int]
+
+
+class Guarded(Protocol):
+    """What the views read of a running riskd (the supervisor's Daemon is one)."""
+
+    settings: Settings
+    store: Store
+    guards: Mapping[str, Observed]
+    clock: Callable[[], datetime]
 
 
 class HttpServer:
     """Serves one daemon's views on `host:port` (port 0: any free port) until stopped."""
 
-    def __init__(self, daemon: Daemon, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, daemon: Guarded, host: str = "127.0.0.1", port: int = 0):
         self.daemon, self.host, self.port = daemon, host, port
         self.url: str | None = None
         self.registry = CollectorRegistry()
@@ -65,11 +81,11 @@ class HttpServer:
         """200 when every account ticked and was read recently; 503 with the reasons when not."""
         daemon, now = self.daemon, self.daemon.clock()
         limit = health.freshness(daemon.settings.poll_interval)
-        problems = health.problems(daemon.runners.values(), now, limit)
+        problems = health.problems(daemon.guards.values(), now, limit)
         if problems:
             return web.Response(status=503, text="unhealthy\n" + "\n".join(problems) + "\n")
-        states = {name: daemon.store.load_state(name) for name in daemon.runners}
-        return web.Response(text=f"ok: {health.summary(daemon.runners.values(), states, now, limit)}\n")
+        states = {name: daemon.store.load_state(name) for name in daemon.guards}
+        return web.Response(text=f"ok: {health.summary(daemon.guards.values(), states, now, limit)}\n")
 
     async def metrics(self, request: web.Request) -> web.Response:
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -79,16 +95,16 @@ class HttpServer:
         """Per account: its trading state, why and since when, and whether a bot may trade now."""
         daemon, now = self.daemon, self.daemon.clock()
         wanted = request.match_info.get("account")
-        if wanted is not None and wanted not in daemon.runners:
+        if wanted is not None and wanted not in daemon.guards:
             return web.json_response({"error": f"no account named {wanted!r}"}, status=404)
         limit = health.freshness(daemon.settings.poll_interval)
         accounts = {}
         for account in status(daemon.store, daemon.settings):
-            runner = daemon.runners.get(account.account)
-            if runner is None or wanted not in (None, account.account):
+            guard = daemon.guards.get(account.account)
+            if guard is None or wanted not in (None, account.account):
                 continue
-            problems = health.problems([runner], now, limit)
-            accounts[account.account] = _account_state(account, runner.last_tick_at, problems)
+            problems = health.problems([guard], now, limit)
+            accounts[account.account] = _account_state(account, guard.last_tick_at, problems)
         if wanted is not None:
             return web.json_response(accounts[wanted])
         return web.json_response({"live": daemon.settings.live, "accounts": accounts})
@@ -119,13 +135,13 @@ def _iso(moment: datetime | None) -> str | None:
 class Metrics:
     """A Prometheus collector that reads the daemon afresh at every scrape."""
 
-    def __init__(self, daemon: Daemon):
+    def __init__(self, daemon: Guarded):
         self.daemon = daemon
 
     def collect(self):
         daemon, now = self.daemon, self.daemon.clock()
         limit = health.freshness(daemon.settings.poll_interval)
-        accounts = [account for account in status(daemon.store, daemon.settings) if account.account in daemon.runners]
+        accounts = [account for account in status(daemon.store, daemon.settings) if account.account in daemon.guards]
 
         def gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(f"riskd_{name}", documentation, labels=["account", *labels])
@@ -146,19 +162,19 @@ class Metrics:
             "riskd_exchange_errors", "Failed reads of the account since start, by kind", labels=["account", "kind"]
         )
         for account in accounts:
-            name, quote, runner = account.account, account.quote, daemon.runners[account.account]
+            name, quote, guard = account.account, account.quote, daemon.guards[account.account]
             if account.equity is not None:
                 equity.add_metric([name, quote], account.equity)
             if account.drawdown is not None:
                 drawdown.add_metric([name], account.drawdown)
             if account.day_pnl is not None:
                 day_pnl.add_metric([name, quote], account.day_pnl)
-            if runner.last_snapshot is not None:
-                exposure.add_metric([name, quote], runner.last_snapshot.gross_notional)
-                read_age.add_metric([name], (now - runner.last_snapshot.fetched_at).total_seconds())
+            if guard.last_snapshot is not None:
+                exposure.add_metric([name, quote], guard.last_snapshot.gross_notional)
+                read_age.add_metric([name], (now - guard.last_snapshot.fetched_at).total_seconds())
             for trading_state in TradingState:
                 state.add_metric([name, str(trading_state)], float(account.trading_state is trading_state))
-            problems = health.problems([runner], now, limit)
+            problems = health.problems([guard], now, limit)
             allowed.add_metric([name], float(may_trade(account.trading_state, problems)))
             for reading in account.readings:
                 labels = [name, reading.breaker, reading.symbol or ""]
@@ -166,20 +182,35 @@ class Metrics:
                     value.add_metric(labels, reading.value)
                 breaker_limit.add_metric(labels, reading.limit)
                 breached.add_metric(labels, float(reading.status is Status.BREACHED))
-            if runner.tick_seconds is not None:
-                duration.add_metric([name], runner.tick_seconds)
-            if runner.last_tick_at is not None:
-                tick_age.add_metric([name], (now - runner.last_tick_at).total_seconds())
-            for kind in dict.fromkeys([*ERROR_KINDS, *runner.errors]):
-                errors.add_metric([name, kind], runner.errors.get(kind, 0))
+            if guard.tick_seconds is not None:
+                duration.add_metric([name], guard.tick_seconds)
+            if guard.last_tick_at is not None:
+                tick_age.add_metric([name], (now - guard.last_tick_at).total_seconds())
+            for kind in dict.fromkeys([*ERROR_KINDS, *guard.errors]):
+                errors.add_metric([name, str(kind)], guard.errors.get(kind, 0))
         yield from (equity, drawdown, day_pnl, exposure, state, allowed, value, breaker_limit, breached)
         yield from (duration, tick_age, read_age, errors)
+        yield from self._streams()
         yield from self._daemon_wide(now, limit)
+
+    def _streams(self):
+        """The mark-price streams (stream.py) of the accounts that have one."""
+        up = GaugeMetricFamily("riskd_stream_up", "1 while the mark-price stream delivers, 0 while riskd polls alone", labels=["account"])
+        age = GaugeMetricFamily("riskd_stream_mark_age_seconds", "Time since the stream's last mark price", labels=["account"])
+        reconnects = CounterMetricFamily("riskd_stream_reconnects", "Times the stream was opened again after failing", labels=["account"])
+        reads = CounterMetricFamily("riskd_stream_reads", "Immediate reads of the account the stream asked for", labels=["account"])
+        for name, stream in self.daemon.streams.items():
+            up.add_metric([name], float(stream.up))
+            if stream.last_mark_at is not None:
+                age.add_metric([name], time.monotonic() - stream.last_mark_at)
+            reconnects.add_metric([name], stream.reconnects)
+            reads.add_metric([name], stream.reads)
+        yield from (up, age, reconnects, reads)
 
     def _daemon_wide(self, now: datetime, limit):
         daemon = self.daemon
         healthy = GaugeMetricFamily("riskd_healthy", "1 when /healthz answers 200")
-        healthy.add_metric([], float(not health.problems(daemon.runners.values(), now, limit)))
+        healthy.add_metric([], float(not health.problems(daemon.guards.values(), now, limit)))
         live = GaugeMetricFamily("riskd_live", "1 when riskd sends orders, 0 in dry-run")
         live.add_metric([], float(daemon.settings.live))
         info = GaugeMetricFamily("riskd_info", "riskd's version", labels=["version"])

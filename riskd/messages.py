@@ -1,10 +1,11 @@
-"""What riskd says on Telegram: alerts and command answers as Telegram HTML.
+"""What riskd says to a person: alerts and command answers as Telegram HTML, and as text for the CLI.
 
 Written for a person woken at 3 a.m.: which account, what happened in plain words
 with numbers and units, what riskd did, and what they can do next. These are pure
 functions from riskd's values to text, so they are tested without a bot. Every piece
 of text that comes from elsewhere (alert texts, reasons, symbols, names) is escaped,
-so a `<` in a reason cannot break a message or add markup to it.
+so a `<` in a reason cannot break a message or add markup to it. The terminal's
+versions (`plain`, `status_table`, `events_table`) share the figures' formatting.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
+from riskd import wording
 from riskd.breakers import BREAKERS
 from riskd.commands import AccountStatus, DayReport
-from riskd.domain import Reading, Severity, Status
+from riskd.domain import CommandKind, EventKind, Reading, Severity, Status, TradingState, alert_kind
+from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
 LIMIT = 4096
@@ -26,6 +29,16 @@ LATE_AFTER = timedelta(seconds=60)
 """An alert delivered later than this after it was raised says when it was raised."""
 
 MARKS = {Severity.INFO: "ℹ️", Severity.WARNING: "⚠️", Severity.CRITICAL: "🚨", Severity.EMERGENCY: "🆘"}
+KIND_MARKS = {
+    EventKind.BREACH: "🚨",
+    EventKind.WARNING: "⚠️",
+    EventKind.CLEAR: "✅",
+    EventKind.CREDENTIALS_REFUSED: "🔑",
+    EventKind.ENFORCE: "🛑",
+    EventKind.ACTION_UNCONFIRMED: "🆘",
+    EventKind.STRANGER: "🚫",
+}
+"""The mark in front of an alert's words, by what the alert is about."""
 STATUS_MARKS = {Status.OK: "✅", Status.WARNING: "⚠️", Status.BREACHED: "🔴", Status.NO_DATA: "❔"}
 
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -55,34 +68,39 @@ def when(moment: datetime) -> str:
 # --- alerts ----------------------------------------------------------------------
 
 
-def alert(row: dict, now: datetime) -> str:
-    """One outbox row as a message: a header, the engine's words, late notice, next steps."""
-    severity, account = Severity(row["severity"]), row["account"] or ""
-    at = datetime.fromisoformat(row["at"])
+def alert(outbox: OutboxAlert, now: datetime) -> str:
+    """One alert of the outbox as a message: a header naming the account, the alert's words, late notice, next steps."""
+    severity, account, at = outbox.severity, outbox.account, outbox.at
     header = f"{MARKS[severity]} <b>{severity.upper()}</b>" + (f" · <b>{escape(account)}</b>" if account else "")
     lines = [header]
     if now - at > LATE_AFTER:
         lines.append(f"⏱ <i>Delivered late: this was raised at {when(at)}, {format_duration(now - at)} ago.</i>")
-    text = (row["text"] or "").replace(f"[{account}] ", "", 1)  # the header names the account
-    lines.append(_CODE.sub(r"<code>\1</code>", escape(text[:3000])))
-    hint = next_steps(row.get("key") or "", account)
+    kind = alert_kind(outbox.key)
+    mark = f"{KIND_MARKS[kind]} " if kind in KIND_MARKS else ""
+    lines.append(mark + _code(escape(outbox.text[:3000])))
+    hint = next_steps(kind, account)
     if hint:
         lines.append(f"<i>Next:</i> {hint}")
     return fit("\n".join(lines))
 
 
-def next_steps(key: str, account: str) -> str:
-    """The commands that help with this kind of alert, named by its cooldown key."""
-    kind, target = key.split(":", 1)[0], f" {escape(account)}" if account else ""
+def next_steps(kind: EventKind | None, account: str) -> str:
+    """The commands that help with this kind of alert."""
+    target = f" {escape(account)}" if account else ""
     steps = {
-        "breach": f"/breakers{target} to see every limit · /positions{target} · /flatten{target} to close everything",
-        "warning": f"/breakers{target} · /freeze{target} to stop new trading now · /mute 1h to silence warnings",
-        "enforce": f"/positions{target} · /events to see what riskd did",
-        "unconfirmed": f"check the exchange now · /positions{target} · /flatten{target} to try again",
-        "state": f"/status · /breakers{target}",
-        "stranger": "/events · check telegram.chat_ids and telegram.user_ids",
+        EventKind.BREACH: f"/breakers{target} to see every limit · /positions{target} · /flatten{target} to close everything",
+        EventKind.WARNING: f"/breakers{target} · /freeze{target} to stop new trading now · /mute 1h to silence warnings",
+        EventKind.ENFORCE: f"/positions{target} · /events to see what riskd did",
+        EventKind.ACTION_UNCONFIRMED: f"check the exchange now · /positions{target} · /flatten{target} to try again",
+        EventKind.STATE_CHANGE: f"/status · /breakers{target}",
+        EventKind.STRANGER: "/events · check telegram.chat_ids and telegram.user_ids",
     }
-    return steps.get(kind, "")
+    return steps.get(kind, "") if kind is not None else ""
+
+
+def _code(text: str) -> str:
+    """What `wording.code` marked as a command, shown as Telegram code."""
+    return _CODE.sub(r"<code>\1</code>", text)
 
 
 # --- answers to commands -----------------------------------------------------------
@@ -94,11 +112,10 @@ def status(accounts: Iterable[AccountStatus], now: datetime) -> str:
 
 
 def _account_status(account: AccountStatus, now: datetime) -> str:
-    mode = "LIVE" if account.live else "DRY-RUN"
-    lines = [f"<b>{escape(account.account)}</b> · {escape(account.exchange)} · {mode}"]
+    lines = [f"<b>{escape(account.account)}</b> · {escape(account.exchange)} · {wording.mode_name(account.live)}"]
     since = f" since {when(account.since)}" if account.since else ""
     lines.append(f"State: <b>{account.trading_state.upper()}</b>{since}")
-    if account.reason and account.trading_state != "active":
+    if _why(account):
         lines.append(f"Why: {escape(account.reason)}")
     if account.updated_at is None:
         lines.append("No tick recorded yet: riskd has not read this account.")
@@ -112,18 +129,52 @@ def _account_status(account: AccountStatus, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def status_table(accounts: Iterable[AccountStatus], now: datetime) -> str:
+    """Every account for a terminal (`riskd status`): state, figures, every breaker, positions."""
+    return "\n".join(_account_table(account, now) for account in accounts)
+
+
+def _account_table(account: AccountStatus, now: datetime) -> str:
+    since = f" since {account.since:%Y-%m-%d %H:%M:%S} UTC" if account.since else ""
+    lines = [f"{account.account} ({account.exchange}, {wording.mode_name(account.live)}): {account.trading_state.upper()}{since}"]
+    if _why(account):
+        lines.append(f"  reason: {account.reason}")
+    if account.updated_at is None:
+        lines.append("  no tick recorded yet: is riskd running?")
+        return "\n".join(lines)
+    age = format_duration(max(0.0, (now - account.updated_at).total_seconds()))
+    equity = format_money(account.equity, account.quote) if account.equity is not None else "unknown"
+    lines.append(f"  equity {equity}   drawdown {_drawdown(account)}   day PnL {_day_pnl_text(account)}   last tick {age} ago")
+    lines.append(f"  {'breaker':<34} {'value':>10} {'limit':>10}  status")
+    for reading in account.readings:
+        describe = _describer(reading)
+        value = describe(reading.value) if reading.value is not None else "-"
+        lines.append(f"  {reading.key:<34} {value:>10} {describe(reading.limit):>10}  {reading.status.upper()}")
+    for position in account.positions:
+        lines.append(
+            f"  position {position.key}: {position.side} {position.contracts:g}, "
+            f"{format_money(position.notional, account.quote)}, uPnL {position.unrealized_pnl:+,.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _why(account: AccountStatus) -> bool:
+    """Whether the account's reason is worth showing: it is not active, and there is one."""
+    return bool(account.reason) and account.trading_state is not TradingState.ACTIVE
+
+
 def positions(accounts: Iterable[AccountStatus]) -> str:
     blocks = []
     for account in accounts:
         lines = [f"<b>{escape(account.account)}</b>: {len(account.positions)} position(s)"]
         for position in account.positions:
-            liquidation = position.get("liquidation_price")
+            liquidation = position.liquidation_price
             lines.append(
-                f"{escape(position['symbol'])} {escape(position['side'])} {position['contracts']:g}"
-                f" · {_money(position['notional'], account.quote)}"
-                f" · uPnL {position['unrealized_pnl'] or 0:+,.2f} {escape(account.quote)}"
-                + (f" · entry {position['entry_price']:,.6g}" if position.get("entry_price") else "")
-                + (f" · mark {position['mark_price']:,.6g}" if position.get("mark_price") else "")
+                f"{escape(position.key)} {escape(position.side)} {position.contracts:g}"
+                f" · {_money(position.notional, account.quote)}"
+                f" · uPnL {position.unrealized_pnl or 0:+,.2f} {escape(account.quote)}"
+                + (f" · entry {position.entry_price:,.6g}" if position.entry_price else "")
+                + (f" · mark {position.mark_price:,.6g}" if position.mark_price else "")
                 + (f" · liq. {liquidation:,.6g}" if liquidation else "")
             )
         blocks.append("\n".join(lines))
@@ -134,22 +185,36 @@ def breakers(accounts: Iterable[AccountStatus]) -> str:
     blocks = []
     for account in accounts:
         lines = [f"<b>{escape(account.account)}</b>: {account.trading_state.upper()}"]
-        lines.extend(f"{STATUS_MARKS[reading.status]} {_reading(reading)}" for reading in account.readings)
+        described = set()
+        for reading in account.readings:
+            lines.append(f"{STATUS_MARKS[reading.status]} {_reading(reading)}")
+            if reading.breaker in BREAKERS and reading.breaker not in described:  # once per breaker
+                described.add(reading.breaker)
+                lines.append(f"    <i>{_code(escape(BREAKERS[reading.breaker].description))}</i>")
         if not account.readings:
             lines.append("no readings yet: riskd has not read this account")
         blocks.append("\n".join(lines))
     return fit("\n\n".join(blocks))
 
 
-def events(rows: Iterable[dict]) -> str:
+def events(records: Iterable[EventRecord]) -> str:
     lines = []
-    for row in rows:
-        mark = MARKS.get(row.get("severity"), "")
-        breaker = f" [{escape(row['breaker'])}]" if row.get("breaker") else ""
+    for event in records:
+        mark = MARKS.get(event.severity, "")
+        breaker = f" [{escape(event.breaker)}]" if event.breaker else ""
         lines.append(
-            f"{row['at'][11:19]} {mark} <b>{escape(row['account'])}</b> {escape(row['kind'])}{breaker}: {escape(row['message'])}"
+            f"{event.at:%H:%M:%S} {mark} <b>{escape(event.account)}</b> {escape(event.kind)}{breaker}: {escape(event.message)}"
         )
     return fit("\n".join(lines) if lines else "No events recorded yet.")
+
+
+def events_table(records: Iterable[EventRecord]) -> str:
+    """Events for a terminal (`riskd events`), one line each, oldest first."""
+    lines = []
+    for event in records:
+        breaker = f" [{event.breaker}]" if event.breaker else ""
+        lines.append(f"{event.at:%Y-%m-%dT%H:%M:%S}  {event.account:<12} {event.severity:<9} {event.kind}{breaker}: {event.message}")
+    return "\n".join(lines) if lines else "no events recorded yet"
 
 
 def report(reports: Iterable[DayReport], now: datetime) -> str:
@@ -196,6 +261,25 @@ def _percent(value: float | None) -> str:
     return f"{value * 100:.2f}%" if value is not None else "n/a"
 
 
+def target(account: str | None, accounts: Iterable[str]) -> str:
+    """Whom a command is for: the named account, or every account, named."""
+    return account or f"every account ({', '.join(accounts)})"
+
+
+def question(kind: CommandKind, target: str, live: bool, fraction: float | None = None) -> str:
+    """The one confirmation question of a destructive command (`plain` makes it a terminal prompt)."""
+    mode = f"{wording.mode(live)}."
+    if kind is CommandKind.REDUCE:
+        return (
+            f"⚠️ Reduce every position of <b>{escape(target)}</b> by {format_percent(fraction)}? "
+            f"riskd sends reduce-only market orders and the account becomes reducing. {mode}"
+        )
+    return (
+        f"🛑 Flatten <b>{escape(target)}</b>? riskd cancels every open order, closes every "
+        f"position with reduce-only market orders and halts trading until it is resumed. {mode}"
+    )
+
+
 def command_list(commands: Iterable[tuple[str, str]]) -> str:
     """The command list from (usage, summary) pairs."""
     lines = ["<b>riskd commands</b>"]
@@ -212,17 +296,26 @@ def _money(value: float | None, quote: str) -> str:
 
 
 def _day_pnl(account: AccountStatus) -> str:
+    return escape(_day_pnl_text(account))
+
+
+def _day_pnl_text(account: AccountStatus) -> str:
     if account.day_pnl is None or not account.day_start_equity:
         return "n/a"
     share = account.day_pnl / account.day_start_equity * 100
-    return f"{account.day_pnl:+,.2f} {escape(account.quote)} ({share:+.1f}%)"
+    return f"{account.day_pnl:+,.2f} {account.quote} ({share:+.1f}%)"
 
 
 def _drawdown(account: AccountStatus) -> str:
     return format_percent(account.drawdown) if account.drawdown is not None else "n/a"
 
 
+def _describer(reading: Reading) -> Callable[[float], str]:
+    """How the reading's breaker writes its values (a limit of 0.1 is `10.0%` or `0.1x`)."""
+    return BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+
+
 def _reading(reading: Reading) -> str:
-    describe = BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+    describe = _describer(reading)
     value = describe(reading.value) if reading.value is not None else "no data"
     return f"{escape(reading.key)} {escape(value)} (limit {escape(describe(reading.limit))}): {reading.status.upper().replace('_', ' ')}"

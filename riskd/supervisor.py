@@ -1,12 +1,10 @@
-"""Wiring: accounts, the scheduler, the tick, commands, the alert outbox, and shutdown.
+"""Wiring: accounts, the scheduler, commands, the alert outbox, reload and shutdown.
 
 One asyncio loop runs everything. APScheduler starts a tick per account (no overlap,
 missed runs coalesced), a command poll every second, the alert sender and retention.
 Under systemd it says when it is ready and, while ticks keep completing, that it is
-alive (sd_notify); SIGHUP reloads the configuration.
-Each account has its own adapter and lock, so a slow or failing exchange delays only
-its own account. A tick reads the account, records the snapshot, asks the engine,
-records its answer (state, events, alerts in one transaction) and only then acts.
+alive (sd_notify); SIGHUP reloads the configuration. What happens to one account (its
+tick and the commands it obeys) is its `AccountGuard`'s business (riskd.guard).
 """
 
 from __future__ import annotations
@@ -14,65 +12,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, engine, health, logs
-from riskd.commands import expired, utcnow
-from riskd.config import AccountConfig, ConfigError, Settings, reloadable
-from riskd.domain import Alert, CommandKind, Event, Severity, Snapshot, StepResult, TradingState
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd import __version__, health, logs, wording
+from riskd.commands import expired
+from riskd.config import ConfigError, Settings, reloadable
+from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventKind, Severity, StepResult, alert_key, utcnow
 from riskd.executor import Executor
+from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.notify import Notifier
-from riskd.redact import redact, register
+from riskd.redact import redact
 from riskd.store import Store
+from riskd.stream import MarkStream, wanted
+
+if TYPE_CHECKING:
+    from riskd.sim import Simulator
 
 log = logging.getLogger("riskd")
-
-HEARTBEAT = timedelta(minutes=10)
-"""How often a quiet account still logs one line of its figures."""
 
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
 
-LEVELS = {
-    Severity.INFO: logging.INFO,
-    Severity.WARNING: logging.WARNING,
-    Severity.CRITICAL: logging.ERROR,
-    Severity.EMERGENCY: logging.CRITICAL,
-}
-
-
-@dataclass
-class AccountRunner:
-    """Everything one account needs at run time."""
-
-    name: str
-    config: AccountConfig
-    policy: engine.Policy
-    adapter: ExchangeAdapter
-    executor: Executor
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_snapshot: Snapshot | None = None
-    last_read: Snapshot | None = None  # the latest read, failed or not
-    last_tick_at: datetime | None = None
-    tick_seconds: float | None = None  # how long the latest tick took to read and judge
-    errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
-    last_heartbeat: datetime | None = None
-    sim: object | None = None
-
-    @property
-    def alive_at(self) -> datetime | None:
-        """The last completed tick, or later, the last exchange call of an action in progress:
-        a flatten that takes long on a slow exchange is working, and must not look hung."""
-        moments = [moment for moment in (self.last_tick_at, self.executor.last_progress) if moment is not None]
-        return max(moments, default=None)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Stop, stop, reload: handled while `run` runs, given back when it returns."""
 
 
 class Daemon:
@@ -82,74 +48,67 @@ class Daemon:
         self,
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
-        store: Store | None = None,
         loader: Callable[[], Settings] | None = None,
     ):
-        """`loader` reads the configuration again on SIGHUP; without it, SIGHUP changes nothing."""
+        """`loader` reads the configuration again on SIGHUP; without it, SIGHUP changes nothing.
+        Nothing is opened here: `startup` opens the database and connects the accounts."""
         self.settings, self.clock, self.loader = settings, clock, loader
         self.notifier = Notifier.from_environment()
         self.http = None
-        self.store = store or Store(settings.database)
-        self.runners: dict[str, AccountRunner] = {}
+        self.store: Store | None = None
+        self.guards: dict[str, AccountGuard] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.stopping = asyncio.Event()
+        self.started = asyncio.Event()  # set once startup has connected every account
         self.tasks: set[asyncio.Task] = set()
-        for account in settings.accounts.values():
-            register(*account.secrets())
+        self.streams: dict[str, MarkStream] = {}
         self.telegram = None
-        if settings.telegram.enabled:
-            from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
-
-            self.telegram = TelegramBot(settings, self.store, clock)
+        self._signals: tuple[signal.Signals, ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------
 
     async def startup(self) -> None:
+        self.store = Store(self.settings.database)
         for name, account in self.settings.accounts.items():
-            self.runners[name] = await self._runner(name, account)
+            adapter, sim = await connect(name, account, self.clock)
+            executor = Executor(adapter, self.store, lambda: self.settings.live, self.clock)
+            self.guards[name] = AccountGuard(name, adapter, executor, self.store, lambda: self.settings, self.clock, sim)
+        if self.settings.telegram.enabled:
+            from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
+
+            self.telegram = TelegramBot(lambda: self.settings, self.store, self.clock)
         self._banner()
+        self.started.set()
 
-    async def _runner(self, name: str, account: AccountConfig) -> AccountRunner:
-        overrides, sim = {}, None
-        if account.is_sim:
-            from riskd.sim import start_embedded  # the simulator is only loaded when an account uses it
+    async def ready(self) -> None:
+        """Return once every account has completed a tick: from then on riskd is guarding."""
+        await self.started.wait()
+        await asyncio.gather(*(guard.ticked.wait() for guard in self.guards.values()))
 
-            sim, overrides = await start_embedded(account.sim)
-        adapter = ExchangeAdapter(name, account, build_client(account, overrides), self.clock)
-        executor = Executor(adapter, self.store, self.settings.live, self.clock)
-        return AccountRunner(name, account, self._policy(name), adapter, executor, sim=sim)
-
-    def _policy(self, name: str) -> engine.Policy:
-        return engine.Policy(
-            breakers=self.settings.breakers_for(name),
-            day_reset=self.settings.day_reset,
-            alert_cooldown=self.settings.alert_cooldown,
-            live=self.settings.live,
-        )
+    def simulator(self, name: str) -> Simulator | None:
+        """The embedded exchange's simulator behind an `exchange: sim` account, else None."""
+        guard = self.guards.get(name)
+        return guard.sim.simulator if guard is not None and guard.sim is not None else None
 
     def _banner(self) -> None:
-        mode = (
-            "LIVE: riskd will send orders to the exchange"
-            if self.settings.live
-            else "DRY-RUN: riskd records and announces actions but sends no order (set live: true to act)"
-        )
-        log.warning("riskd %s starting in %s", __version__, mode)
-        for runner in self.runners.values():
-            state = self.store.load_state(runner.name)
-            where = f"embedded simulator at {runner.sim.url}" if runner.sim else runner.config.exchange
+        hint = "" if self.settings.live else " (set live: true to act)"
+        log.warning("riskd %s starting in %s%s", __version__, wording.mode(self.settings.live), hint)
+        for guard in self.guards.values():
+            state = self.store.load_state(guard.name)
+            where = f"embedded simulator at {guard.sim.url}" if guard.sim else guard.config.exchange
             log.info(
                 "account %s: %s, quote %s, state %s, breakers: %s",
-                runner.name, where, runner.config.quote, state.trading_state, ", ".join(runner.policy.breakers),
+                guard.name, where, guard.config.quote, state.trading_state, ", ".join(guard.policy.breakers),
             )
 
     async def run(self, once: bool = False) -> None:
         """Run until stopped; with `once`, do one tick per account and one command pass."""
         if not once:
             self._install_signals()  # before startup, so that a stop asked during it is obeyed
-        await self.startup()
         try:
+            await self.startup()
             if once:
-                await asyncio.gather(*(self.tick(name) for name in self.runners))
+                await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
                 await self.process_commands()
                 await self.deliver_alerts()
                 return
@@ -157,11 +116,15 @@ class Daemon:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
             await self._start_http()
             self._schedule()
+            self._start_streams()
             await self._announce_ready()
             await self.stopping.wait()
         finally:
             self.notifier.stopping()
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                self._remove_signals()  # only now: a second signal during the shutdown still forces the exit
 
     def stop(self) -> None:
         self.stopping.set()
@@ -176,15 +139,23 @@ class Daemon:
             log.warning("%s received: stopping", signal.Signals(number).name)
             self.stop()
 
-        for number in (signal.SIGTERM, signal.SIGINT):
+        for number in SIGNALS[:2]:
             loop.add_signal_handler(number, on_signal, number)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._tracked(self.reload)))
+        self._signals = SIGNALS
+
+    def _remove_signals(self) -> None:
+        """Give the signals back: riskd may run inside a process that lives on (tests, the demo)."""
+        loop = asyncio.get_running_loop()
+        for number in self._signals:
+            loop.remove_signal_handler(number)
+        self._signals = ()
 
     def _schedule(self) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
         interval = self.settings.poll_interval.total_seconds()
         start = datetime.now().astimezone()
-        for name in self.runners:
+        for name in self.guards:
             scheduler.add_job(
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
@@ -235,14 +206,15 @@ class Daemon:
             await asyncio.gather(*still, return_exceptions=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        await self.deliver_alerts()
+        await asyncio.gather(*(stream.stop() for stream in self.streams.values()))  # each close waits 250 ms
+        if self.store is not None:
+            await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
-        for runner in self.runners.values():
-            await runner.adapter.close()
-            if runner.sim is not None:
-                await runner.sim.stop()
-        self.store.close()
+        for guard in self.guards.values():
+            await guard.close()
+        if self.store is not None:
+            self.store.close()
         log.info("riskd stopped")
 
     # --- systemd, HTTP and reload ------------------------------------------------------
@@ -260,26 +232,27 @@ class Daemon:
             self.http = server
         except OSError as error:
             where = f"{config.host}:{config.port}"
-            text = f"riskd cannot serve HTTP on {where} ({error.strerror or error}); it guards on without it"
+            text = wording.http_failed(where, str(error.strerror or error))
             log.error("%s", text)
-            self._daemon_alert("http_failed", Severity.CRITICAL, text)
+            self._daemon_alert(EventKind.HTTP_FAILED, Severity.CRITICAL, text)
 
     async def _announce_ready(self) -> None:
-        """READY=1 once every account has completed a tick: from then on riskd is guarding."""
-        while not self.stopping.is_set():
-            if all(runner.last_tick_at is not None for runner in self.runners.values()):
-                self.notifier.ready(self.summary())
-                return
-            await asyncio.sleep(0.1)
+        """READY=1 once every account has completed a tick, unless a stop comes first."""
+        ready, stopping = asyncio.ensure_future(self.ready()), asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait((ready, stopping), return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (ready, stopping):
+            waiting.cancel()
+        if not self.stopping.is_set():
+            self.notifier.ready(self.summary())
 
     async def report_health(self) -> None:
         """STATUS= always; WATCHDOG=1 only while every account's ticks keep completing."""
-        overdue = health.overdue(self.runners.values(), self.clock(), health.freshness(self.settings.poll_interval))
+        overdue = health.overdue(self.guards.values(), self.clock(), health.freshness(self.settings.poll_interval))
         (self.notifier.status if overdue else self.notifier.alive)(self.summary())
 
     def summary(self) -> str:
-        states = {name: self.store.load_state(name) for name in self.runners}
-        return health.summary(self.runners.values(), states, self.clock(), health.freshness(self.settings.poll_interval))
+        states = {name: self.store.load_state(name) for name in self.guards}
+        return health.summary(self.guards.values(), states, self.clock(), health.freshness(self.settings.poll_interval))
 
     async def reload(self) -> None:
         """SIGHUP: read the configuration again. A bad one is refused with an alert and the old one kept."""
@@ -291,119 +264,80 @@ class Daemon:
             self._apply(self.loader())
         except ConfigError as error:
             log.error("configuration reload refused; the previous configuration stays in force: %s", error)
-            text = f"riskd refused the new configuration and keeps the previous one:\n{error}"
-            self._daemon_alert("config_refused", Severity.WARNING, text)
+            self._daemon_alert(EventKind.CONFIG_REFUSED, Severity.WARNING, wording.config_refused(error))
         finally:
             self.notifier.ready(self.summary())
 
     def _apply(self, new: Settings) -> None:
         """Take on what can change while running; say what waits for a restart (see config.reloadable)."""
         old = self.settings
-        self.settings, restart = reloadable(old, new)
-        for runner in self.runners.values():
-            runner.config = self.settings.accounts[runner.name]
-            runner.policy = self._policy(runner.name)
-            runner.executor.live = self.settings.live
-        if self.telegram is not None:
-            self.telegram.settings = self.settings  # its answers say LIVE or DRY-RUN, and use the cooldown
+        self.settings, restart = reloadable(old, new)  # the guards, executors and bot read it from here
         if self.settings.poll_interval != old.poll_interval and self.scheduler is not None:
             seconds = self.settings.poll_interval.total_seconds()
-            for name in self.runners:
+            for name in self.guards:
                 self.scheduler.reschedule_job(f"tick:{name}", trigger="interval", seconds=seconds)
         if (self.settings.log_level, self.settings.log_format) != (old.log_level, old.log_format):
             logs.setup(self.settings.log_level, self.settings.log_format)
         if self.settings.live != old.live:
-            log.warning("now %s", "LIVE: riskd will send orders" if self.settings.live else "DRY-RUN: riskd sends no order")
+            log.warning("now %s", wording.mode(self.settings.live))
         waiting = f"; these need a restart to take effect: {', '.join(restart)}" if restart else ""
         log.warning("configuration reloaded%s", waiting)
 
-    def _daemon_alert(self, key: str, severity: Severity, text: str) -> None:
+    def _daemon_alert(self, kind: EventKind, severity: Severity, text: str) -> None:
         """An event about riskd itself rather than one account, and its alert."""
         now = self.clock()
-        self.store.record_event(Event("", key, text, severity=severity), now, Alert("", severity, key, text))
+        self.store.record_event(Event(RISKD, kind, text, severity=severity), now, Alert(RISKD, severity, alert_key(kind), text))
 
-    # --- the tick ----------------------------------------------------------------
+    # --- the tick and commands -------------------------------------------------------
 
     async def tick(self, name: str) -> StepResult:
-        """Read one account, decide, record, then act."""
-        runner = self.runners[name]
-        async with runner.lock:
-            started = time.monotonic()
-            snapshot = await runner.adapter.snapshot()
-            now = self.clock()
-            self.store.record_snapshot(snapshot)
-            runner.last_read = snapshot
-            if snapshot.ok:
-                runner.last_snapshot = snapshot
-            else:
-                runner.errors[snapshot.error_kind or "unknown"] += 1
-                log.warning("%s: reading the account failed: %s", name, snapshot.error)
-            result = engine.step(self.store.load_state(name), snapshot, runner.policy, now)
-            self._record(result, now)
-            runner.last_tick_at, runner.tick_seconds = now, time.monotonic() - started
-            self._heartbeat(runner, snapshot, result, now)
-            if result.actions and snapshot.ok:
-                await runner.executor.run(result.actions, snapshot)
-            return result
+        """One tick of the named account (see AccountGuard.tick)."""
+        return await self.guards[name].tick()
 
-    def _heartbeat(self, runner: AccountRunner, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
-        """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""
-        if runner.last_heartbeat is not None and now - runner.last_heartbeat < HEARTBEAT:
-            return
-        runner.last_heartbeat = now
-        figures = engine.describe_equity(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
-        log.info("%s: %s, %s, read in %.0f ms", runner.name, result.state.trading_state, figures, snapshot.latency * 1000)
+    def _start_streams(self) -> None:
+        """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
+        for name, guard in self.guards.items():
+            if not wanted(guard.config):
+                continue
+            stream = MarkStream(
+                name,
+                connect=guard.stream_client,
+                basis=guard.basis,
+                read=lambda name=name: self.read_now(name),
+                report=lambda event, alert: self.store.record_event(event, self.clock(), alert),
+                hold=lambda: self.settings.poll_interval,
+            )
+            stream.start()
+            self.streams[name] = stream
 
-    def _record(self, result: StepResult, now: datetime) -> None:
-        self.store.record_step(result, now)
-        for event in result.events:
-            log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
-
-    # --- commands ----------------------------------------------------------------
+    async def read_now(self, name: str) -> StepResult | None:
+        """A tick at once, asked for by the mark stream; tracked like a scheduled one (None once stopping)."""
+        if self.stopping.is_set():
+            return None
+        task = asyncio.create_task(self.tick(name))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return await task
 
     async def process_commands(self) -> None:
         """Carry out commands queued in the database by the CLI or another transport."""
         for command_id, command, queued_at in self.store.pending_commands():
             now = self.clock()
-            runner = self.runners.get(command.account)
-            if runner is None:
-                self.store.finish_command(command_id, now, "refused", f"no account named {command.account!r} here")
+            guard = self.guards.get(command.account)
+            if guard is None:
+                self.store.finish_command(command_id, now, CommandStatus.REFUSED, f"no account named {command.account!r} here")
             elif expired(queued_at, now):
-                self.store.finish_command(command_id, now, "refused", "expired: riskd was not running when it was given")
+                self.store.finish_command(command_id, now, CommandStatus.REFUSED, "expired: riskd was not running when it was given")
             else:
                 try:
-                    result = await self.apply(runner, command)
+                    result = await guard.obey(command)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # recorded as failed, never retried blindly every second
                     log.exception("%s: %s failed", command.account, command.kind)
-                    self.store.finish_command(command_id, self.clock(), "failed", redact(f"{command.kind} failed: {error}"))
+                    self.store.finish_command(command_id, self.clock(), CommandStatus.FAILED, redact(f"{command.kind} failed: {error}"))
                     continue
-                self.store.finish_command(command_id, self.clock(), "done", result)
-
-    async def apply(self, runner: AccountRunner, command) -> str:
-        """Apply one command to an account under its lock; returns what happened, in words."""
-        async with runner.lock:
-            state = self.store.load_state(runner.name)
-            if command.kind is CommandKind.RESUME and state.trading_state is TradingState.ACTIVE and not state.latches:
-                return f"{runner.name} is already active"
-            snapshot, unread = runner.last_snapshot, None
-            if command.kind in (CommandKind.FLATTEN, CommandKind.REDUCE, CommandKind.FREEZE):
-                fresh = await runner.adapter.snapshot()  # act on the account as it is now, never as it was
-                snapshot, unread = (fresh, None) if fresh.ok else (None, fresh.error)
-            now = self.clock()
-            result = engine.apply_command(state, command, snapshot, runner.policy, now)
-            self._record(result, now)
-            state_now = f"state {result.state.trading_state}"
-            if unread is not None:
-                follow = "its next good read enforces it" if command.kind is not CommandKind.REDUCE else "nothing was reduced"
-                return f"{runner.name}: {command.kind} recorded, {state_now}, but the account could not be read ({unread}); {follow}"
-            if result.actions and snapshot is not None:
-                outcomes = await runner.executor.run(result.actions, snapshot)
-                if not all(outcome.done for outcome in outcomes):
-                    return f"{runner.name}: {command.kind} sent, but not everything could be confirmed; see riskd events"
-            mode = "" if self.settings.live else " (dry-run: nothing sent)"
-            return f"{runner.name}: {command.kind} done, {state_now}{mode}"
+                self.store.finish_command(command_id, self.clock(), CommandStatus.DONE, result)
 
     # --- alerts and housekeeping ---------------------------------------------------
 
@@ -413,9 +347,9 @@ class Daemon:
             await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
             return
         now = self.clock()
-        for row in self.store.due_alerts(now):
-            log.log(LEVELS[Severity(row["severity"])], "ALERT %s", row["text"])
-            self.store.mark_alert(row["id"], now, "logged")
+        for alert in self.store.due_alerts(now):
+            log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
+            self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

@@ -10,20 +10,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Callable, ClassVar, Literal
+from typing import Annotated, Callable, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
-from riskd.domain import AccountState, Reading, Snapshot, Status
+from riskd.domain import AccountState, Reading, Remedy, Snapshot, Status
 from riskd.units import Percent, format_duration, format_percent, parse_duration
 
 WARN_FRACTION = 0.8
 """Warnings start at 80 % of the way to the limit unless `warn_at` says otherwise."""
 
+MANUAL = "manual"
+"""The resume policy under which only a person's resume releases a tripped breaker."""
+
+NEXT_DAY = "next_day"
+"""The resume policy that releases a tripped breaker at the next daily reset."""
+
 
 def parse_resume(value: object) -> str | timedelta:
     """`manual`, `next_day`, or a duration after which the breaker may release."""
-    if isinstance(value, str) and value.strip().lower() in ("manual", "next_day"):
+    if isinstance(value, str) and value.strip().lower() in (MANUAL, NEXT_DAY):
         return value.strip().lower()
     try:
         return parse_duration(value)
@@ -37,8 +43,6 @@ Resume = Annotated[
     PlainSerializer(lambda value: value if isinstance(value, str) else format_duration(value)),
 ]
 
-ActionName = Literal["alert", "reduce", "halt", "flatten", "close"]
-
 
 class BreakerConfig(BaseModel):
     """Settings every breaker takes. Subclasses type `limit` and set the defaults."""
@@ -51,15 +55,15 @@ class BreakerConfig(BaseModel):
     enabled: bool = True
     limit: float
     warn_at: float | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     reduce_by: Percent = 0.5
-    resume: Resume = "manual"
+    resume: Resume = MANUAL
     confirm: Annotated[int, Field(ge=1, le=100)] = 2
 
     @field_validator("action")
     @classmethod
-    def _close_needs_a_position(cls, value: str) -> str:
-        if value == "close" and not cls.per_position:
+    def _close_needs_a_position(cls, value: Remedy) -> Remedy:
+        if value is Remedy.CLOSE and not cls.per_position:
             raise ValueError("close applies to one position; this breaker is account-wide")
         return value
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, no_data
+from riskd.breakers.base import Breaker, BreakerConfig, Context, no_data
 from riskd.breakers.exposure import share_of_equity
-from riskd.domain import Reading
+from riskd.domain import Reading, Remedy
 from riskd.units import Share, format_percent
 
 
 class ConcentrationConfig(BreakerConfig):
     limit: Share = 1.5
     warn_at: Share | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:

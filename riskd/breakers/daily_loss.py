@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading
+from riskd.breakers.base import NEXT_DAY, Breaker, BreakerConfig, Context, Resume, judge, no_data
+from riskd.domain import Reading, Remedy
 from riskd.units import Percent, format_percent
 
 
 class DailyLossConfig(BreakerConfig):
     limit: Percent = 0.05
     warn_at: Percent | None = None
-    action: ActionName = "halt"
-    resume: Resume = "next_day"
+    action: Remedy = Remedy.HALT
+    resume: Resume = NEXT_DAY
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, judge, no_data
-from riskd.domain import Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, judge, no_data
+from riskd.domain import Reading, Remedy
 from riskd.units import Percent, format_percent
 
 
 class DrawdownConfig(BreakerConfig):
     limit: Percent = 0.10
     warn_at: Percent | None = None
-    action: ActionName = "flatten"
+    action: Remedy = Remedy.FLATTEN
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, no_data
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, no_data
 from riskd.breakers.exposure import share_of_equity
-from riskd.domain import Reading
+from riskd.domain import Reading, Remedy
 from riskd.units import Ratio
 
 
 class LeverageConfig(BreakerConfig):
     limit: Ratio = 5.0
     warn_at: Ratio | None = None
-    action: ActionName = "reduce"
+    action: Remedy = Remedy.REDUCE
     resume: Resume = "1h"
 
 

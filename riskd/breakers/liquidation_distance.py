@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading, Status
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data
+from riskd.domain import Reading, Remedy, Status
 from riskd.units import Percent, format_percent
 
 
@@ -19,7 +19,7 @@ class LiquidationDistanceConfig(BreakerConfig):
 
     limit: Percent = 0.10
     warn_at: Percent | None = None
-    action: ActionName = "reduce"
+    action: Remedy = Remedy.REDUCE
     resume: Resume = "1h"
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, judge, no_data
-from riskd.domain import Reading, Status
+from riskd.breakers.base import Breaker, BreakerConfig, Context, judge, no_data
+from riskd.domain import Reading, Remedy, Status
 from riskd.units import Percent, format_percent
 
 
@@ -17,7 +17,7 @@ class PositionLossConfig(BreakerConfig):
 
     limit: Percent = 0.03
     warn_at: Percent | None = None
-    action: ActionName = "close"
+    action: Remedy = Remedy.CLOSE
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:

@@ -10,15 +10,15 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from riskd.breakers.base import ActionName, Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data
+from riskd.domain import Reading, Remedy
 from riskd.units import format_duration, parse_duration
 
 
 class StaleDataConfig(BreakerConfig):
     limit: float = 60.0
     warn_at: float | None = None
-    action: ActionName = "alert"
+    action: Remedy = Remedy.ALERT
     resume: Resume = "1m"
     confirm: Annotated[int, Field(ge=1, le=100)] = 1
 

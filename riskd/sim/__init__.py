@@ -4,8 +4,9 @@ account, the demo, integration tests and benchmarks.
 Why it exists: the guardian has to be exercised end to end (the real ccxt client,
 real HTTP, real error mapping) without keys, money or a network, against prices and
 failures that can be scripted. `Simulator` is a futures account and a spot account on
-one market, `SimServer` serves them to ccxt over HTTP, `ccxt_config(url)` points
-`binanceusdm` at it and `ccxt_config(url, "spot")` points `binance` (spot) at it.
+one market, `SimServer` serves them to ccxt over HTTP (and the futures mark prices over
+a websocket, for `ccxt.pro`), `ccxt_config(url)` points `binanceusdm` at it and
+`ccxt_config(url, "spot")` points `binance` (spot) at it.
 """
 
 from riskd.sim.server import SimServer, ccxt_config, serve

@@ -1,4 +1,5 @@
-"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, plus /_sim controls.
+"""The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, the futures
+mark-price websocket streams for ccxt.pro (see stream.py), plus /_sim controls.
 
 Why it exists: the guardian talks to exchanges only through the real, unmodified
 ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at the
@@ -22,6 +23,8 @@ from riskd.sim import spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
+from riskd.sim.stream import PATHS as STREAM_PATHS
+from riskd.sim.stream import MarkStreams
 
 # ccxt's urls['api'] keys for Binance, each to its path on the simulator.
 API_PATHS = {
@@ -43,6 +46,13 @@ UNAVAILABLE = {
     "internal": {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
     "unknown": {"code": -1000, "msg": "Unknown error, please check your request or try again later."},
 }
+# ccxt's urls['api']['ws'] keys for Binance, each to its path on the simulator. Only the
+# futures market streams are served; the others point here so nothing reaches Binance.
+WS_PATHS = {
+    "spot": "/ws", "margin": "/ws", "linear": "/ws", "inverse": "/ws", "stock": "/ws",
+    "option": "/public/ws", "optionMarket": "/market/ws", "optionPrivate": "/private/ws", "papi": "/pm/ws",
+}
+WS_API_PATHS = {"spot": "/ws-api/v3", "linear": "/ws-fapi/v1", "inverse": "/ws-dapi/v1"}
 PROXY_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
               "</h1></center><hr><center>CloudFront</center></body></html>")
 
@@ -60,6 +70,7 @@ def ccxt_config(base_url: str, market: str = "futures") -> dict:
     futures markets, and with keys the margin pairs from /sapi).
     """
     base = base_url.rstrip("/")
+    socket = "ws" + base.removeprefix("http")
     options: dict[str, Any] = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
     if market == "spot":
         options.update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
@@ -68,7 +79,13 @@ def ccxt_config(base_url: str, market: str = "futures") -> dict:
     return {
         "apiKey": "sim",
         "secret": "sim",
-        "urls": {"api": {key: base + path for key, path in API_PATHS.items()}},
+        "urls": {"api": {
+            **{key: base + path for key, path in API_PATHS.items()},
+            "ws": {
+                **{key: socket + path for key, path in WS_PATHS.items()},
+                "ws-api": {key: socket + path for key, path in WS_API_PATHS.items()},
+            },
+        }},
         "options": options,
     }
 
@@ -224,12 +241,17 @@ class SimServer:
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self.streams = MarkStreams(self.simulator)
 
     async def start(self) -> str:
         """Start serving; returns the base URL, e.g. http://127.0.0.1:41234."""
         app = web.Application(middlewares=[self._middleware])
         for method, path, private, endpoint in (*ROUTES, *spot.ROUTES):
             app.router.add_route(method, path, self._endpoint(endpoint, private))
+        for path in STREAM_PATHS:
+            app.router.add_get(path, self.streams.handle)
+        app.router.add_route("GET", "/_sim/stream", self._stream)
+        app.router.add_route("POST", "/_sim/stream", self._stream)
         for method, path, control in (
             ("GET", "/_sim/state", self._state), ("POST", "/_sim/price", self._price),
             ("POST", "/_sim/scenario", self._scenario), ("POST", "/_sim/fault", self._fault),
@@ -249,6 +271,7 @@ class SimServer:
     async def stop(self) -> None:
         """Stop serving; requests hanging in a timeout fault end at once."""
         self._stopping.set()
+        await self.streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -269,6 +292,8 @@ class SimServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         control = request.path.startswith("/_sim/")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)  # the REST faults are for REST; the stream has its own controls
         try:
             return await (handler(request) if control else self._faulted(request, handler))
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -327,6 +352,16 @@ class SimServer:
                 return _json({"error": str(error)}, 400)
         return handle
 
+    async def _stream(self, request: web.Request) -> web.Response:
+        """The mark-price stream's state, or its controls (see MarkStreams.control)."""
+        try:
+            body = await request.json() if request.can_read_body else {}
+            return _json(await self.streams.control(body if isinstance(body, dict) else {}))
+        except Rejection as rejection:
+            return _error(rejection)
+        except (ValueError, TypeError, KeyError) as error:
+            return _json({"error": str(error)}, 400)
+
     def _state(self, body: dict) -> dict:
         return self.simulator.state()
 
@@ -336,12 +371,14 @@ class SimServer:
             self.simulator.move(float(body["move"]))
         else:
             self.simulator.set_price(body.get("symbol"), float(body["price"]))
+        self.streams.moved()
         return self.simulator.state()["prices"]
 
     def _scenario(self, body: dict) -> dict:
         """{"name": "crash", "depth": 0.3, "duration": 30}; name "none" ends it."""
         name = body.pop("name", None)
         self.simulator.run_scenario(name, **{k: float(v) for k, v in body.items()})
+        self.streams.moved()
         return {"scenario": name, "params": body}
 
     def _fault(self, body: dict) -> dict:
@@ -387,7 +424,8 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
         simulator.add_fault("latency", seconds=latency)
     server = SimServer(simulator, host, port)
     url = await server.start()
-    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url} (state: {url}/_sim/state)", flush=True)
+    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url}, mark-price streams at "
+          f"{url.replace('http', 'ws', 1)}/ws (state: {url}/_sim/state)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

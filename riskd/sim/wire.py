@@ -217,6 +217,14 @@ def premium_index(contract: Contract, mark: Decimal, now: int) -> dict:
     }
 
 
+def mark_price_update(contract: Contract, mark: Decimal, now: int) -> dict:
+    """One event of the `<symbol>@markPrice` and `!markPrice@arr` websocket streams."""
+    return {
+        "e": "markPriceUpdate", "E": now, "s": contract.id, "p": money(mark), "i": money(mark),
+        "P": money(mark), "r": "0.00010000", "T": (now // FUNDING_MS + 1) * FUNDING_MS,
+    }
+
+
 def leverage_bracket(contract: Contract) -> dict:
     """One bracket at 0.4 % maintenance, the rate the ledger liquidates at."""
     return {"symbol": contract.id, "notionalCoef": 1.0, "brackets": [dict(BRACKET)]}

@@ -6,8 +6,8 @@ riskd and a risk action. The bot starts in the background and keeps trying while
 Telegram is unreachable (`bot`); alerts wait in the outbox table, and the sender marks
 each one sent only once Telegram has it, in order, backing off after failures
 (`sender`); commands go through the same transport-neutral functions as the CLI, and
-every one, obeyed or not, is recorded with who gave it (`menu`, whose one table drives
-the handlers, /help and the command menu). Strangers get no answer at all.
+every one, obeyed or not, is recorded once with who gave it (`menu`, whose one table
+drives the handlers, /help and the command menu; its runners see only a `session`). Strangers get no answer at all.
 
 python-telegram-bot is imported only when a token is configured (the supervisor
 imports this package then), so riskd without Telegram does not carry it.

@@ -2,7 +2,9 @@
 
 Only allow-listed chats (and users) reach the command handlers; the rest is recorded
 and, once per cooldown, raised as a warning to the owners, but never answered.
-Destructive commands wait for their giver's Confirm within `confirm_within`.
+Destructive commands wait for their giver's Confirm within `confirm_within`. What a
+command does is its runner's (`menu`), through a `Session`; this module dispatches,
+answers, and records each command once.
 """
 
 from __future__ import annotations
@@ -10,53 +12,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 from telegram.request import HTTPXRequest
 
-from riskd import commands, messages
+from riskd import commands, messages, wording
 from riskd.commands import Refusal
 from riskd.config import Settings, TelegramSettings
-from riskd.domain import Alert, CommandKind, Event, Severity
+from riskd.domain import RISKD, Alert, CommandStatus, Event, EventKind, Severity, alert_key
 from riskd.messages import escape
 from riskd.redact import redact, register
 from riskd.store import Store
-from riskd.telegram.menu import COMMANDS, SPECS, SOURCE, Reply, Request, Usage
+from riskd.telegram.menu import COMMANDS, SPECS, Spec
 from riskd.telegram.sender import Sender
-from riskd.units import format_duration
+from riskd.telegram.session import SOURCE, Reply, Request, Session, Usage
 
 log = logging.getLogger("riskd.telegram")
 
 KEY = "riskd"
 """Where the handlers find the running TelegramBot: `context.bot_data[KEY]`."""
 
-COMMAND_WAIT = 15.0
-"""Seconds a command's answer waits for the daemon to carry it out before saying it is queued."""
-
 STOP_LIMIT = 2.0
 """Seconds the last alerts, and telling Telegram which updates were read, may take at
 shutdown, so an unreachable Telegram cannot hold up a stop. What is not sent by then
 waits in the outbox for the next start."""
-
-
-@dataclass(frozen=True, slots=True)
-class Confirmation:
-    """A destructive command waiting for the Confirm or Cancel of the person who gave it."""
-
-    request: Request
-    question: str
-    kind: CommandKind
-    account: str | None
-    expires_at: datetime
-    reason: str = ""
-    fraction: float | None = None
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -73,22 +57,27 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if refusal:
         await bot.ignore(update, refusal)
         return
-    now = bot.clock()
-    if now - message.date > commands.COMMAND_LIFETIME:
-        reason = f"sent at {messages.when(message.date)} while riskd was not running"
-        bot.store.record_refusal(SOURCE, request.who, request.text, reason, now)
-        reply = Reply(f"⛔ This command was {escape(reason)}; nothing was done. Send it again if you still want it.")
+    reply = await answer(bot.session, spec, request, message.date)
+    await message.reply_text(reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.buttons)
+
+
+async def answer(session: Session, spec: Spec, request: Request, sent_at: datetime) -> Reply:
+    """Run one command, turn a usage error or a refusal into a short answer, and record it: once, here."""
+    if commands.expired(sent_at, session.clock()):
+        reason = f"sent at {messages.when(sent_at)} while riskd was not running"
+        text = f"⛔ This command was {escape(reason)}; nothing was done. Send it again if you still want it."
+        reply = Reply(text, recorded=reason, status=CommandStatus.REFUSED)
     else:
         try:
-            reply = await spec.run(bot, request)
+            reply = await spec.run(session, request)
         except Usage as error:
-            bot.store.record_refusal(SOURCE, request.who, request.text, f"usage: {error or spec.usage}", now)
             detail = f"{escape(error)}\n" if str(error) else ""
-            reply = Reply(f"{detail}Usage: {escape(spec.usage)}, for example {escape(spec.example)}")
+            text = f"{detail}Usage: {escape(spec.usage)}, for example {escape(spec.example)}"
+            reply = Reply(text, recorded=f"usage: {error or spec.usage}", status=CommandStatus.REFUSED)
         except Refusal as error:
-            bot.store.record_refusal(SOURCE, request.who, request.text, str(error), now)
-            reply = Reply(f"⛔ {escape(error)}")
-    await message.reply_text(reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.buttons)
+            reply = Reply(f"⛔ {escape(error)}", recorded=str(error), status=CommandStatus.REFUSED)
+    session.record(request, reply)
+    return reply
 
 
 async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -101,8 +90,11 @@ async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if refusal:
         await bot.ignore(update, refusal)
         return
-    bot.store.record_refusal(SOURCE, describe(update), message.text[:300], "unknown command", bot.clock())
-    await message.reply_text("Unknown command. /help lists what riskd understands.")
+    user = update.effective_user
+    request = Request((), message.text[:300], describe(update), user.id if user else 0)
+    reply = Reply("Unknown command. /help lists what riskd understands.", recorded="unknown command", status=CommandStatus.REFUSED)
+    bot.session.record(request, reply)
+    await message.reply_text(reply.text)
 
 
 async def on_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -120,9 +112,9 @@ async def on_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Confirm or Cancel under a destructive command's question. Every press is answered."""
     bot: TelegramBot = context.bot_data[KEY]
-    query = update.callback_query
+    session, query = bot.session, update.callback_query
     choice, _, token = (query.data or "").partition(":")
-    confirmation, now, who = bot.confirmations.get(token), bot.clock(), describe(update)
+    confirmation, now, who = session.confirmations.get(token), session.clock(), describe(update)
     if choice not in ("confirm", "cancel") or confirmation is None:
         # Not a button riskd is waiting for: made up, malformed, replayed or from before a
         # restart. Answered so the client stops spinning, and recorded like any stranger.
@@ -130,27 +122,32 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await bot.ignore(update, "a button riskd is not waiting for (forged, malformed or expired)", text=f"button {query.data!r}")
         return
     if now > confirmation.expires_at:
-        del bot.confirmations[token]
+        del session.confirmations[token]
         await query.answer("This confirmation has expired; nothing was done.")
-        bot.record(confirmation.request, "confirmation expired; nothing done", confirmation.account, status="expired")
-        await query.edit_message_text(
-            f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it.",
-            parse_mode=ParseMode.HTML,
-        )
+        text = f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it."
+        reply = Reply(text, recorded="confirmation expired; nothing done", account=confirmation.account,
+                      status=CommandStatus.EXPIRED)
+        session.record(confirmation.request, reply)
+        await query.edit_message_text(reply.text, parse_mode=ParseMode.HTML)
         return
     if query.from_user.id != confirmation.request.user_id:
-        bot.store.record_refusal(SOURCE, who, f"{choice} button of {confirmation.request.text}", "only the person who asked may confirm", now)
-        await query.answer("Only the person who gave this command can confirm it.", show_alert=True)
+        pressed = Request((), f"{choice} button of {confirmation.request.text}", who, query.from_user.id)
+        reply = Reply("Only the person who gave this command can confirm it.",
+                      recorded="only the person who asked may confirm", status=CommandStatus.REFUSED)
+        session.record(pressed, reply)
+        await query.answer(reply.text, show_alert=True)
         return
-    del bot.confirmations[token]
+    del session.confirmations[token]
     if choice != "confirm":
-        bot.record(confirmation.request, "cancelled; nothing done", confirmation.account, status="cancelled")
+        text = f"{confirmation.question}\n\n✖️ Cancelled: nothing was done."
+        reply = Reply(text, recorded="cancelled; nothing done", account=confirmation.account, status=CommandStatus.CANCELLED)
+        session.record(confirmation.request, reply)
         await query.answer("Cancelled.")
-        await query.edit_message_text(f"{confirmation.question}\n\n✖️ Cancelled: nothing was done.", parse_mode=ParseMode.HTML)
+        await query.edit_message_text(reply.text, parse_mode=ParseMode.HTML)
         return
     await query.answer("Confirmed.")
     await query.edit_message_text(f"{confirmation.question}\n\n⏳ Confirmed; working on it…", parse_mode=ParseMode.HTML)
-    reply = await bot.carry_out(
+    reply = await session.carry_out(
         confirmation.request, confirmation.kind, confirmation.account,
         reason=confirmation.reason, fraction=confirmation.fraction,
     )
@@ -190,17 +187,22 @@ def _for_another_bot(text: str | None, username: str | None) -> bool:
 
 
 class TelegramBot:
-    """The Telegram side of a running daemon: the bot, its pending confirmations, the sender."""
+    """The Telegram side of a running daemon: the Application, the command session, the sender."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]):
-        self.settings, self.config, self.store, self.clock = settings, settings.telegram, store, clock
+    def __init__(self, settings: Callable[[], Settings], store: Store, clock: Callable[[], datetime]):
+        """`settings` is read at every use: answers say LIVE or DRY-RUN as a reload left it."""
+        self._settings, self.config, self.store, self.clock = settings, settings().telegram, store, clock
         register(self.config.token.get_secret_value())
         self.application = build_application(self.config)
         self.application.bot_data[KEY] = self
-        self.confirmations: dict[str, Confirmation] = {}
+        self.session = Session(settings, store, clock)
         self.ignored_alerted_at: datetime | None = None
         self.starting: asyncio.Task | None = None
         self.sender = Sender(self.application.bot, self.config, store, clock)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     @property
     def bot(self):
@@ -269,43 +271,7 @@ class TelegramBot:
         await application.shutdown()
         await application.bot.shutdown()
 
-    # --- commands ----------------------------------------------------------------
-
-    def record(self, request: Request, result: str, account: str | None = None, status: str = "done") -> None:
-        self.store.record_answer(SOURCE, request.who, request.text, status, result, self.clock(), account)
-
-    async def carry_out(
-        self, request: Request, kind: CommandKind, account: str | None, reason: str = "", fraction: float | None = None
-    ) -> Reply:
-        """Queue a control command for the daemon like the CLI does, and wait for its result."""
-        ids = commands.submit(
-            self.store, self.settings, kind, account, SOURCE, request.who, self.clock(), reason=reason, fraction=fraction
-        )
-        lines = []
-        for row in await commands.wait_for(self.store, ids, timeout=COMMAND_WAIT):
-            if row["status"] == "pending":
-                lines.append(f"⏳ {escape(row['account'])}: queued; riskd is busy and will carry it out shortly (see /events)")
-            else:
-                mark = "✅" if row["status"] == "done" else "⛔"
-                lines.append(f"{mark} {escape(row['result'])}")
-        return Reply("\n".join(lines))
-
-    def ask(
-        self, request: Request, question: str, kind: CommandKind, account: str | None,
-        reason: str = "", fraction: float | None = None,
-    ) -> Reply:
-        """Hold a destructive command until the person who gave it confirms it, within the time limit."""
-        now = self.clock()
-        self.confirmations = {token: c for token, c in self.confirmations.items() if c.expires_at >= now}
-        token = secrets.token_urlsafe(12)
-        within = self.config.confirm_within
-        self.confirmations[token] = Confirmation(request, question, kind, account, now + within, reason, fraction)
-        self.record(request, "asked for confirmation", account, status="asked")
-        buttons = InlineKeyboardMarkup(
-            [[InlineKeyboardButton("Confirm", callback_data=f"confirm:{token}"),
-              InlineKeyboardButton("Cancel", callback_data=f"cancel:{token}")]]
-        )
-        return Reply(f"{question}\nOnly you can confirm, within {format_duration(within)}.", buttons)
+    # --- who may command -------------------------------------------------------------
 
     async def sender_refusal(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
         """Why the sender of a command in an allowed chat is not obeyed, or None if they are.
@@ -328,20 +294,16 @@ class TelegramBot:
         """Record a command (or `text`, a button press) riskd will not obey; warn the owners once per cooldown."""
         now, who = self.clock(), describe(update)
         text = (text if text is not None else update.effective_message.text or "")[:200]
-        self.store.record_refusal(SOURCE, who, text, f"not obeyed: {reason}", now)
+        self.store.record_answer(SOURCE, who, text, CommandStatus.REFUSED, f"not obeyed: {reason}", now)
         log.warning("telegram: not obeyed: %r from %s: %s", text, who, reason)
         cooldown = self.settings.alert_cooldown
         if self.ignored_alerted_at is not None and now - self.ignored_alerted_at < cooldown:
             return
         self.ignored_alerted_at = now
         self.store.record_event(
-            Event("", "stranger", f"not obeyed: {text!r} from {who}: {reason}", severity=Severity.WARNING),
+            Event(RISKD, EventKind.STRANGER, wording.stranger(who, text, reason), severity=Severity.WARNING),
             now,
-            Alert(
-                "", Severity.WARNING, "stranger",
-                f"🚫 riskd ignored a command: {who} sent {text!r}, and {reason}. Nothing was done and no answer "
-                f"was given. Further attempts in the next {format_duration(cooldown)} are recorded, not announced.",
-            ),
+            Alert(RISKD, Severity.WARNING, alert_key(EventKind.STRANGER), wording.stranger_alert(who, text, reason, cooldown)),
         )
 
 

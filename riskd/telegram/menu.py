@@ -1,60 +1,37 @@
 """The Telegram commands: one table (COMMANDS) and what each command does.
 
 The table drives the handlers, /help, the command menu and the README's list. Each
-runner parses its arguments, calls riskd's transport-neutral command functions (the
-same as the CLI's) and returns the answer; `Usage` and `Refusal` become a short line,
-never a stack trace. Runners record what they did; control commands are recorded by
+runner gets a `Session` (never the bot), parses its arguments, calls riskd's
+transport-neutral command functions (the same as the CLI's) and returns a `Reply`
+that says what to record; `Usage` and `Refusal` become a short line, never a stack
+trace. The dispatcher records every command once; control commands are recorded by
 `commands.submit` when the daemon is asked to carry them out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable
-
-from telegram import InlineKeyboardMarkup
+from typing import Awaitable, Callable
 
 from riskd import commands, messages
 from riskd.domain import CommandKind, Status
 from riskd.messages import escape
-from riskd.units import format_percent, parse_duration, parse_percent
-
-if TYPE_CHECKING:
-    from riskd.telegram.bot import TelegramBot
-
-SOURCE = "telegram"
-"""How the commands table names this transport."""
-
-
-class Usage(Exception):
-    """The arguments do not fit the command; the answer is its usage line."""
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One command as a person gave it."""
-
-    arguments: tuple[str, ...]
-    text: str
-    who: str
-    user_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    text: str
-    buttons: InlineKeyboardMarkup | None = None
+from riskd.telegram.session import Reply, Request, Session, Usage
+from riskd.units import parse_duration, parse_percent
 
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """One command: its name, how to write it, what it does, an example and its runner."""
+    """One command: its name, how to write it, what it does, an example and its runner.
+
+    The commands every transport offers take their words from `commands.CATALOGUE`
+    (see `shared`); the Telegram-only ones are written here."""
 
     name: str
     arguments: str
     summary: str
     example: str
-    run: Callable[["TelegramBot", Request], Awaitable[Reply]]
+    run: Callable[[Session, Request], Awaitable[Reply]]
     aliases: tuple[str, ...] = ()
 
     @property
@@ -62,136 +39,130 @@ class Spec:
         return f"/{self.name} {self.arguments}".strip()
 
 
+def shared(name: str, example: str, run: Callable[[Session, Request], Awaitable[Reply]]) -> Spec:
+    """A catalogue command on Telegram: its arguments and help as the catalogue has them."""
+    verb = commands.VERBS[name]
+    return Spec(verb.name, verb.usage, verb.help, example, run)
+
+
 # --- the commands ------------------------------------------------------------------
 
 
-async def _status(bot: TelegramBot, request: Request) -> Reply:
+async def _status(session: Session, request: Request) -> Reply:
     _at_most(request, 0)
-    bot.record(request, "shown")
-    return Reply(messages.status(commands.status(bot.store, bot.settings), bot.clock()))
+    return Reply(messages.status(commands.status(session.store, session.settings), session.clock()), recorded="shown")
 
 
-async def _positions(bot: TelegramBot, request: Request) -> Reply:
-    account = _account(bot, _at_most(request, 1))
-    accounts = commands.status(bot.store, bot.settings, account)
-    bot.record(request, "shown", account)
-    return Reply(messages.positions(accounts))
+async def _positions(session: Session, request: Request) -> Reply:
+    account = _account(session, _at_most(request, 1))
+    accounts = commands.status(session.store, session.settings, account)
+    return Reply(messages.positions(accounts), recorded="shown", account=account)
 
 
-async def _breakers(bot: TelegramBot, request: Request) -> Reply:
-    account = _account(bot, _at_most(request, 1))
-    accounts = commands.status(bot.store, bot.settings, account)
-    bot.record(request, "shown", account)
-    return Reply(messages.breakers(accounts))
+async def _breakers(session: Session, request: Request) -> Reply:
+    account = _account(session, _at_most(request, 1))
+    accounts = commands.status(session.store, session.settings, account)
+    return Reply(messages.breakers(accounts), recorded="shown", account=account)
 
 
-async def _events(bot: TelegramBot, request: Request) -> Reply:
+async def _events(session: Session, request: Request) -> Reply:
     count = _at_most(request, 1) or "10"
     if not count.isdigit():
         raise Usage(f"{count!r} is not a number of events")
-    rows = commands.events(bot.store, bot.settings, None, int(count))
-    bot.record(request, f"{len(rows)} event(s) shown")
-    return Reply(messages.events(rows))
+    rows = commands.events(session.store, session.settings, None, int(count))
+    return Reply(messages.events(rows), recorded=f"{len(rows)} event(s) shown")
 
 
-async def _freeze(bot: TelegramBot, request: Request) -> Reply:
+async def _freeze(session: Session, request: Request) -> Reply:
     """A freeze is never refused for a word it does not know: the words become the reason."""
     first = request.arguments[0] if request.arguments else None
-    if first is not None and (first.lower() == "all" or first in bot.settings.accounts):
-        account, reason = _account(bot, first), " ".join(request.arguments[1:])
+    if first is not None and (first.lower() == "all" or first in session.settings.accounts):
+        account, reason = _account(session, first), " ".join(request.arguments[1:])
     else:
         account, reason = None, " ".join(request.arguments)
-    return await bot.carry_out(request, CommandKind.FREEZE, account, reason=reason)
+    return await session.carry_out(request, CommandKind.FREEZE, account, reason=reason)
 
 
-async def _resume(bot: TelegramBot, request: Request) -> Reply:
-    account = _account(bot, _at_most(request, 1))
+async def _resume(session: Session, request: Request) -> Reply:
+    account = _account(session, _at_most(request, 1))
     breached = [
         f"{status.account}: {reading.reason}"
-        for status in commands.status(bot.store, bot.settings, account)
+        for status in commands.status(session.store, session.settings, account)
         for reading in status.readings
         if reading.status is Status.BREACHED
     ]
     if not breached:
-        return await bot.carry_out(request, CommandKind.RESUME, account)
+        return await session.carry_out(request, CommandKind.RESUME, account)
     question = (
-        f"⚠️ Resume <b>{escape(_target(bot, account))}</b>? Still over a limit:\n"
+        f"⚠️ Resume <b>{escape(_target(session, account))}</b>? Still over a limit:\n"
         + "\n".join(f"🔴 {escape(line)}" for line in breached)
         + "\nResuming accepts the losses so far: drawdown and daily loss count again from the current equity. "
         "A breaker still over its limit on its own figures trips again."
     )
-    return bot.ask(request, question, CommandKind.RESUME, account)
+    return session.ask(request, question, CommandKind.RESUME, account)
 
 
-async def _reduce(bot: TelegramBot, request: Request) -> Reply:
+async def _reduce(session: Session, request: Request) -> Reply:
     if len(request.arguments) != 2:
         raise Usage("")
-    account = _account(bot, request.arguments[0])
+    account = _account(session, request.arguments[0])
     try:
         fraction = parse_percent(request.arguments[1])
     except ValueError as error:
         raise Usage(str(error)) from None
-    question = (
-        f"⚠️ Reduce every position of <b>{escape(_target(bot, account))}</b> by {format_percent(fraction)}? "
-        f"riskd sends reduce-only market orders and the account becomes reducing. {_mode(bot)}"
-    )
-    return bot.ask(request, question, CommandKind.REDUCE, account, fraction=fraction)
+    question = messages.question(CommandKind.REDUCE, _target(session, account), session.settings.live, fraction)
+    return session.ask(request, question, CommandKind.REDUCE, account, fraction=fraction)
 
 
-async def _flatten(bot: TelegramBot, request: Request) -> Reply:
-    account = _account(bot, request.arguments[0]) if request.arguments else None
-    question = (
-        f"🛑 Flatten <b>{escape(_target(bot, account))}</b>? riskd cancels every open order, closes every "
-        f"position with reduce-only market orders and halts trading until /resume. {_mode(bot)}"
-    )
-    return bot.ask(request, question, CommandKind.FLATTEN, account, reason=" ".join(request.arguments[1:]))
+async def _flatten(session: Session, request: Request) -> Reply:
+    account = _account(session, request.arguments[0]) if request.arguments else None
+    question = messages.question(CommandKind.FLATTEN, _target(session, account), session.settings.live)
+    return session.ask(request, question, CommandKind.FLATTEN, account, reason=" ".join(request.arguments[1:]))
 
 
-async def _report(bot: TelegramBot, request: Request) -> Reply:
+async def _report(session: Session, request: Request) -> Reply:
     _at_most(request, 0)
-    bot.record(request, "shown")
-    return Reply(messages.report(commands.report(bot.store, bot.settings), bot.clock()))
+    return Reply(messages.report(commands.report(session.store, session.settings), session.clock()), recorded="shown")
 
 
-async def _mute(bot: TelegramBot, request: Request) -> Reply:
-    word, now = _at_most(request, 1), bot.clock()
+async def _mute(session: Session, request: Request) -> Reply:
+    word, now = _at_most(request, 1), session.clock()
     if word is None:
-        until = bot.store.muted_until()
-        bot.record(request, "mute state shown")
+        until = session.store.muted_until()
         if until is None or until <= now:
-            return Reply(f"Alerts are not muted. Usage: {escape(SPECS['mute'].usage)}, for example /mute 2h")
-        return Reply(f"🔕 Info and warning alerts are muted until {messages.when(until)}. /mute off ends it.")
+            usage = f"Alerts are not muted. Usage: {escape(SPECS['mute'].usage)}, for example /mute 2h"
+            return Reply(usage, recorded="mute state shown")
+        shown = f"🔕 Info and warning alerts are muted until {messages.when(until)}. /mute off ends it."
+        return Reply(shown, recorded="mute state shown")
     if word.lower() == "off":
-        bot.store.mute_alerts(None)
-        bot.record(request, "alerts unmuted")
-        return Reply("🔔 Alerts are no longer muted.")
+        session.store.mute_alerts(None)
+        return Reply("🔔 Alerts are no longer muted.", recorded="alerts unmuted")
     try:
         until = now + parse_duration(word)
     except ValueError as error:
         raise Usage(str(error)) from None
-    bot.store.mute_alerts(until)
-    bot.record(request, f"info and warning alerts muted until {messages.when(until)}")
+    session.store.mute_alerts(until)
     return Reply(
         f"🔕 Info and warning alerts are muted until {messages.when(until)}. "
-        "Critical and emergency alerts still come through. /mute off ends it."
+        "Critical and emergency alerts still come through. /mute off ends it.",
+        recorded=f"info and warning alerts muted until {messages.when(until)}",
     )
 
 
-async def _help(bot: TelegramBot, request: Request) -> Reply:
-    bot.record(request, "shown")
-    return Reply(messages.command_list((spec.usage, spec.summary) for spec in COMMANDS))
+async def _help(session: Session, request: Request) -> Reply:
+    return Reply(messages.command_list((spec.usage, spec.summary) for spec in COMMANDS), recorded="shown")
 
 
 COMMANDS = (
-    Spec("status", "", "every account: state, equity, day PnL, drawdown, breakers near limits", "/status", _status),
+    shared("status", "/status", _status),
     Spec("positions", "[ACCOUNT]", "open positions: size, value, PnL, liquidation price", "/positions main", _positions),
     Spec("breakers", "[ACCOUNT]", "every breaker's value, limit and status", "/breakers main", _breakers),
-    Spec("events", "[N]", "the last N events (default 10)", "/events 20", _events),
-    Spec("freeze", "[ACCOUNT] [reason]", "halt trading: cancel open orders, refuse new exposure", "/freeze main bot gone wild", _freeze),
-    Spec("resume", "[ACCOUNT]", "make a halted or reducing account active again", "/resume main", _resume),
-    Spec("reduce", "ACCOUNT PERCENT", "reduce every position by a percentage (asks to confirm)", "/reduce main 50%", _reduce),
-    Spec("flatten", "[ACCOUNT] [reason]", "cancel all orders, close all positions, halt (asks to confirm)", "/flatten main", _flatten),
-    Spec("report", "", "today so far: equity, PnL, drawdown, breaches, orders", "/report", _report),
+    shared("events", "/events 20", _events),
+    shared("freeze", "/freeze main bot gone wild", _freeze),
+    shared("resume", "/resume main", _resume),
+    shared("reduce", "/reduce main 50%", _reduce),
+    shared("flatten", "/flatten main", _flatten),
+    shared("report", "/report", _report),
     Spec("mute", "DURATION|off", "hold back info and warning alerts for a while", "/mute 2h", _mute),
     Spec("help", "", "what each command does", "/help", _help, aliases=("start",)),
 )
@@ -205,19 +176,13 @@ def _at_most(request: Request, count: int) -> str | None:
     return request.arguments[0] if request.arguments else None
 
 
-def _account(bot: TelegramBot, word: str | None) -> str | None:
+def _account(session: Session, word: str | None) -> str | None:
     """A named account, or None for every account (`all` or nothing)."""
     if word is None or word.lower() == "all":
         return None
-    commands.resolve_accounts(bot.settings, word)  # raises Refusal naming the known accounts
+    commands.resolve_accounts(session.settings, word)  # raises Refusal naming the known accounts
     return word
 
 
-def _target(bot: TelegramBot, account: str | None) -> str:
-    return account or f"every account ({', '.join(bot.settings.accounts)})"
-
-
-def _mode(bot: TelegramBot) -> str:
-    if bot.settings.live:
-        return "LIVE: real orders will be sent."
-    return "DRY-RUN: nothing is sent to the exchange; riskd records what it would do."
+def _target(session: Session, account: str | None) -> str:
+    return messages.target(account, session.settings.accounts)

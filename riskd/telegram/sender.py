@@ -20,9 +20,9 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from riskd import messages
 from riskd.config import TelegramSettings
-from riskd.domain import Severity
+from riskd.domain import AlertStatus, Severity
 from riskd.redact import redact
-from riskd.store import Store
+from riskd.store import OutboxAlert, Store
 
 log = logging.getLogger("riskd.telegram")
 
@@ -46,23 +46,23 @@ class Sender:
         """
         now = self.clock()
         muted = self.store.muted_until()
-        for row in self.store.due_alerts(now):
-            if muted is not None and now < muted and Severity(row["severity"]) in QUIET:
-                self.store.mark_alert(row["id"], now, "muted")
+        for alert in self.store.due_alerts(now):
+            if muted is not None and now < muted and alert.severity in QUIET:
+                self.store.mark_alert(alert.id, now, AlertStatus.MUTED)
                 continue
             try:
-                rejected = await self._send(row, now)
+                rejected = await self._send(alert, now)
             except TelegramError as error:
-                self._retry_later(row, now, error)
+                self._retry_later(alert, now, error)
                 return
-            self.delivered.pop(row["id"], None)
-            status = "failed" if len(rejected) == len(self.config.chat_ids) else "sent"
-            problem = redact("; ".join(rejected)) if rejected else row["error"]  # keep why earlier tries failed
-            self.store.mark_alert(row["id"], self.clock(), status, error=problem)
+            self.delivered.pop(alert.id, None)
+            status = AlertStatus.FAILED if len(rejected) == len(self.config.chat_ids) else AlertStatus.SENT
+            problem = redact("; ".join(rejected)) if rejected else alert.error  # keep why earlier tries failed
+            self.store.mark_alert(alert.id, self.clock(), status, error=problem)
             if rejected:
-                log.error("telegram: alert %d refused by Telegram: %s", row["id"], "; ".join(rejected))
+                log.error("telegram: alert %d refused by Telegram: %s", alert.id, "; ".join(rejected))
 
-    async def _send(self, row: dict, now: datetime) -> list[str]:
+    async def _send(self, alert: OutboxAlert, now: datetime) -> list[str]:
         """Send one alert to every chat that has not had it; returns the chats that refused it.
 
         A refusal (400 Bad Request: a chat that does not exist, text Telegram cannot
@@ -71,8 +71,8 @@ class Sender:
         otherwise hold back every alert for every chat. Anything else (network, 5xx,
         429) raises, to be retried.
         """
-        text, silent = messages.alert(row, now), Severity(row["severity"]) is Severity.INFO
-        delivered = self.delivered.setdefault(row["id"], set())
+        text, silent = messages.alert(alert, now), alert.severity is Severity.INFO
+        delivered = self.delivered.setdefault(alert.id, set())
         rejected = []
         for chat_id in self.config.chat_ids:
             if chat_id in delivered:
@@ -84,7 +84,7 @@ class Sender:
                 continue
             except BadRequest as error:
                 try:
-                    plain = f"{row['severity'].upper()} {row['account'] or ''}\n{row['text']}"
+                    plain = f"{alert.severity.upper()} {alert.account}\n{alert.text}"
                     await self.bot.send_message(chat_id, plain, disable_notification=silent)
                 except BadRequest:
                     rejected.append(f"chat {chat_id}: {error.message}")
@@ -92,12 +92,12 @@ class Sender:
             delivered.add(chat_id)
         return rejected
 
-    def _retry_later(self, row: dict, now: datetime, error: TelegramError) -> None:
-        """Exponential backoff from the row's attempts, never sooner than Telegram's retry_after."""
-        delay = min(self.config.backoff * 2 ** min(row["attempts"], 20), self.config.backoff_max)
+    def _retry_later(self, alert: OutboxAlert, now: datetime, error: TelegramError) -> None:
+        """Exponential backoff from the alert's attempts, never sooner than Telegram's retry_after."""
+        delay = min(self.config.backoff * 2 ** min(alert.attempts, 20), self.config.backoff_max)
         if isinstance(error, RetryAfter):
             wait = error.retry_after
             delay = max(delay, wait if isinstance(wait, timedelta) else timedelta(seconds=wait))
         problem = redact(f"{type(error).__name__}: {error}")
-        self.store.mark_alert(row["id"], now, "pending", error=problem, retry_at=now + delay)
-        log.warning("telegram: alert %d not delivered (%s); next try in %.1fs", row["id"], problem, delay.total_seconds())
+        self.store.mark_alert(alert.id, now, AlertStatus.PENDING, error=problem, retry_at=now + delay)
+        log.warning("telegram: alert %d not delivered (%s); next try in %.1fs", alert.id, problem, delay.total_seconds())

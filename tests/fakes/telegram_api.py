@@ -7,8 +7,10 @@ wrong token with 401 like Telegram. Like Telegram it refuses HTML it cannot pars
 (400), and shows the text of a message with its markup removed.
 
 Tests play the people: `command()` sends a command as a user in a chat, `press()`
-presses an inline button; `messages` is what the bot said, as it stands after edits.
-`fail()` makes it answer 502 pages or 429 with retry_after for a while.
+presses an inline button, `send_callback()` sends a press with any data, as a forger can; `messages` is what the bot said, as it stands after edits.
+`fail()` makes it answer 502 pages or 429 with retry_after for a while. `settled()`,
+`in_flight()` and `answered()` wait for what the bot has done, so a test that checks that
+nothing happened checks it after a positive signal, not after a guessed sleep.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Callable
 from aiohttp import web
 
 BOT = {"id": 700001, "is_bot": True, "first_name": "riskd", "username": "riskd_test_bot"}
+SETTLING = "cancel:never-issued"
+"""The data of the press `settled()` sends: riskd never issued it, so it carries out nothing
+and records it as a refused press, the command `button 'cancel:never-issued'`."""
 TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "blockquote", "tg-spoiler", "span"}
 
 
@@ -107,6 +112,8 @@ class FakeTelegram:
         self.blocked_chats: set[int] = set()
         """Chats whose person blocked the bot: Telegram answers 403 Forbidden."""
         self.faults: list[Fault] = []
+        self.pending: list[str] = []
+        """The methods of the calls that have arrived and are not yet answered."""
         self._updates: list[dict] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -136,7 +143,11 @@ class FakeTelegram:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _parameters(request)
-        response = await self._answer(request.match_info["token"], method, params)
+        self.pending.append(method)
+        try:
+            response = await self._answer(request.match_info["token"], method, params)
+        finally:
+            self.pending.remove(method)
         self.requests.append({"method": method, "params": params, "status": response.status, "at": time.monotonic()})
         return response
 
@@ -293,6 +304,46 @@ class FakeTelegram:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no such message within {timeout}s; the bot said: {self.said()}")
             await asyncio.sleep(0.02)
+
+    async def settled(self, sender: dict, chat: dict | None = None, timeout: float = 5.0) -> None:
+        """Return once the bot has handled every update sent before this call.
+
+        python-telegram-bot handles updates one at a time, in order. So `sender` presses a
+        button in `chat` that the bot never made (riskd's buttons carry `confirm:` or
+        `cancel:` and a token it issued): a bot answers every press, and this one is carried
+        out by nobody (riskd records it as a refused press, whose data is `SETTLING`, and
+        counts it towards its warning about strangers). Once that answer has come,
+        everything sent before it has been handled. The answer is not kept in `answers`.
+        """
+        chat = chat or private_chat(sender)
+        message = {"message_id": next(self._message_ids), "date": int(self.clock()), "chat": chat, "from": BOT, "text": "?"}
+        query_id = str(next(self._callback_ids))
+        await self._push({"callback_query": {
+            "id": query_id, "from": sender, "chat_instance": "1", "data": SETTLING, "message": message,
+        }})
+        answer = await self._until(
+            lambda: next((params for params in self.answers if str(params.get("callback_query_id")) == query_id), None),
+            timeout, "the bot did not answer a press sent after the updates before it",
+        )
+        self.answers.remove(answer)
+
+    async def in_flight(self, method: str, timeout: float = 5.0) -> None:
+        """Return once a call to `method` has arrived and is still waiting for its answer."""
+        await self._until(lambda: method in self.pending, timeout, f"no {method} call arrived")
+
+    async def answered(self, method: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
+        """Return the calls to `method` once `count` of them have been answered."""
+        return await self._until(
+            lambda: len(self.calls(method)) >= count and self.calls(method), timeout, f"fewer than {count} {method} calls",
+        )
+
+    async def _until(self, found: Callable[[], object], timeout: float, failure: str):
+        deadline = time.monotonic() + timeout
+        while not (result := found()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{failure} within {timeout}s")
+            await asyncio.sleep(0.02)
+        return result
 
 
 async def _parameters(request: web.Request) -> dict:

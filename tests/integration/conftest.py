@@ -4,18 +4,31 @@ The account is configured as a real Binance account would be (a USDⓈ-M futures
 `exchange: binanceusdm`, or with `configure(market="spot")` a spot account, `exchange:
 binance`; credentials from the environment), only its URLs pointed at a simulator the
 test owns.
+
+Whatever a test starts through these fixtures (daemons, simulator servers, ccxt clients)
+is closed when the test ends, passed or failed, so a failing assertion leaves no
+database, socket or session open behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import yaml
 
-from riskd.config import load_settings
+from riskd.config import AccountConfig, load_settings
+from riskd.exchange import build_client
 from riskd.sim import SimServer, Simulator, ccxt_config
-from riskd.supervisor import Daemon
+from riskd.supervisor import STOP_GRACE, Daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+"""When every test's clock starts."""
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 ORDER_PATH = "/fapi/v1/order"
@@ -28,19 +41,27 @@ ACCOUNTS = {
 
 
 class Clock:
-    """One fake time for the daemon (datetime) and the simulator (epoch seconds)."""
+    """The tests' one time, for the daemon (a datetime) and the simulator and the fake
+    Telegram (epoch seconds), starting at START.
 
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+    Fixed, it moves only when a test calls `advance`, so ticks are driven by hand and every
+    figure is exact. With `real_time=True` real time passes on it too (backoff waits really
+    pass), and `advance` still pushes it forward to make time fly.
+    """
+
+    def __init__(self, real_time: bool = False) -> None:
+        self.real_time, self.origin = real_time, time.monotonic()
+        self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return self.now
+        passed = timedelta(seconds=time.monotonic() - self.origin) if self.real_time else timedelta(0)
+        return START + self.offset + passed
 
     def epoch(self) -> float:
-        return self.now.timestamp()
+        return self().timestamp()
 
     def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        self.offset += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -48,12 +69,56 @@ def clock() -> Clock:
     return Clock()
 
 
+def demo(clock: Clock, **settings) -> Simulator:
+    """The simulator's demo account on the test's clock, its market still unless `settings` say otherwise."""
+    return Simulator.demo(**{"seed": 7, "clock": clock.epoch, "volatility": 0, **settings})
+
+
 @pytest.fixture
-async def exchange(clock):
-    server = SimServer(Simulator.demo(seed=7, clock=clock.epoch, volatility=0))
-    await server.start()
-    yield server
-    await server.stop()
+async def serve():
+    """Serves a simulator over HTTP: `await serve(simulator)` is a started SimServer,
+    stopped when the test ends."""
+    servers: list[SimServer] = []
+
+    async def start(simulator: Simulator) -> SimServer:
+        server = SimServer(simulator)
+        servers.append(server)
+        await server.start()
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def exchange(clock, serve):
+    return await serve(demo(clock))
+
+
+@pytest.fixture
+async def clients():
+    """Builds ccxt clients for a simulator's URL as riskd builds them (`exchange.build_client`):
+    `clients(url)` for Binance USDⓈ-M, `clients(url, "spot")` for Binance spot; `account` are
+    further account settings (`timeout="1s"`). Each is closed when the test ends."""
+    built = []
+
+    def build(url: str, market: str = "futures", **account):
+        pointed = ccxt_config(url, market)
+        exchange_id = "binanceusdm" if market == "futures" else "binance"
+        # For speed, no rate limiter and no 250 ms sleep in close() (it is there for SSL).
+        ccxt_settings = {"urls": pointed["urls"], "enableRateLimit": False, "timeout_on_exit": 0}
+        config = AccountConfig(
+            exchange=exchange_id, market=market, api_key=pointed["apiKey"], secret=pointed["secret"],
+            ccxt=ccxt_settings, **account,
+        )
+        client = build_client(config)
+        built.append(client)
+        return client
+
+    yield build
+    for client in built:
+        await client.close()
 
 
 @pytest.fixture
@@ -82,14 +147,52 @@ def configure(tmp_path, exchange, monkeypatch):
     return write
 
 
-async def started(path: str, clock: Clock, ticks: int = 0) -> Daemon:
-    """A daemon started on the config at `path`, then ticked `ticks` times: one tick gives
-    it a first snapshot and the peak equity a drawdown is measured from."""
-    daemon = Daemon(load_settings(path), clock=clock)
-    await daemon.startup()
-    for _ in range(ticks):
-        await tick(daemon, clock)
-    return daemon
+class Starter:
+    """Starts daemons for one test; the `started` fixture shuts each down when the test ends."""
+
+    def __init__(self) -> None:
+        self.running: list[Daemon] = []
+
+    async def __call__(self, path: str | Path, clock: Clock, ticks: int = 0) -> Daemon:
+        """A daemon started on the config at `path`, then ticked `ticks` times: one tick gives
+        it a first snapshot and the peak equity a drawdown is measured from."""
+        daemon = Daemon(load_settings(path), clock=clock)
+        self.running.append(daemon)  # before startup: what a failed startup opened is closed too
+        await daemon.startup()
+        for _ in range(ticks):
+            await tick(daemon, clock)
+        return daemon
+
+    async def stop(self, daemon: Daemon) -> None:
+        """Shut `daemon` down now, as a test that restarts riskd on its database does."""
+        self.running.remove(daemon)
+        await daemon.shutdown()
+
+
+@pytest.fixture
+async def started():
+    """`await started(path, clock)`: a started daemon, shut down when the test ends, passed or failed."""
+    starter = Starter()
+    yield starter
+    while starter.running:
+        await starter.running.pop().shutdown()
+
+
+@pytest.fixture
+async def run():
+    """`run(daemon)` runs it as `riskd run` does, as a task it returns; a daemon still
+    running when the test ends is stopped and waited for, passed or failed."""
+    runs: list[tuple[Daemon, asyncio.Task]] = []
+
+    def start(daemon: Daemon) -> asyncio.Task:
+        task = asyncio.create_task(daemon.run())
+        runs.append((daemon, task))
+        return task
+
+    yield start
+    for daemon, task in runs:
+        daemon.stop()
+        await asyncio.wait([task], timeout=STOP_GRACE + 5)
 
 
 async def tick(daemon: Daemon, clock: Clock, seconds: float = 10.0):
@@ -103,3 +206,22 @@ def orders_sent(sim: Simulator) -> list[dict]:
 
 def open_positions(sim: Simulator) -> dict:
     return {position["symbol"]: position for position in sim.state()["positions"]}
+
+
+def write_config(folder: Path, timeout: str = "2s", sim: dict | None = None, **settings) -> Path:
+    """A config.yaml in `folder` for one embedded-exchange account, "demo", in a still market
+    (`sim` adds simulator settings), its database beside it; `settings` are further top-level ones."""
+    account = {"exchange": "sim", "timeout": timeout, "sim": {"volatility": 0, **(sim or {})}}
+    document = {"database": str(folder / "riskd.db"), "accounts": {"demo": account}, **settings}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, no_riskd_environment) -> Path:
+    """A scratch folder holding a copy of the shipped config.yaml, the test run from there,
+    with no RISKD_ variables."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -3,36 +3,22 @@ API and real files; its exit status is the answer."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
-import ccxt.async_support as ccxt
 import pytest
 
 from riskd import checks
 from riskd.cli import HANDLERS, TROUBLE, parser
-from riskd.config import Settings, load_settings
-from riskd.sim import SimServer, Simulator, ccxt_config
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """The shipped config.yaml in a scratch folder, run from there, with no RISKD_ variables."""
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in [name for name in os.environ if name.startswith("RISKD_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from riskd.cli import _load as load
+from riskd.config import Settings
+from riskd.sim import Simulator
+from tests.fakes.telegram_api import FakeTelegram
 
 
 def check(*arguments: str) -> int:
+    """`riskd [ARGUMENTS] check`, in this process: its exit status."""
     parsed = parser().parse_args([*arguments, "check"])
-    extra = {"_env_file": parsed.env_file} if parsed.env_file else {}
-    return HANDLERS["check"](load_settings(parsed.config, **extra), parsed)
+    return HANDLERS["check"](load(parsed), parsed)
 
 
 def test_the_shipped_configuration_is_safe_to_start(workdir, capsys):
@@ -64,15 +50,9 @@ def test_a_database_riskd_cannot_write_is_not_safe(workdir, capsys):
     assert out.endswith("NOT safe to start: 1 problem(s) above\n")
 
 
-async def test_a_clock_out_of_step_with_the_exchange_is_not_safe():
-    server = SimServer(Simulator.demo(clock=lambda: time.time() + 3, volatility=0))
-    await server.start()
-    client = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
-    try:
-        finding = await checks.clock_skew("main", client, limit=5)
-    finally:
-        await client.close()
-        await server.stop()
+async def test_a_clock_out_of_step_with_the_exchange_is_not_safe(serve, clients):
+    server = await serve(Simulator.demo(clock=lambda: time.time() + 3, volatility=0))
+    finding = await checks.clock_skew("main", clients(server.url), limit=5)
     assert finding.level == checks.FAILURE
     assert finding.text.startswith("this machine's clock is 3.0")
     assert "behind the exchange's: signed requests will be refused" in finding.text
@@ -80,16 +60,13 @@ async def test_a_clock_out_of_step_with_the_exchange_is_not_safe():
 
 @pytest.fixture
 async def telegram_api():
-    fakes = pytest.importorskip("tests.fakes.telegram_api", reason="the fake Telegram Bot API comes with the Telegram work")
-    api = fakes.FakeTelegram("123:good-token")
+    api = FakeTelegram("123:good-token")
     await api.start()
     yield api
     await api.stop()
 
 
 def telegram_settings(token: str, base_url: str) -> Settings:
-    if "telegram" not in Settings.model_fields:
-        pytest.skip("settings.telegram comes with the Telegram work")
     telegram = {"token": token, "chat_ids": [1], "base_url": base_url, "timeout": "2s"}
     return Settings(accounts={"demo": {"exchange": "sim"}}, telegram=telegram)
 

@@ -10,84 +10,79 @@ import ccxt.async_support as ccxt
 
 from riskd.domain import Action, ActionKind
 
-from .conftest import BTC, ORDER_PATH, open_positions, orders_sent, started, tick
+from .conftest import BTC, ORDER_PATH, open_positions, orders_sent, tick
 
 
 def flatten() -> Action:
     return Action(ActionKind.FLATTEN, "main", "test: flatten")
 
 
-async def watching(configure, clock):
+async def watching(started, configure, clock):
     """A live daemon that has read the account once, and what it read."""
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
-    return daemon, daemon.runners["main"].last_snapshot
+    return daemon, daemon.guards["main"].last_snapshot
 
 
-async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configure, exchange, clock):
+async def test_orders_whose_replies_are_lost_are_verified_not_sent_again(configure, exchange, clock, started):
     sim = exchange.simulator
-    daemon, snapshot = await watching(configure, clock)
+    daemon, snapshot = await watching(started, configure, clock)
     sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")  # executed, then unanswered
 
-    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+    outcome = await daemon.guards["main"].executor.execute(flatten(), snapshot)
 
     assert outcome.done
     assert open_positions(sim) == {}
     assert len(orders_sent(sim)) == 3  # one per position, none repeated
-    failed = [a for a in daemon.store.actions("main", 50) if a["kind"] == "order"]
-    assert all(a["status"] == "failed" and a["error"] for a in failed)
-    await daemon.shutdown()
+    failed = [a for a in daemon.store.actions("main", 50) if a.kind == "order"]
+    assert all(a.status == "failed" and a.error for a in failed)
 
 
-async def test_nothing_is_resent_while_the_account_cannot_be_re_read(configure, exchange, clock):
+async def test_nothing_is_resent_while_the_account_cannot_be_re_read(configure, exchange, clock, started):
     sim = exchange.simulator
-    daemon, snapshot = await watching(configure, clock)
+    daemon, snapshot = await watching(started, configure, clock)
     sim.add_fault("http_503", count=3, path=ORDER_PATH, body="unknown")
     sim.add_fault("http_503", count=1, path="/fapi/v3/positionRisk")  # the first re-read fails
 
-    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+    outcome = await daemon.guards["main"].executor.execute(flatten(), snapshot)
 
     assert outcome.done and open_positions(sim) == {}
     assert len(orders_sent(sim)) == 3
-    await daemon.shutdown()
 
 
-async def test_a_position_closed_by_someone_else_meanwhile_is_not_an_error(configure, exchange, clock):
+async def test_a_position_closed_by_someone_else_meanwhile_is_not_an_error(configure, exchange, clock, started):
     sim = exchange.simulator
-    daemon, snapshot = await watching(configure, clock)
+    daemon, snapshot = await watching(started, configure, clock)
     sim.place_order(BTC, "SELL", "0.15", "MARKET", reduce_only=True)  # the bot closes BTC first
 
-    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+    outcome = await daemon.guards["main"].executor.execute(flatten(), snapshot)
 
     assert outcome.done and open_positions(sim) == {}
-    await daemon.shutdown()
 
 
-async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, exchange, clock):
+async def test_what_stays_open_after_every_attempt_is_an_emergency(configure, exchange, clock, started):
     sim = exchange.simulator
-    daemon, snapshot = await watching(configure, clock)
+    daemon, snapshot = await watching(started, configure, clock)
     sim.add_fault("http_503", path=ORDER_PATH)  # every order refused, for good
 
-    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+    outcome = await daemon.guards["main"].executor.execute(flatten(), snapshot)
 
     assert not outcome.done and "still open" in outcome.detail
-    events = [e for e in daemon.store.events("main", 50) if e["kind"] == "action_unconfirmed"]
-    assert events and events[0]["severity"] == "emergency"
-    assert any(a["severity"] == "emergency" and "Could not confirm" in a["text"] for a in daemon.store.alerts())
-    await daemon.shutdown()
+    events = [e for e in daemon.store.events("main", 50) if e.kind == "action_unconfirmed"]
+    assert events and events[0].severity == "emergency"
+    assert any(a.severity == "emergency" and "Could not confirm" in a.text for a in daemon.store.alerts())
 
 
-async def test_a_failure_inside_riskd_while_acting_is_recorded_and_announced(configure, exchange, clock, monkeypatch):
-    daemon, snapshot = await watching(configure, clock)
+async def test_a_failure_inside_riskd_while_acting_is_recorded_and_announced(configure, exchange, clock, started, monkeypatch):
+    daemon, snapshot = await watching(started, configure, clock)
 
     def unknown(symbol, amount):
         raise ccxt.BadSymbol(f"binanceusdm does not have market symbol {symbol}")
 
-    monkeypatch.setattr(daemon.runners["main"].adapter, "round_amount", unknown)
-    outcome = await daemon.runners["main"].executor.execute(flatten(), snapshot)
+    monkeypatch.setattr(daemon.guards["main"].adapter, "round_amount", unknown)
+    outcome = await daemon.guards["main"].executor.execute(flatten(), snapshot)
 
     assert not outcome.done and "does not have market symbol" in outcome.detail
-    row = next(a for a in daemon.store.actions("main", 50) if a["kind"] == "flatten")
-    assert row["status"] == "unconfirmed"
-    assert any(a["severity"] == "emergency" for a in daemon.store.alerts())
-    await daemon.shutdown()
+    row = next(a for a in daemon.store.actions("main", 50) if a.kind == "flatten")
+    assert row.status == "unconfirmed"
+    assert any(a.severity == "emergency" for a in daemon.store.alerts())

@@ -8,15 +8,17 @@ a simulator this test owns. The daemon's clock is fake, so ticks are driven by h
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from riskd import commands
-from riskd.domain import CommandKind, TradingState
+from riskd.domain import AlertStatus, CommandKind, TradingState
 
-from .conftest import BTC, ETH, SOL, open_positions, orders_sent, started, tick
+from .conftest import BTC, ETH, SOL, open_positions, orders_sent, tick
 
 
-async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock):
+async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_restart(configure, exchange, clock, started):
     sim = exchange.simulator
     path = configure(live=True)
     daemon = await started(path, clock)
@@ -37,12 +39,16 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED
     assert "drawdown" in state.latches
-    breaches = [e for e in daemon.store.events("main", 100) if e["kind"] == "breach"]
-    assert any(e["breaker"] == "drawdown" for e in breaches)
+    breaches = [e for e in daemon.store.events("main", 100) if e.kind == "breach"]
+    assert any(e.breaker == "drawdown" for e in breaches)
     actions = daemon.store.actions("main", 100)
-    assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
-    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"]["newClientOrderId"] for e in sent}
-    await daemon.shutdown()
+    assert any(a.kind == "flatten" and a.status == "done" for a in actions)
+    assert {a.client_order_id for a in actions if a.kind == "order"} == {e["params"]["newClientOrderId"] for e in sent}
+    (flatten,) = [a for a in actions if a.kind == "flatten"]
+    orders = [a for a in actions if a.parent_id == flatten.id]
+    assert {a.kind for a in orders} == {"order", "cancel"}  # each order and cancel names its action
+    assert {(a.status, a.exchange_status) for a in orders if a.kind == "order"} == {("done", "closed")}
+    await started.stop(daemon)
 
     restarted = await started(path, clock)
     again = restarted.store.load_state("main")
@@ -52,15 +58,14 @@ async def test_a_crash_is_flattened_within_two_ticks_and_stays_halted_across_a_r
         restarted.store, restarted.settings, CommandKind.RESUME, "main", "cli", "tester", clock()
     )
     await restarted.process_commands()
-    assert restarted.store.command(ids[0])["status"] == "done"
+    assert restarted.store.command(ids[0]).status == "done"
     assert restarted.store.load_state("main").trading_state is TradingState.ACTIVE
     await tick(restarted, clock)
     await tick(restarted, clock)
     assert restarted.store.load_state("main").trading_state is TradingState.ACTIVE  # no re-trip on old losses
-    await restarted.shutdown()
 
 
-async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_recorded(configure, exchange, clock):
+async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_recorded(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=False), clock)
     await tick(daemon, clock)
@@ -72,15 +77,29 @@ async def test_in_dry_run_nothing_reaches_the_exchange_and_every_order_is_record
     assert not [entry for entry in sim.requests if entry["method"] == "DELETE"]
     assert set(open_positions(sim)) == {BTC, ETH, SOL}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
-    assert {a["symbol"] for a in would} >= {BTC, ETH, SOL}
-    assert all(a["status"] == "dry_run" and a["dry_run"] == 1 and a["amount"] > 0 for a in would)
-    alerts = [row["text"] for row in daemon.store.alerts()]
+    would = [a for a in daemon.store.actions("main", 100) if a.kind == "order"]
+    assert {a.symbol for a in would} >= {BTC, ETH, SOL}
+    assert all(a.status == "dry_run" and a.dry_run == 1 and a.amount > 0 for a in would)
+    alerts = [row.text for row in daemon.store.alerts()]
     assert any("DRY-RUN" in text and "flattening" in text for text in alerts)
-    await daemon.shutdown()
 
 
-async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_closed(configure, exchange, clock):
+async def test_without_telegram_alerts_go_to_the_log_with_their_account_in_front(configure, exchange, clock, started, caplog):
+    daemon = await started(configure(live=False), clock)
+    await tick(daemon, clock)
+    exchange.simulator.move(-0.20)
+    await tick(daemon, clock)
+    await tick(daemon, clock)
+
+    with caplog.at_level(logging.INFO, logger="riskd"):
+        await daemon.deliver_alerts()
+
+    logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("ALERT ")]
+    assert any(line.startswith("ALERT [main] BREACH: drawdown") for line in logged)
+    assert {row.status for row in daemon.store.alerts()} == {AlertStatus.LOGGED}
+
+
+async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_closed(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
@@ -101,11 +120,10 @@ async def test_while_halted_someone_elses_orders_are_cancelled_and_new_exposure_
     assert float(positions[BTC]["amount"]) == pytest.approx(0.15)
     assert "XRP/USDT:USDT" not in positions
     assert set(positions) == {BTC, ETH, SOL}
-    await daemon.shutdown()
 
 
 @pytest.mark.parametrize("kind", ["http_503", "http_429", "timeout", "malformed"])
-async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configure, exchange, clock, kind):
+async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configure, exchange, clock, started, kind):
     sim = exchange.simulator
     daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "60s"}}), clock)
     await tick(daemon, clock)
@@ -120,58 +138,54 @@ async def test_a_minute_of_exchange_trouble_warns_and_recovers_by_itself(configu
     assert all(r.status.value == "no_data" for r in result.readings if r.breaker == "drawdown")
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.ACTIVE and state.last_equity == equity  # never read as zero
-    kinds = {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
+    kinds = {e.kind for e in daemon.store.events("main", 100) if e.breaker == "stale_data"}
     assert "warning" in kinds
 
     sim.clear_faults()
     result = await tick(daemon, clock)
     assert all(r.status.value == "ok" for r in result.readings if r.breaker in ("stale_data", "drawdown"))
-    assert "clear" in {e["kind"] for e in daemon.store.events("main", 100) if e["breaker"] == "stale_data"}
-    await daemon.shutdown()
+    assert "clear" in {e.kind for e in daemon.store.events("main", 100) if e.breaker == "stale_data"}
 
 
-async def test_a_flatten_command_closes_everything_with_reduce_only_orders(configure, exchange, clock):
+async def test_a_flatten_command_closes_everything_with_reduce_only_orders(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, None, "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])
-    assert row["status"] == "done" and row["who"] == "tester" and row["source"] == "cli"
+    assert row.status == "done" and row.who == "tester" and row.source == "cli"
     assert open_positions(sim) == {} and sim.state()["openOrders"] == []
     assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(sim))
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    await daemon.shutdown()
 
 
-async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(configure, exchange, clock, monkeypatch):
+async def test_a_command_that_fails_is_recorded_as_failed_not_retried_for_ever(configure, exchange, clock, started, monkeypatch):
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
 
     async def broken(*arguments):
         raise RuntimeError("executor exploded")
 
-    monkeypatch.setattr(daemon.runners["main"].executor, "run", broken)
+    monkeypatch.setattr(daemon.guards["main"].executor, "run", broken)
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
     row = daemon.store.command(ids[0])
-    assert row["status"] == "failed" and "executor exploded" in row["result"]
+    assert row.status == "failed" and "executor exploded" in row.result
     assert daemon.store.pending_commands() == []
-    await daemon.shutdown()
 
 
-async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_good_read_enforces_it(configure, exchange, clock):
+async def test_a_flatten_given_while_the_exchange_is_down_says_so_and_the_next_good_read_enforces_it(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=True), clock)
     await tick(daemon, clock)
     sim.add_fault("http_503", path="/fapi")
     ids = commands.submit(daemon.store, daemon.settings, CommandKind.FLATTEN, "main", "cli", "tester", clock())
     await daemon.process_commands()
-    result = daemon.store.command(ids[0])["result"]
+    result = daemon.store.command(ids[0]).result
     assert "could not be read" in result and "next good read enforces it" in result
     assert orders_sent(sim) == [] and daemon.store.load_state("main").trading_state is TradingState.HALTED
 
     sim.clear_faults()
     await tick(daemon, clock)
     assert open_positions(sim) == {}
-    await daemon.shutdown()

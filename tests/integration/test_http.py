@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from riskd import commands
@@ -22,44 +20,17 @@ from riskd.domain import CommandKind
 from riskd.exchange import explain
 from riskd.http import ERROR_KINDS, HttpServer
 from riskd.supervisor import Daemon
+from tests.timing import limit
+
+from .conftest import write_config
 
 EQUITY = 10_185.0  # the demo account at the simulator's starting prices
 GROSS = 18_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-def write_config(folder, **settings) -> str:
-    document = {
-        "database": str(folder / "riskd.db"),
-        "accounts": {"demo": {"exchange": "sim", "timeout": "2s", "sim": {"volatility": 0}}},
-        **settings,
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return str(path)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def daemon(tmp_path, clock):
-    guardian = Daemon(load_settings(write_config(tmp_path)), clock=clock)
-    await guardian.startup()
-    yield guardian
-    await guardian.shutdown()
+async def daemon(tmp_path, clock, started):
+    return await started(write_config(tmp_path), clock)
 
 
 @pytest.fixture
@@ -102,7 +73,7 @@ async def test_healthz_is_503_until_the_first_tick_then_200(daemon, http):
 
 async def test_healthz_is_503_with_the_reason_when_the_exchange_is_down(daemon, http, clock):
     await daemon.tick("demo")
-    daemon.runners["demo"].sim.simulator.add_fault("http_503")
+    daemon.simulator("demo").add_fault("http_503")
     await daemon.tick("demo")
     assert (await get(http, "/healthz"))[0] == 200  # one failed read is not yet an outage
     clock.advance(31)  # three poll intervals
@@ -111,7 +82,7 @@ async def test_healthz_is_503_with_the_reason_when_the_exchange_is_down(daemon, 
     assert status == 503
     assert text.startswith("unhealthy\ndemo: no good read of the account for 31s; last error: the exchange is unreachable")
 
-    daemon.runners["demo"].sim.simulator.clear_faults()
+    daemon.simulator("demo").clear_faults()
     await daemon.tick("demo")
     assert (await get(http, "/healthz"))[0] == 200
 
@@ -150,7 +121,7 @@ async def test_metrics_give_the_figures_breakers_state_and_tick(daemon, http, cl
 
 
 async def test_metrics_count_exchange_errors_by_kind(daemon, http):
-    simulator = daemon.runners["demo"].sim.simulator
+    simulator = daemon.simulator("demo")
     await daemon.tick("demo")
     simulator.add_fault("http_503", count=1)
     await daemon.tick("demo")
@@ -211,7 +182,7 @@ async def test_state_says_whether_a_bot_may_trade(daemon, http, clock):
 
 async def test_state_refuses_trading_while_riskd_cannot_see_the_account(daemon, http, clock):
     await daemon.tick("demo")
-    daemon.runners["demo"].sim.simulator.add_fault("http_503")
+    daemon.simulator("demo").add_fault("http_503")
     clock.advance(31)
     await daemon.tick("demo")
     async with http.get("/v1/state/demo") as response:
@@ -222,37 +193,23 @@ async def test_state_refuses_trading_while_riskd_cannot_see_the_account(daemon, 
 
 # --- the server in the running daemon -----------------------------------------------------------
 
-async def test_the_daemon_serves_http_when_enabled(tmp_path):
+async def test_the_daemon_serves_http_when_enabled(tmp_path, run):
     daemon = Daemon(load_settings(write_config(tmp_path, poll_interval="500ms", http={"enabled": True, "port": 0})))
-    running = asyncio.create_task(daemon.run())
-    try:
-        for _ in range(100):
-            if daemon.http is not None and daemon.runners["demo"].last_tick_at is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert daemon.http.url.startswith("http://127.0.0.1:")
-        async with aiohttp.ClientSession(base_url=daemon.http.url) as session:
-            assert (await get(session, "/healthz"))[0] == 200
-    finally:
-        daemon.stop()
-        await running
+    run(daemon)
+    await asyncio.wait_for(daemon.ready(), limit(5))  # the HTTP server starts before the first tick
+    assert daemon.http.url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession(base_url=daemon.http.url) as session:
+        assert (await get(session, "/healthz"))[0] == 200
 
 
-async def test_a_port_in_use_is_an_alert_and_riskd_guards_on(tmp_path):
+async def test_a_port_in_use_is_an_alert_and_riskd_guards_on(tmp_path, run):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         daemon = Daemon(load_settings(write_config(tmp_path, poll_interval="500ms", http={"enabled": True, "port": port})))
-        running = asyncio.create_task(daemon.run())
-        try:
-            for _ in range(100):
-                if daemon.runners and daemon.runners["demo"].last_tick_at is not None:
-                    break
-                await asyncio.sleep(0.05)
-            assert daemon.http is None and daemon.runners["demo"].last_tick_at is not None
-            alert = next(row for row in daemon.store.alerts() if row["key"] == "http_failed")
-            assert f"127.0.0.1:{port}" in alert["text"]
-        finally:
-            daemon.stop()
-            await running
+        run(daemon)
+        await asyncio.wait_for(daemon.ready(), limit(5))
+        assert daemon.http is None and daemon.guards["demo"].last_tick_at is not None
+        alert = next(row for row in daemon.store.alerts() if row.key == "http_failed")
+        assert f"127.0.0.1:{port}" in alert.text

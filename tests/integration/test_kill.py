@@ -27,7 +27,7 @@ import yaml
 
 from riskd.domain import TradingState
 from riskd.sim import SimServer, Simulator, ccxt_config
-from riskd.store import Store
+from riskd.store import Store, StoreError
 from tests.timing import limit
 
 TRIALS = int(os.environ.get("KILL_TRIALS", "3"))
@@ -35,7 +35,8 @@ ORDER_PATH = "/fapi/v1/order"
 ORDER_DELAY = 1.0  # seconds each order waits at the exchange before it executes and is answered
 
 
-def write_config(folder: Path, url: str) -> Path:
+def live_config(folder: Path, url: str) -> Path:
+    """A live Binance USDⓈ-M account pointed at the simulator at `url`, flattened by a 10 % drawdown."""
     pointed = {key: value for key, value in ccxt_config(url).items() if key in ("urls", "options")}
     document = {
         "live": True,
@@ -59,10 +60,17 @@ async def start(folder: Path, config: Path) -> asyncio.subprocess.Process:
 
 
 def state(database: Path):
-    try:
-        return Store(database).load_state("main")
-    except Exception:  # noqa: BLE001 (the database may not exist yet, or be mid-creation)
+    """The account's stored state, or None while riskd has not yet written its database."""
+    if not database.exists():
         return None
+    try:
+        store = Store(database)
+    except StoreError:  # mid-creation
+        return None
+    try:
+        return store.load_state("main")
+    finally:
+        store.close()
 
 
 async def until(condition, timeout: float, what: str) -> None:
@@ -78,7 +86,7 @@ async def trial(folder: Path, rng: random.Random) -> dict:
     server = SimServer(sim)
     url = await server.start()
     database = folder / "riskd.db"
-    config = write_config(folder, url)
+    config = live_config(folder, url)
     held = {position["symbol"]: float(position["amount"]) for position in sim.state()["positions"]}
     first = await start(folder, config)
     second = None

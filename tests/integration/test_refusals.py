@@ -26,10 +26,8 @@ GOOD = "accounts:\n  main:\n    exchange: sim\n"
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.upper().startswith("RISKD_"):
-            monkeypatch.delenv(name)
+def isolated(no_riskd_environment, monkeypatch, tmp_path):
+    """Each case runs in its own folder, with no RISKD_ variable but its own."""
     monkeypatch.chdir(tmp_path)
 
 

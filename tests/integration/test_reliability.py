@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from riskd.config import SimSettings
-from riskd.domain import TradingState
+from riskd.domain import ReadFailure, TradingState
 from riskd.sim import start_embedded
 from riskd.sim.simulator import EMBEDDED_REQUEST_LOG
-from tests.integration.conftest import BTC, ETH, SOL, open_positions, orders_sent, started, tick
+from tests.integration.conftest import BTC, ETH, SOL, open_positions, orders_sent, tick
 
 MODES = [
     ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""),
@@ -25,15 +25,16 @@ MODES = [
 
 
 KIND_SEEN = {
-    "http_429": "rate_limit", "timeout": "timeout", "latency": "timeout", "malformed": "malformed",
-    "dropped": "network", "revoked": "auth", "clock_skew": "network",
+    "http_429": ReadFailure.RATE_LIMIT, "timeout": ReadFailure.TIMEOUT, "latency": ReadFailure.TIMEOUT,
+    "malformed": ReadFailure.MALFORMED, "dropped": ReadFailure.NETWORK, "revoked": ReadFailure.AUTH,
+    "clock_skew": ReadFailure.NETWORK,
 }
 """How riskd names the failure, through ccxt's own map of Binance's replies (-2015 is an
 AuthenticationError: the operator must act; -1021 an InvalidNonce, a NetworkError)."""
 
 
 @pytest.mark.parametrize("kind, body", MODES, ids=[f"{kind}-{body}" if body else kind for kind, body in MODES])
-async def test_each_fault_mode_for_30s_makes_no_order_warns_and_recovers_by_itself(configure, exchange, clock, kind, body):
+async def test_each_fault_mode_for_30s_makes_no_order_warns_and_recovers_by_itself(configure, exchange, clock, started, kind, body):
     sim = exchange.simulator
     daemon = await started(configure(live=True, breakers={"stale_data": {"limit": "20s"}}), clock, ticks=1)
     before = daemon.store.load_state("main")
@@ -49,20 +50,19 @@ async def test_each_fault_mode_for_30s_makes_no_order_warns_and_recovers_by_itse
     assert state.last_equity == before.last_equity and state.peak_equity == before.peak_equity  # never read as zero
     stale = next(reading for reading in result.readings if reading.breaker == "stale_data")
     assert stale.status.value == "breached"
-    assert any(event["breaker"] == "stale_data" for event in daemon.store.events("main", 100))
+    assert any(event.breaker == "stale_data" for event in daemon.store.events("main", 100))
     if kind in KIND_SEEN:
-        assert daemon.runners["main"].last_read.error_kind == KIND_SEEN[kind]
+        assert daemon.guards["main"].last_read.error_kind is KIND_SEEN[kind]
 
     sim.clear_faults()
     result = await tick(daemon, clock)
     assert all(reading.status.value == "ok" for reading in result.readings if reading.breaker in ("stale_data", "drawdown"))
     assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
-    await daemon.shutdown()
 
 
 @pytest.mark.parametrize("kind, body", [("http_503", "unknown"), ("timeout", ""), ("malformed", "truncated")])
 async def test_a_flatten_whose_replies_are_lost_after_the_orders_executed_ends_flat_without_flip(
-    configure, exchange, clock, kind, body
+    configure, exchange, clock, started, kind, body
 ):
     sim = exchange.simulator
     daemon = await started(configure(live=True), clock, ticks=1)
@@ -80,7 +80,6 @@ async def test_a_flatten_whose_replies_are_lost_after_the_orders_executed_ends_f
     # would show as a position on the other side; and none was sent twice for one position
     assert len({entry["params"]["newClientOrderId"] for entry in sent}) == len(sent)
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    await daemon.shutdown()
 
 
 async def test_the_embedded_exchange_keeps_a_bounded_request_log():

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from riskd.config import load_settings
-from riskd.supervisor import STOP_GRACE, Daemon
+from riskd.supervisor import SIGNALS, STOP_GRACE, Daemon
 from tests.timing import limit
+
+from .conftest import write_config
 
 
 class FakeSystemd:
@@ -73,16 +74,10 @@ async def systemd(tmp_path, monkeypatch):
     fake.close()
 
 
-def write_config(folder: Path, **settings) -> Path:
-    document = {
-        "poll_interval": "500ms",
-        "database": str(folder / "riskd.db"),
-        "accounts": {"demo": {"exchange": "sim", "timeout": "20s", "sim": {"volatility": 0}}},
-        **settings,
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
+def service_config(folder: Path, **settings) -> Path:
+    """The demo account as a service runs it: a tick every 500 ms, and 20 s for ccxt to give
+    up on a call, so a hung exchange hangs the tick."""
+    return write_config(folder, **{"timeout": "20s", "poll_interval": "500ms", **settings})
 
 
 async def eventually(condition, timeout: float = 5.0) -> None:
@@ -92,20 +87,20 @@ async def eventually(condition, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_ready_watchdog_status_and_stopping_and_no_pings_while_a_tick_hangs(tmp_path, systemd):
-    daemon = Daemon(load_settings(write_config(tmp_path)))
-    running = asyncio.create_task(daemon.run())
+async def test_ready_watchdog_status_and_stopping_and_no_pings_while_a_tick_hangs(tmp_path, systemd, run):
+    daemon = Daemon(load_settings(service_config(tmp_path)))
+    running = run(daemon)
     ready = await systemd.wait_for("READY", timeout=10)
     assert ready["STATUS"].startswith("1 account: 1 active; last tick")
-    assert daemon.runners["demo"].last_tick_at is not None  # READY means an account was read and judged
+    assert daemon.guards["demo"].last_tick_at is not None  # READY means an account was read and judged
 
     started = time.monotonic()
     await asyncio.sleep(1.0)
     pings = [message for message in systemd.since(started) if "WATCHDOG" in message]
     assert len(pings) >= 3 and all(message["WATCHDOG"] == "1" for message in pings)
 
-    runner = daemon.runners["demo"]
-    runner.sim.simulator.add_fault("timeout", seconds=60)  # the exchange stops answering; ccxt waits 20 s
+    runner = daemon.guards["demo"]
+    daemon.simulator("demo").add_fault("timeout", seconds=60)  # the exchange stops answering; ccxt waits 20 s
     await asyncio.sleep(2.5)  # the last completed tick is now older than 3 poll intervals (1.5 s)
     quiet = time.monotonic()
     await asyncio.sleep(1.0)
@@ -121,32 +116,35 @@ async def test_ready_watchdog_status_and_stopping_and_no_pings_while_a_tick_hang
     assert systemd.drain()[-1] == {"STOPPING": "1", "STATUS": "stopping"}
 
 
-async def test_sighup_applies_a_good_configuration_and_refuses_a_bad_one_with_an_alert(tmp_path, systemd):
-    path = write_config(tmp_path)
+async def test_sighup_applies_a_good_configuration_and_refuses_a_bad_one_with_an_alert(tmp_path, systemd, run):
+    path = service_config(tmp_path)
     daemon = Daemon(load_settings(path), loader=lambda: load_settings(path))
-    running = asyncio.create_task(daemon.run())
+    running = run(daemon)
     await systemd.wait_for("READY", timeout=10)
-    runner = daemon.runners["demo"]
+    runner = daemon.guards["demo"]
     assert runner.policy.breakers["drawdown"].limit == pytest.approx(0.10)
 
-    write_config(tmp_path, live=False, breakers={"drawdown": {"limit": "8%"}}, database=str(tmp_path / "other.db"))
+    service_config(tmp_path, live=False, breakers={"drawdown": {"limit": "8%"}}, database=str(tmp_path / "other.db"))
     reloading = time.monotonic()
     os.kill(os.getpid(), signal.SIGHUP)
     await eventually(lambda: runner.policy.breakers["drawdown"].limit == pytest.approx(0.08))
     assert daemon.settings.database == tmp_path / "riskd.db"  # a new database waits for a restart
+    assert runner.executor.live() is False  # settings are swapped in one place; the executor reads them there
     kinds = [next(iter(message)) for message in systemd.since(reloading) if "RELOADING" in message or "READY" in message]
     assert kinds[:2] == ["RELOADING", "READY"]
 
     path.write_text(path.read_text() + "poll_interval: sometime\n")
     os.kill(os.getpid(), signal.SIGHUP)
-    await eventually(lambda: any(row["key"] == "config_refused" for row in daemon.store.alerts()))
-    alert = next(row for row in daemon.store.alerts() if row["key"] == "config_refused")
-    assert "poll_interval" in alert["text"] and alert["severity"] == "warning"
+    await eventually(lambda: any(row.key == "config_refused" for row in daemon.store.alerts()))
+    alert = next(row for row in daemon.store.alerts() if row.key == "config_refused")
+    assert "poll_interval" in alert.text and alert.severity == "warning"
     assert runner.policy.breakers["drawdown"].limit == pytest.approx(0.08)  # the previous one stays
     assert not running.done()
 
     daemon.stop()
     await asyncio.wait_for(running, STOP_GRACE + 2)
+    loop = asyncio.get_running_loop()
+    assert not any([loop.remove_signal_handler(number) for number in SIGNALS])  # riskd gave its handlers back
 
 
 # --- SIGTERM, in a real process ---------------------------------------------------------------
@@ -178,10 +176,7 @@ async def stop_riskd(process: asyncio.subprocess.Process) -> tuple[int, float, s
 
 
 async def test_sigterm_abandons_a_hung_tick_and_exits_0_within_10_seconds(tmp_path, systemd):
-    config = write_config(tmp_path, poll_interval="10s")
-    document = yaml.safe_load(config.read_text())
-    document["accounts"]["demo"]["sim"]["latency"] = "60s"  # every exchange call hangs
-    config.write_text(yaml.safe_dump(document))
+    config = service_config(tmp_path, poll_interval="10s", sim={"latency": "60s"})  # every exchange call hangs
     process = await start_riskd(config, systemd.path)
 
     status, seconds, log = await stop_riskd(process)
@@ -194,10 +189,7 @@ async def test_sigterm_abandons_a_hung_tick_and_exits_0_within_10_seconds(tmp_pa
 
 
 async def test_sigterm_lets_a_slow_tick_finish_and_record_it(tmp_path, systemd):
-    config = write_config(tmp_path, poll_interval="10s")
-    document = yaml.safe_load(config.read_text())
-    document["accounts"]["demo"]["sim"]["latency"] = "0.2s"  # a tick of a few round trips, in flight at the SIGTERM
-    config.write_text(yaml.safe_dump(document))
+    config = service_config(tmp_path, poll_interval="10s", sim={"latency": "0.2s"})  # a tick of a few round trips, in flight at the SIGTERM
     process = await start_riskd(config, systemd.path)
 
     status, seconds, log = await stop_riskd(process)

@@ -19,42 +19,14 @@ import pytest
 from riskd.sim import SimServer, Simulator, ccxt_config
 from riskd.sim.ledger import Rejection
 
+from .conftest import START, Clock, demo
+
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
-START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = START):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def binanceusdm(url: str, **settings) -> ccxt.binanceusdm:
-    """The client as the adapter builds it: futures error codes merged in (ccxt applies
-    them only to URLs on the real futures host). For speed, no rate limiter and no
-    250 ms sleep in close() (it is there for SSL)."""
-    settings = {"enableRateLimit": False, "timeout_on_exit": 0, **settings}
-    exchange = ccxt.binanceusdm({**ccxt_config(url), **settings})
-    exchange.exceptions["exact"].update(exchange.exceptions["linear"]["exact"])
-    return exchange
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def server(clock):
-    served = SimServer(Simulator.demo(seed=7, clock=clock, volatility=0))
-    await served.start()
-    yield served
-    await served.stop()
+async def server(clock, serve) -> SimServer:
+    return await serve(demo(clock))
 
 
 @pytest.fixture
@@ -63,8 +35,16 @@ def sim(server) -> Simulator:
 
 
 @pytest.fixture
-async def exchange(server):
-    client = binanceusdm(server.url)
+def exchange(server, clients):
+    """The client as the adapter builds it (`build_client`): futures error codes merged in,
+    which ccxt applies only to URLs on the real futures host."""
+    return clients(server.url)
+
+
+@pytest.fixture
+async def raw(server):
+    """ccxt's binanceusdm as it comes, only pointed at the simulator."""
+    client = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
     yield client
     await client.close()
 
@@ -128,24 +108,18 @@ async def test_fetch_open_orders_without_symbol_returns_resting_orders(exchange)
         "demo-btc-bid", "demo-btc-take-profit", "demo-eth-offer", "demo-sol-take-profit"}
 
 
-async def test_fetch_ohlcv_returns_history_from_the_seed():
-    clock = FakeClock()
-    server = SimServer(Simulator.demo(seed=7, clock=clock))  # default volatility
-    await server.start()
-    exchange = binanceusdm(server.url)
-    try:
-        candles = await exchange.fetch_ohlcv(BTC, "1m", limit=500)
-        assert len(candles) == 500
-        assert all(b[0] - a[0] == 60_000 for a, b in zip(candles, candles[1:]))
-        assert all(c[3] <= min(c[1], c[4]) <= max(c[1], c[4]) <= c[2] and c[5] > 0 for c in candles)
-        assert len({c[4] for c in candles}) > 100  # the walk moves
-        assert candles[-1][4] == 60_000  # history ends at the starting price
-        hourly = await exchange.fetch_ohlcv(BTC, "1h", limit=5)
-        assert [b[0] - a[0] for a, b in zip(hourly, hourly[1:])] == [3_600_000] * 4
-    finally:
-        await exchange.close()
-        await server.stop()
-    twin = Simulator.demo(seed=7, clock=FakeClock())
+async def test_fetch_ohlcv_returns_history_from_the_seed(clock, serve, clients):
+    server = await serve(Simulator.demo(seed=7, clock=clock.epoch))  # default volatility
+    exchange = clients(server.url)
+    candles = await exchange.fetch_ohlcv(BTC, "1m", limit=500)
+    assert len(candles) == 500
+    assert all(b[0] - a[0] == 60_000 for a, b in zip(candles, candles[1:]))
+    assert all(c[3] <= min(c[1], c[4]) <= max(c[1], c[4]) <= c[2] and c[5] > 0 for c in candles)
+    assert len({c[4] for c in candles}) > 100  # the walk moves
+    assert candles[-1][4] == 60_000  # history ends at the starting price
+    hourly = await exchange.fetch_ohlcv(BTC, "1h", limit=5)
+    assert [b[0] - a[0] for a, b in zip(hourly, hourly[1:])] == [3_600_000] * 4
+    twin = Simulator.demo(seed=7, clock=Clock().epoch)
     assert twin.market.candles("BTCUSDT") == server.simulator.market.candles("BTCUSDT")
 
 
@@ -155,7 +129,7 @@ async def test_fetch_tickers_mark_prices_and_position_mode(exchange):
     marks = await exchange.fetch_mark_prices([BTC, ETH])
     assert marks[ETH]["markPrice"] == 3_000
     assert (await exchange.fetch_position_mode())["hedged"] is False
-    assert await exchange.fetch_time() == START * 1000
+    assert await exchange.fetch_time() == START.timestamp() * 1000
 
 
 # --- orders ---------------------------------------------------------------------
@@ -191,14 +165,10 @@ async def test_reduce_only_that_would_increase_is_rejected(exchange, sim):
     assert sim.state()["fills"] == 0
 
 
-async def test_without_the_merged_error_table_rejections_are_plain_exchange_errors(server):
-    raw = ccxt.binanceusdm({**ccxt_config(server.url), "enableRateLimit": False, "timeout_on_exit": 0})
-    try:
-        with pytest.raises(ccxt.ExchangeError) as raised:
-            await raw.create_order(BTC, "market", "buy", 0.01, params={"reduceOnly": True})
-        assert type(raised.value) is ccxt.ExchangeError
-    finally:
-        await raw.close()
+async def test_without_the_merged_error_table_rejections_are_plain_exchange_errors(raw):
+    with pytest.raises(ccxt.ExchangeError) as raised:
+        await raw.create_order(BTC, "market", "buy", 0.01, params={"reduceOnly": True})
+    assert type(raised.value) is ccxt.ExchangeError
 
 
 async def test_cancel_all_orders_cancels_that_symbol_only(exchange):
@@ -292,8 +262,8 @@ async def test_crash_scenario_lowers_prices_over_time(exchange, sim, clock):
 
 
 def test_other_scenarios_follow_their_scripts():
-    clock = FakeClock()
-    sim = Simulator.demo(clock=clock, volatility=0)
+    clock = Clock()
+    sim = Simulator.demo(clock=clock.epoch, volatility=0)
     btc = lambda: sim.market.prices()["BTCUSDT"]  # noqa: E731
     sim.run_scenario("flash_crash", depth=0.2, duration=2, recovery=0.8, recovery_time=10)
     clock.advance(2)
@@ -308,10 +278,11 @@ def test_other_scenarios_follow_their_scripts():
     clock.advance(60)
     assert btc() == pytest.approx(57_600 * 0.8)  # the level reached is kept
 
-    calm, spiking = (Simulator(seed=1, clock=FakeClock()) for _ in range(2))
+    clocks = Clock(), Clock()
+    calm, spiking = (Simulator(seed=1, clock=each.epoch) for each in clocks)
     spiking.run_scenario("volatility_spike", factor=10, duration=600)
-    for simulator in (calm, spiking):
-        simulator.clock.advance(300)
+    for each in clocks:
+        each.advance(300)
     moves = [abs(s.market.prices()["BTCUSDT"] / 60_000 - 1) for s in (calm, spiking)]
     assert moves[1] > 3 * moves[0]
 
@@ -352,32 +323,33 @@ async def test_latency_delays_every_reply(exchange, sim):
     assert time.perf_counter() - started >= 0.39 > fast
 
 
-async def test_malformed_reply_gives_an_empty_balance_not_an_error(exchange, sim):
-    """The hazard: a 200 OK HTML page parses to an account with no USDT and no positions.
-    A caller that does not check for the currency would read the account as worth zero."""
-    await exchange.load_markets()
-    await exchange.load_leverage_brackets()
+async def test_malformed_reply_gives_an_empty_balance_not_an_error(raw, exchange, sim):
+    """The hazard: to ccxt as it comes, a 200 OK HTML page parses to an account with no USDT
+    and no positions. A caller that does not check for the currency would read the account
+    as worth zero. The client riskd builds refuses such a reply instead."""
+    await raw.load_markets()
+    await raw.load_leverage_brackets()
     sim.add_fault("malformed", path="/fapi/v3/")
-    balance = await exchange.fetch_balance()
+    balance = await raw.fetch_balance()
     assert "USDT" not in balance and isinstance(balance["info"], str)
-    assert await exchange.fetch_positions() == []
+    assert await raw.fetch_positions() == []
+    with pytest.raises(ccxt.BadResponse, match="not JSON"):
+        await exchange.fetch_balance()
     sim.clear_faults()
     sim.add_fault("malformed", count=1, body="truncated")
-    assert "USDT" not in await exchange.fetch_balance()
-    assert (await exchange.fetch_balance())["USDT"]["total"] > 0
+    assert "USDT" not in await raw.fetch_balance()
+    assert (await raw.fetch_balance())["USDT"]["total"] > 0
 
 
-async def test_timeout_is_request_timeout_and_ends_when_the_server_stops(server, sim):
-    exchange = binanceusdm(server.url, timeout=1000)
-    try:
-        await exchange.load_markets()
-        sim.add_fault("timeout", path="/fapi/v3/account")
-        started = time.perf_counter()
-        with pytest.raises(ccxt.RequestTimeout):
-            await exchange.fetch_balance()
-        assert 0.9 < time.perf_counter() - started < 3
-    finally:
-        await exchange.close()
+async def test_timeout_is_request_timeout_and_ends_when_the_server_stops(server, sim, clients):
+    exchange = clients(server.url, timeout="1s")
+    await exchange.load_markets()
+    sim.add_fault("timeout", path="/fapi/v3/account")
+    started = time.perf_counter()
+    with pytest.raises(ccxt.RequestTimeout):
+        await exchange.fetch_balance()
+    assert 0.9 < time.perf_counter() - started < 3
+    await exchange.close()
     started = time.perf_counter()
     await server.stop()
     assert time.perf_counter() - started < 1.5
@@ -388,7 +360,7 @@ async def test_a_fault_with_a_duration_expires_on_the_simulator_clock(exchange, 
     with pytest.raises(ccxt.ExchangeNotAvailable):
         await exchange.fetch_time()
     clock.advance(11)
-    assert await exchange.fetch_time() == (START + 11) * 1000
+    assert await exchange.fetch_time() == (START.timestamp() + 11) * 1000
 
 
 # --- the HTTP surface and controls ------------------------------------------------

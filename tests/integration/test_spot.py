@@ -18,7 +18,7 @@ from riskd import commands
 from riskd.domain import CommandKind, Side, TradingState
 from riskd.sim import ccxt_config
 
-from .conftest import started, tick
+from .conftest import tick
 
 BTC, ETH, SOL, BNB = "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"
 ORDER_PATH = "/api/v3/order"
@@ -129,28 +129,27 @@ async def test_spot_prices_follow_the_same_market_as_futures(client, exchange):
 
 # --- the guardian on a spot account ------------------------------------------------------
 
-async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock):
+async def test_the_snapshot_values_holdings_at_the_last_price_and_bnb_is_kept_not_held(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
-    snapshot = daemon.runners["main"].last_snapshot
+    snapshot = daemon.guards["main"].last_snapshot
     assert snapshot.ok and snapshot.equity == pytest.approx(5_000 + 3_000 + 4_500 + 6_000 + 1_200)
     assert {p.symbol: (p.side, p.contracts, p.notional, p.kind) for p in snapshot.positions} == {
         BTC: (Side.LONG, 0.05, 3_000, "spot"), ETH: (Side.LONG, 1.5, 4_500, "spot"), SOL: (Side.LONG, 40, 6_000, "spot"),
     }
-    assert snapshot.balances["BNB"] == 2 and snapshot.prices[BNB] == 600
-    assert {o.client_order_id for o in snapshot.orders} == {"demo-spot-btc-bid", "demo-spot-eth-offer"}
+    assert snapshot.balances["BNB"] == 2  # valued at its 600 in the equity above
+    assert {(o.symbol, o.side, o.amount) for o in snapshot.orders} == {(BTC, "buy", 0.01), (ETH, "sell", 0.5)}
     assert daemon.store.load_state("main").last_equity == pytest.approx(19_700)
 
     sim.set_price(BNB, 500)  # kept assets still count in equity
     await tick(daemon, clock)
-    assert daemon.runners["main"].last_snapshot.equity == pytest.approx(19_700 - 200)
+    assert daemon.guards["main"].last_snapshot.equity == pytest.approx(19_700 - 200)
     assert {e["path"] for e in sim.requests} == {
         "/api/v3/exchangeInfo", "/api/v3/account", "/api/v3/openOrders", "/api/v3/ticker/24hr",
     }  # spot markets only: no futures exchangeInfo, no margin pairs from /sapi
-    await daemon.shutdown()
 
 
-async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure, exchange, clock):
+async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_orders(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
 
@@ -172,15 +171,14 @@ async def test_a_crash_sells_every_holding_but_bnb_for_usdt_with_plain_market_or
     state = daemon.store.load_state("main")
     assert state.trading_state is TradingState.HALTED and "drawdown" in state.latches
     actions = daemon.store.actions("main", 100)
-    assert any(a["kind"] == "flatten" and a["status"] == "done" for a in actions)
-    assert {a["client_order_id"] for a in actions if a["kind"] == "order"} == {e["params"]["newClientOrderId"] for e in sent}
+    assert any(a.kind == "flatten" and a.status == "done" for a in actions)
+    assert {a.client_order_id for a in actions if a.kind == "order"} == {e["params"]["newClientOrderId"] for e in sent}
 
     await tick(daemon, clock)  # flat and halted: nothing more to do
     assert len(spot_orders_sent(sim)) == 3
-    await daemon.shutdown()
 
 
-async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, clock):
+async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(live=False, market="spot"), clock, ticks=1)
     sim.move(-0.20)
@@ -190,13 +188,12 @@ async def test_in_dry_run_no_spot_order_or_cancel_is_sent(configure, exchange, c
     assert spot_orders_sent(sim) == [] and not [e for e in sim.requests if e["method"] == "DELETE"]
     assert holdings(sim) == {"USDT": 5_000, "BTC": 0.05, "ETH": 1.5, "SOL": 40, "BNB": 2}
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
-    would = [a for a in daemon.store.actions("main", 100) if a["kind"] == "order"]
-    assert {(a["symbol"], a["side"], a["amount"]) for a in would} >= {(BTC, "sell", 0.05), (ETH, "sell", 1.5), (SOL, "sell", 40)}
-    assert all(a["status"] == "dry_run" for a in would)
-    await daemon.shutdown()
+    would = [a for a in daemon.store.actions("main", 100) if a.kind == "order"]
+    assert {(a.symbol, a.side, a.amount) for a in would} >= {(BTC, "sell", 0.05), (ETH, "sell", 1.5), (SOL, "sell", 40)}
+    assert all(a.status == "dry_run" for a in would)
 
 
-async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, exchange, clock):
+async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, exchange, clock, started):
     sim = exchange.simulator
     daemon = await started(configure(market="spot"), clock, ticks=1)
     commands.submit(daemon.store, daemon.settings, CommandKind.FREEZE, "main", "cli", "tester", clock(), reason="test")
@@ -217,15 +214,14 @@ async def test_while_halted_someone_elses_spot_buy_is_sold_back(configure, excha
     sells = {(e["params"]["symbol"], e["params"]["side"], e["params"]["quantity"]) for e in spot_orders_sent(sim)}
     assert sells == {("BTCUSDT", "SELL", "0.00999"), ("XRPUSDT", "SELL", "99.9")}
     assert not any("reduceOnly" in e["params"] for e in spot_orders_sent(sim))
-    await daemon.shutdown()
 
 
-async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure, exchange, clock):
+async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_close(configure, exchange, clock, started):
     sim = exchange.simulator
     sim.spot.deposit("ADA", "0.05")  # below ADA's 0.1 step: no order can sell it
     sim.spot.deposit("LINK", "0.2")  # a valid step, but 3 USDT is below the 5 USDT minimum notional
     daemon = await started(configure(market="spot"), clock, ticks=1)
-    snapshot = daemon.runners["main"].last_snapshot
+    snapshot = daemon.guards["main"].last_snapshot
     assert {p.symbol for p in snapshot.positions} == {BTC, ETH, SOL}
     assert snapshot.equity == pytest.approx(19_700 + 0.05 * 0.45 + 0.2 * 15)
 
@@ -236,7 +232,6 @@ async def test_dust_too_small_to_sell_counts_in_equity_but_is_not_a_position_to_
     assert holdings(sim) == pytest.approx({"USDT": 5_000 + (2_400 + 3_600 + 4_800) * 0.999, "BNB": 2, "ADA": 0.05, "LINK": 0.2})
     assert len(spot_orders_sent(sim)) == 3  # no order the exchange would refuse, on any tick
     actions = daemon.store.actions("main", 100)
-    assert [a["status"] for a in actions if a["kind"] == "flatten"] == ["done"]
-    assert not [a for a in actions if a["kind"] == "close" or a["status"] in ("failed", "unconfirmed")]
-    assert not [row for row in daemon.store.alerts() if "Could not confirm" in row["text"]]
-    await daemon.shutdown()
+    assert [a.status for a in actions if a.kind == "flatten"] == ["done"]
+    assert not [a for a in actions if a.kind == "close" or a.status in ("failed", "unconfirmed")]
+    assert not [row for row in daemon.store.alerts() if "Could not confirm" in row.text]

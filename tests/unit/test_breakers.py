@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from riskd.breakers import BREAKERS, BreakerConfig, Context
 from riskd.domain import Reading, Status
 
-from .factories import context, position, seconds_ago, snapshot, state
+from tests.factories import context, position, seconds_ago, snapshot, state
 
 ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]
@@ -81,7 +81,14 @@ def test_every_breaker_has_a_scale_in_these_tests():
 
 def test_registry_holds_the_seven_breakers_under_their_yaml_names():
     assert set(BREAKERS) == {*ACCOUNT_WIDE, *PER_POSITION}
-    assert all(key == breaker.name for key, breaker in BREAKERS.items())
+
+
+@pytest.mark.parametrize("name", BREAKERS)
+def test_every_breaker_names_its_readings_by_its_yaml_name(name):
+    # the engine finds a reading's configuration and formatter by this name
+    limit, _ = DEFAULT_LEVELS[name]
+    assert {reading.breaker for reading in evaluate(name, measuring(name, limit))} == {name}
+    assert {reading.breaker for reading in evaluate(name, context())} == {name}  # nothing to measure
 
 
 @pytest.mark.parametrize("name", BREAKERS)

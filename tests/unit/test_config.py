@@ -6,7 +6,6 @@ neither the developer's shell nor a stray `.env` file leaks in.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from datetime import time, timedelta
 from pathlib import Path
@@ -41,10 +40,7 @@ breakers:
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.upper().startswith("RISKD_"):
-            monkeypatch.delenv(name)
+def isolated(no_riskd_environment, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
@@ -316,3 +312,22 @@ def test_problems_of_every_kind_are_reported_together(tmp_path):
     lines = str(refused.value).splitlines()
     assert any(line.startswith("pol_interval:") for line in lines)
     assert any(line.startswith("live:") for line in lines)
+
+
+def test_the_stream_follows_its_setting_and_is_on_by_default_where_ccxt_has_it(monkeypatch, tmp_path):
+    from riskd.stream import wanted
+
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "quiet")
+    give_credentials(monkeypatch, "coins")
+    settings = load_settings(write(tmp_path, """\
+        accounts:
+          main: {exchange: binanceusdm}
+          quiet: {exchange: bybit, stream: false}
+          coins: {exchange: binance, market: spot}
+          paper: {exchange: sim}
+        """))
+    assert settings.accounts["main"].stream is None
+    assert {name: wanted(account) for name, account in settings.accounts.items()} == {
+        "main": True, "quiet": False, "coins": False, "paper": True,
+    }

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-import riskd.store
-from riskd.domain import AccountState, Side, Status, StepResult, TradingState
+import riskd.store.schema
+from riskd.domain import (
+    AccountState,
+    Action,
+    ActionKind,
+    ActionStatus,
+    AlertStatus,
+    CommandStatus,
+    EventKind,
+    Severity,
+    Side,
+    Status,
+    StepResult,
+    TradingState,
+)
 from riskd.engine import apply_command, step
-from riskd.store import Store
+from riskd.store import OrderKind, OutboxAlert, Store
 
-from .factories import (
+from tests.factories import (
     NOW,
     TODAY,
     alert,
@@ -45,8 +59,8 @@ def tripped() -> StepResult:
     return step(first.state, LOSING, rules, NOW + TICK)
 
 
-def texts(rows: list[dict]) -> list[str]:
-    return [row["text"] for row in rows]
+def texts(alerts: list[OutboxAlert]) -> list[str]:
+    return [alert.text for alert in alerts]
 
 
 # --- a tick in one transaction -----------------------------------------------------------
@@ -61,10 +75,11 @@ def test_a_step_writes_its_state_events_and_alerts(store):
     assert loaded.trading_state is TradingState.HALTED
     assert loaded.latches == result.state.latches
     events = store.events("main")
-    assert [row["kind"] for row in events] == ["breach", "state_change"]
-    assert json.loads(events[0]["data"])["action"] == "flatten"
-    assert [(row["key"], row["severity"], row["status"], row["attempts"]) for row in store.alerts()] == [
-        (alert.key, str(alert.severity), "pending", 0) for alert in result.alerts
+    assert [event.kind for event in events] == [EventKind.BREACH, EventKind.STATE_CHANGE]
+    assert events[0].data["action"] == "flatten"
+    assert events[0].severity is Severity.CRITICAL and events[0].at == NOW
+    assert [(row.key, row.severity, row.status, row.attempts) for row in store.alerts()] == [
+        (alert.key, alert.severity, AlertStatus.PENDING, 0) for alert in result.alerts
     ]
 
 
@@ -81,18 +96,28 @@ def test_when_writing_the_alerts_fails_neither_the_state_nor_the_events_are_writ
 
     assert store.load_state("main").trading_state is TradingState.ACTIVE
     assert store.load_state("main").statuses == {"drawdown": Status.WARNING}
-    assert [row["kind"] for row in store.events()] == ["warning"]
+    assert [event.kind for event in store.events()] == [EventKind.WARNING]
 
 
 def test_an_outside_event_and_its_alert_are_written_together_or_not_at_all(store, monkeypatch):
-    store.record_event(event("action_failed"), NOW, alert("could not close BTC"))
+    store.record_event(event("action_unconfirmed"), NOW, alert("could not close BTC"))
     monkeypatch.setattr(Store, "_insert_alerts", lambda self, alerts, now: 1 / 0)
 
     with pytest.raises(ZeroDivisionError):
-        store.record_event(event("action_failed"), NOW, alert("again"))
+        store.record_event(event("action_unconfirmed"), NOW, alert("again"))
 
     assert len(store.events()) == 1
     assert texts(store.alerts()) == ["could not close BTC"]
+
+
+def test_an_event_kind_this_version_does_not_know_is_read_as_its_text(store):
+    """A database a newer riskd wrote must not make `riskd events` fail after a downgrade."""
+    store.record_event(event("action_unconfirmed"), NOW)
+    store.db.table("events").insert({"at": NOW.isoformat(), "account": "main", "kind": "hook_failed", "severity": "warning", "message": "later"})
+
+    kinds = [record.kind for record in store.events()]
+
+    assert kinds == [EventKind.ACTION_UNCONFIRMED, "hook_failed"]
 
 
 # --- account state ---------------------------------------------------------------------
@@ -141,12 +166,13 @@ def test_a_later_step_replaces_the_saved_state(store):
 
     assert store.load_state("main").peak_equity == 9_000
     assert store.db.table("state").count == 1  # one row per account, replaced
-    assert store.state_updated_at("main") == NOW + TICK
+    assert store.stored_state("main").updated_at == NOW + TICK
 
 
 def test_an_account_never_seen_starts_active_with_nothing_remembered(store):
     assert store.load_state("spot") == AccountState("spot")
     assert store.load_state("spot").trading_state is TradingState.ACTIVE
+    assert (store.stored_state("spot").updated_at, store.stored_state("spot").readings) == (None, ())
 
 
 def test_an_account_never_read_goes_stale_through_the_store(store):
@@ -191,29 +217,115 @@ def schema_version(database: Store) -> str:
 
 
 def test_migrations_are_recorded(store):
-    assert schema_version(store) == str(len(riskd.store.MIGRATIONS))
+    assert schema_version(store) == str(len(riskd.store.schema.MIGRATIONS))
 
 
 def test_reopening_runs_only_the_migrations_not_yet_applied(tmp_path, monkeypatch):
     path = tmp_path / "riskd.db"
     Store(path).close()
-    ran = []
+    applied, ran = len(riskd.store.schema.MIGRATIONS), []
 
-    def first_again(db):
-        raise AssertionError("migration 1 ran a second time")
+    def again(db):
+        raise AssertionError("a migration ran a second time")
 
     def add_notes(db):
-        ran.append(2)
+        ran.append("notes")
         db.table("notes").create({"id": int, "text": str}, pk="id")
 
-    monkeypatch.setattr(riskd.store, "MIGRATIONS", [first_again, add_notes])
+    monkeypatch.setattr(riskd.store.schema, "MIGRATIONS", [again] * applied + [add_notes])
     Store(path).close()
     reopened = Store(path)
 
-    assert ran == [2]
-    assert schema_version(reopened) == "2"
+    assert ran == ["notes"]
+    assert schema_version(reopened) == str(applied + 1)
     assert reopened.db.table("notes").exists()
     reopened.close()
+
+
+OLD_DATABASE = Path(__file__).parents[1] / "data" / "riskd-038d9e5.sqlite3"
+"""Written by riskd at commit 038d9e5 (schema version 1); tests/data/README.md says how."""
+
+
+@pytest.fixture
+def upgraded(tmp_path):
+    """The database of 038d9e5, copied and opened by this riskd, which migrates it."""
+    path = tmp_path / "riskd.db"
+    shutil.copyfile(OLD_DATABASE, path)
+    before = sqlite3.connect(path)
+    assert before.execute("select value from meta where key = 'schema_version'").fetchone() == ("1",)
+    before.close()
+    database = Store(path)
+    yield database
+    database.close()
+
+
+def test_a_database_of_038d9e5_keeps_its_halted_account_and_its_history(upgraded):
+    assert schema_version(upgraded) == str(len(riskd.store.schema.MIGRATIONS))
+    state = upgraded.stored_state("main")
+    assert state.state.trading_state is TradingState.HALTED
+    assert set(state.state.latches) >= {"drawdown", "manual"}
+    assert state.state.peak_equity and state.updated_at is not None and state.readings
+    kinds = [event.kind for event in upgraded.events("main", 200)]
+    assert {EventKind.BREACH, EventKind.STATE_CHANGE, EventKind.COMMAND} <= set(kinds)
+    assert upgraded.command(1).status is CommandStatus.DONE and upgraded.command(1).command == "freeze"
+    assert upgraded.command(2).status is CommandStatus.REFUSED
+    assert {alert.status for alert in upgraded.alerts(200)} == {AlertStatus.SENT, AlertStatus.LOGGED}
+    assert upgraded.equity_history("main", NOW - timedelta(days=3650))
+
+
+def test_a_database_of_038d9e5_has_its_hedge_positions_split_into_symbol_and_side(upgraded):
+    latest = upgraded.latest_snapshot("hedge")
+    held = upgraded.positions_of(latest.id)
+
+    assert [(p.symbol, p.position_side, p.side, p.contracts) for p in held] == [
+        (BTC, "LONG", Side.LONG, 0.1), (BTC, "SHORT", Side.SHORT, 0.05), (ETH, None, Side.LONG, 1.0)
+    ]
+    assert [p.key for p in held] == [f"{BTC}:LONG", f"{BTC}:SHORT", ETH]  # keys as the daemon used them
+    main = upgraded.positions_of(upgraded.latest_snapshot("main").id)
+    assert main and all(p.position_side is None and p.symbol.endswith(":USDT") for p in main)
+
+
+def test_a_database_of_038d9e5_has_its_orders_linked_to_their_action_in_riskds_words(upgraded):
+    actions = upgraded.actions("main", 200)
+    (flatten,) = [a for a in actions if a.kind is ActionKind.FLATTEN]
+    orders = [a for a in actions if a.kind is OrderKind.ORDER]
+    cancels = [a for a in actions if a.kind is OrderKind.CANCEL]
+
+    assert flatten.parent_id is None and flatten.status is ActionStatus.DONE
+    assert orders and cancels and all(a.parent_id == flatten.id for a in orders + cancels)
+    assert all(a.client_order_id.startswith(f"riskd-{flatten.id}-") for a in orders)  # the old link, in the id's text
+    assert {(a.status, a.exchange_status) for a in orders} == {(ActionStatus.DONE, "closed")}
+    assert all(a.exchange_order_id and a.amount > 0 and a.side in ("buy", "sell") for a in orders)
+    assert [(a.status, a.exchange_status) for a in cancels] == [(ActionStatus.DONE, None)]
+    assert upgraded.tally("main", NOW - timedelta(days=1))["orders"] == len(orders)
+
+
+def test_orders_and_cancels_are_linked_to_their_action_and_counted_by_it(store):
+    flatten = Action(ActionKind.FLATTEN, "main", "drawdown 12.0% is past the limit of 10.0%")
+    first = store.record_action(flatten, NOW, dry_run=False)
+    cancel = store.record_order(first, flatten, OrderKind.CANCEL, NOW, False, ActionStatus.SENT, symbol=BTC, exchange_order_id="7")
+    order = store.record_order(
+        first, flatten, OrderKind.ORDER, NOW, False, ActionStatus.SENT, symbol=BTC, side="sell", amount=0.5, client_order_id="riskd-1"
+    )
+    store.update_action(cancel, NOW, ActionStatus.DONE)
+    store.update_action(order, NOW + TICK, ActionStatus.DONE, exchange_order_id="8", exchange_status="closed")
+    store.update_action(first, NOW + TICK, ActionStatus.DONE)
+    rehearsal = store.record_action(flatten, NOW, dry_run=True)
+    store.record_order(rehearsal, flatten, OrderKind.ORDER, NOW, True, ActionStatus.DRY_RUN, symbol=ETH, side="buy", amount=1)
+
+    rows = store.actions("main")
+    assert [(row.kind, row.parent_id, row.status) for row in rows] == [
+        (ActionKind.FLATTEN, None, ActionStatus.DONE),
+        (OrderKind.CANCEL, first, ActionStatus.DONE),
+        (OrderKind.ORDER, first, ActionStatus.DONE),
+        (ActionKind.FLATTEN, None, ActionStatus.PLANNED),
+        (OrderKind.ORDER, rehearsal, ActionStatus.DRY_RUN),
+    ]
+    sent = rows[2]
+    assert (sent.exchange_order_id, sent.exchange_status, sent.updated_at, sent.dry_run) == ("8", "closed", NOW + TICK, False)
+    assert (sent.symbol, sent.side, sent.amount, sent.client_order_id, sent.reason) == (BTC, "sell", 0.5, "riskd-1", flatten.reason)
+    counts = store.tally("main", NOW)
+    assert (counts["orders"], counts["dry_run_orders"]) == (1, 1)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -227,19 +339,25 @@ def test_a_submitted_command_stays_pending_until_finished(store):
 
     assert store.pending_commands() == [(reduce_id, reduce, NOW), (freeze_id, freeze, NOW + TICK)]
 
-    store.finish_command(reduce_id, NOW + 2 * TICK, "done", "main: reduce done")
+    assert store.command(reduce_id).status is CommandStatus.PENDING
+    store.finish_command(reduce_id, NOW + 2 * TICK, CommandStatus.DONE, "main: reduce done")
 
     assert store.pending_commands() == [(freeze_id, freeze, NOW + TICK)]
     row = store.command(reduce_id)
-    assert (row["status"], row["result"]) == ("done", "main: reduce done")
-    assert datetime.fromisoformat(row["handled_at"]) == NOW + 2 * TICK
+    assert (row.status, row.result, row.handled_at) == (CommandStatus.DONE, "main: reduce done", NOW + 2 * TICK)
+    assert (row.command, row.account, row.who, row.source) == ("reduce", "main", "bob", "cli")
+    assert row.arguments == {"reason": "too much BTC", "fraction": 0.25}
 
 
 def test_a_refused_command_is_kept_but_never_pending(store):
-    refused_id = store.record_refusal("telegram", "mallory", "/flatten main", "not an authorised user", NOW)
+    refused_id = store.record_answer("telegram", "mallory", "/flatten main", CommandStatus.REFUSED, "not an authorised user", NOW)
 
     assert store.pending_commands() == []
-    assert store.command(refused_id)["status"] == "refused"
+    refused = store.command(refused_id)
+    assert (refused.status, refused.command, refused.who, refused.result) == (
+        CommandStatus.REFUSED, "/flatten main", "mallory", "not an authorised user"
+    )
+    assert refused.handled_at == NOW
 
 
 # --- the alert outbox ------------------------------------------------------------------
@@ -254,8 +372,8 @@ def test_due_alerts_come_oldest_first_and_stop_at_the_first_not_yet_due(store):
     queue(store, "first", "second", "third")
     first, second, _ = store.due_alerts(NOW)
 
-    store.mark_alert(first["id"], NOW, "sent")
-    store.mark_alert(second["id"], NOW, "pending", error="Telegram is down", retry_at=NOW + timedelta(minutes=1))
+    store.mark_alert(first.id, NOW, AlertStatus.SENT)
+    store.mark_alert(second.id, NOW, AlertStatus.PENDING, error="Telegram is down", retry_at=NOW + timedelta(minutes=1))
 
     assert texts(store.due_alerts(NOW + timedelta(seconds=30))) == []  # the third waits behind the second
     assert texts(store.due_alerts(NOW + timedelta(minutes=1))) == ["second", "third"]
@@ -265,12 +383,12 @@ def test_mark_alert_counts_attempts_and_records_the_outcome(store):
     queue(store, "breach")
     (row,) = store.due_alerts(NOW)
 
-    store.mark_alert(row["id"], NOW, "pending", error="timeout", retry_at=NOW + TICK)
-    store.mark_alert(row["id"], NOW + TICK, "sent")
+    store.mark_alert(row.id, NOW, AlertStatus.PENDING, error="timeout", retry_at=NOW + TICK)
+    store.mark_alert(row.id, NOW + TICK, AlertStatus.SENT)
 
     (marked,) = store.alerts()
-    assert (marked["status"], marked["attempts"], marked["error"]) == ("sent", 2, None)
-    assert datetime.fromisoformat(marked["sent_at"]) == NOW + TICK
+    assert (marked.status, marked.attempts, marked.error) == (AlertStatus.SENT, 2, None)
+    assert marked.sent_at == NOW + TICK
     assert store.due_alerts(NOW + TICK) == []
 
 
@@ -278,13 +396,21 @@ def test_mark_alert_counts_attempts_and_records_the_outcome(store):
 
 
 def test_a_snapshot_is_kept_with_its_positions_and_a_failed_one_with_its_error(store):
-    good_id = store.record_snapshot(snapshot(10_000, [position(BTC, side=Side.SHORT, contracts=2, position_side="short")]))
+    hedged = [
+        position(BTC, side=Side.SHORT, contracts=2, position_side="SHORT", entry_price=61_000, liquidation_price=90_000),
+        position(BTC, side=Side.LONG, contracts=1, position_side="LONG", unrealized_pnl=-40.5, leverage=5),
+        position(ETH, contracts=3, kind="spot"),
+    ]
+    good_id = store.record_snapshot(snapshot(10_000, hedged))
     store.record_snapshot(snapshot(None, error="exchange timed out", fetched_at=NOW + TICK))
 
-    assert store.latest_snapshot("main")["id"] == good_id
-    assert store.latest_snapshot("main", ok_only=False)["error"] == "exchange timed out"
-    (held,) = store.positions_of(good_id)
-    assert (held["symbol"], held["side"], held["contracts"]) == (f"{BTC}:short", "short", 2)
+    latest = store.latest_snapshot("main")
+    assert (latest.id, latest.ok, latest.equity, latest.position_count, latest.at) == (good_id, True, 10_000, 3, NOW)
+    assert store.latest_snapshot("main", ok_only=False).error == "exchange timed out"
+    assert store.latest_snapshot("spot") is None
+    assert store.positions_of(good_id) == [hedged[1], hedged[0], hedged[2]]  # by symbol, then position side
+    stored = store.db.execute("select symbol, position_side from positions order by rowid").fetchall()
+    assert stored == [(BTC, "SHORT"), (BTC, "LONG"), (ETH, None)]  # the symbol column holds the symbol
 
 
 def test_prune_removes_old_snapshots_and_positions_but_keeps_pending_alerts(store):
@@ -293,7 +419,7 @@ def test_prune_removes_old_snapshots_and_positions_but_keeps_pending_alerts(stor
     new_id = store.record_snapshot(snapshot(positions=[position(BTC)], fetched_at=NOW))
     queue(store, "never delivered", "delivered", at=old)
     delivered = store.alerts()[-1]
-    store.mark_alert(delivered["id"], old, "sent")
+    store.mark_alert(delivered.id, old, AlertStatus.SENT)
     store.record_event(event("clear"), long_ago)
 
     removed = store.prune(NOW, keep)
@@ -302,7 +428,7 @@ def test_prune_removes_old_snapshots_and_positions_but_keeps_pending_alerts(stor
     assert [row["id"] for row in store.db.table("snapshots").rows] == [new_id]
     assert store.positions_of(old_id) == [] and len(store.positions_of(new_id)) == 1
     assert texts(store.alerts()) == ["never delivered"]
-    assert [row["kind"] for row in store.events()] == ["warning", "warning"]  # events are kept 4x longer
+    assert [event.kind for event in store.events()] == [EventKind.WARNING] * 2  # events are kept 4x longer
 
 
 def test_the_readings_of_the_last_tick_round_trip(store):
@@ -311,12 +437,12 @@ def test_the_readings_of_the_last_tick_round_trip(store):
     blind = step(result.state, snapshot(None, error="timeout"), policy(), NOW + TICK)
 
     store.record_step(result, NOW)
-    assert store.readings("main") == list(result.readings)
-    assert {reading.symbol for reading in store.readings("main")} >= {BTC, ETH, None}
+    assert store.stored_state("main").readings == result.readings
+    assert {reading.symbol for reading in store.stored_state("main").readings} >= {BTC, ETH, None}
 
     store.record_step(blind, NOW + TICK)
-    assert store.readings("main") == list(blind.readings)
-    assert any(reading.value is None for reading in store.readings("main"))
+    assert store.stored_state("main").readings == blind.readings
+    assert any(reading.value is None for reading in store.stored_state("main").readings)
 
 
 def test_a_command_result_without_readings_keeps_the_last_ticks_readings(store):
@@ -325,5 +451,5 @@ def test_a_command_result_without_readings_keeps_the_last_ticks_readings(store):
 
     store.record_step(apply_command(result.state, command("freeze"), None, policy(), NOW + TICK), NOW + TICK)
 
-    assert store.readings("main") == list(result.readings)
-    assert store.readings("spot") == []
+    assert store.stored_state("main").readings == result.readings
+    assert store.stored_state("spot").readings == ()

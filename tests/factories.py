@@ -6,11 +6,15 @@ Every argument has a default, so a test names only what it is about:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Iterable
 
-from riskd.breakers import Context
-from riskd.domain import AccountState, Order, Position, Side, Snapshot
+from riskd.breakers import BREAKERS, Context
+from riskd.domain import (
+    AccountState, Alert, Command, CommandKind, Event, Latch, Order, Position, Severity, Side, Snapshot, TradingState,
+    frozen_mapping,
+)
+from riskd.engine import Policy
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 """The fixed time every test runs at; breakers never read a clock."""
@@ -50,7 +54,7 @@ def position(
 
 def order(order_id: str = "1", symbol: str = "BTC/USDT:USDT", **fields) -> Order:
     """An open limit order."""
-    values = {"side": "buy", "type": "limit", "amount": 1.0, "price": 100.0, **fields}
+    values = {"side": "buy", "amount": 1.0, **fields}
     return Order(id=order_id, symbol=symbol, **values)
 
 
@@ -63,7 +67,6 @@ def snapshot(
     quote: str = "USDT",
     orders: Iterable[Order] = (),
     balances: dict[str, float] | None = None,
-    prices: dict[str, float] | None = None,
     error: str | None = None,
 ) -> Snapshot:
     """One tick's read of an account. `snapshot(equity=None, error=...)` is a failed read."""
@@ -75,7 +78,6 @@ def snapshot(
         positions=tuple(positions),
         orders=tuple(orders),
         balances=dict(balances or {}),
-        prices=dict(prices or {}),
         error=error,
     )
 
@@ -116,12 +118,6 @@ def seconds_ago(seconds: float) -> datetime:
 
 
 # --- values for the engine and the store -------------------------------------------
-
-from datetime import time  # noqa: E402
-
-from riskd.breakers import BREAKERS  # noqa: E402
-from riskd.domain import Alert, Command, CommandKind, Event, Latch, Severity, TradingState, frozen_mapping  # noqa: E402
-from riskd.engine import Policy  # noqa: E402
 
 TODAY = datetime(2025, 3, 1, tzinfo=UTC)
 """The start of NOW's trading day at the default reset time, 00:00 UTC."""
@@ -182,7 +178,7 @@ def command(
     return Command(CommandKind(kind), account, source, who, reason, fraction)
 
 
-def alert(text: str = "⚠️ [main] Warning", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
+def alert(text: str = "Warning: drawdown 9.0% is near the limit of 10.0%.", *, account: str = "main", severity: Severity = Severity.WARNING, key: str = "warning:drawdown") -> Alert:
     """A message for the owner, as the engine queues it."""
     return Alert(account, severity, key, text)
 

@@ -1,0 +1,195 @@
+"""The mark-price stream end to end: the running daemon, the real ccxt.pro websocket client,
+the embedded exchange's Binance mark-price stream on loopback.
+
+Here time is real (the stream and the scheduler run on the wall clock), the poll is
+slow (60 s) unless a test is about polling, and every wait is for a positive signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from riskd import stream as stream_module
+from riskd.config import load_settings
+from riskd.domain import TradingState
+from riskd.http import HttpServer
+from riskd.sim import SimServer, Simulator
+from riskd.supervisor import Daemon
+from tests.timing import limit
+
+from .conftest import open_positions, orders_sent, write_config
+
+SLOW_POLL = "60s"
+
+
+@pytest.fixture
+async def exchange(serve):
+    """The demo exchange on the wall clock (the daemon's and the stream's), its prices still until a test moves them."""
+    return await serve(Simulator.demo(seed=7, volatility=0))
+
+
+async def control(exchange: SimServer, path: str, body: dict) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{exchange.url}/_sim/{path}", json=body) as reply:
+            return await reply.json()
+
+
+async def until(condition, seconds: float, what: str) -> float:
+    """Wait for `condition()` to hold; returns the seconds it took, fails after `seconds`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > limit(seconds):
+            raise AssertionError(f"not within {limit(seconds):.1f} s: {what}")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def running(run, path: str) -> Daemon:
+    """A daemon running as `riskd run` does (the `run` fixture stops it), once it has read
+    the account and its stream is up."""
+    daemon = Daemon(load_settings(path))
+    run(daemon)
+    await until(lambda: "main" in daemon.streams and daemon.streams["main"].up, 10, "the stream is up")
+    return daemon
+
+
+async def metrics(daemon: Daemon) -> dict[str, float]:
+    """The stream's samples on /metrics, by name, for the account "main"."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = HttpServer(daemon)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/metrics") as reply:
+                text = await reply.text()
+    finally:
+        await server.stop()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("riskd_stream") and sample.labels.get("account") == "main"
+    }
+
+
+def kinds(daemon: Daemon) -> list[str]:
+    return [event.kind for event in daemon.store.events("main", 200)]
+
+
+async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_poll(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+    assert stream.reads == 0 and open_positions(exchange.simulator)
+    # the stream makes no request of its own: its client has the markets the account's client loaded
+    assert [r["path"] for r in exchange.simulator.requests].count("/fapi/v1/exchangeInfo") == 1
+
+    await control(exchange, "price", {"move": -0.20})
+    took = await until(lambda: not open_positions(exchange.simulator), 10, "the account is flat")
+
+    assert took < limit(5)  # the next poll is 60 s away
+    state = daemon.store.load_state("main")
+    assert state.trading_state is TradingState.HALTED and "drawdown" in state.latches
+    assert stream.reads >= 2  # confirm: 2, each read one tick
+    assert (await metrics(daemon))["riskd_stream_reads_total"] == stream.reads
+    first = {}
+    for event in daemon.store.events("main", 200):
+        first[event.kind] = min(event.id, first.get(event.kind, event.id))
+    assert first["stream_breach"] < first["breach"]  # the stream's suspicion, then the account's own breach
+    assert all(entry["params"].get("reduceOnly") == "true" for entry in orders_sent(exchange.simulator))
+
+
+async def test_a_breach_on_the_stream_that_the_account_does_not_show_does_nothing(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+    reads = len([r for r in exchange.simulator.requests if r["path"] == "/fapi/v3/account"])
+
+    await control(exchange, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})  # a bad print, the stream only
+    await until(lambda: "stream_unconfirmed" in kinds(daemon), 10, "the read that does not confirm it")
+
+    assert stream.reads == 1
+    assert len([r for r in exchange.simulator.requests if r["path"] == "/fapi/v3/account"]) == reads + 1
+    events = kinds(daemon)
+    assert "breach" not in events and "stream_breach" in events
+    assert orders_sent(exchange.simulator) == [] and daemon.store.actions("main") == []
+    assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+    # the same false mark again is left to the polls: no second read
+    await control(exchange, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})
+    marks = stream.marks_seen
+    await until(lambda: stream.marks_seen >= marks + 2, 5, "more marks judged")
+    assert stream.reads == 1
+
+
+async def test_the_stream_reconnects_after_the_exchange_drops_it(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "stream", {"drop": True})
+    await until(lambda: "stream_up" in kinds(daemon), 10, "the stream is back")
+
+    assert exchange.streams.connections == 2 and stream.up and stream.reconnects == 1
+    assert "stream_down" in kinds(daemon)
+    alerts = [alert.text for alert in daemon.store.alerts(50)]
+    assert any("stream is down" in text for text in alerts) and any("stream is back" in text for text in alerts)
+    samples = await metrics(daemon)
+    assert samples["riskd_stream_up"] == 1 and samples["riskd_stream_reconnects_total"] == 1
+    assert samples["riskd_stream_mark_age_seconds"] < limit(3)
+    # and the new connection carries a crash as the first did
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 5, "the account is flat")
+
+
+async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, exchange, run, monkeypatch):
+    monkeypatch.setattr(stream_module, "STALL", 1.0)  # Binance pushes every second; riskd waits 10
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
+
+    await control(exchange, "stream", {"silent": True})
+    await until(lambda: "stream_down" in kinds(daemon), 5, "the stall is reported")
+    await control(exchange, "stream", {"silent": False})
+    await until(lambda: "stream_up" in kinds(daemon), 10, "the stream is back")
+
+    assert exchange.streams.connections >= 2
+
+
+async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval="1s"))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "stream", {"down": True})  # dropped, and new connections refused
+    await until(lambda: "stream_down" in kinds(daemon), 5, "the outage is reported")
+    assert not stream.up and (await metrics(daemon))["riskd_stream_up"] == 0
+
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 10, "the polls flatten the account")
+
+    assert stream.reads == 0 and not stream.up  # the polls did it, the stream never came back
+    assert "stream_breach" not in kinds(daemon)
+    assert kinds(daemon).count("stream_down") == 1  # one report per outage, however many attempts
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+
+
+async def test_each_read_the_stream_asks_for_counts_once_towards_confirm(configure, exchange, run):
+    price_driven = ("drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance")
+    breakers = {name: {"confirm": 3} for name in price_driven}
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL, breakers=breakers))
+    stream = daemon.streams["main"]
+
+    await control(exchange, "price", {"move": -0.20})
+    await until(lambda: not open_positions(exchange.simulator), 10, "the account is flat")
+
+    assert stream.reads == 3  # three reads, one after the other, then the trip
+    assert kinds(daemon).count("stream_breach") == 3
+
+
+async def test_an_embedded_exchange_account_follows_the_embedded_exchanges_stream(tmp_path, run):
+    daemon = Daemon(load_settings(write_config(tmp_path, poll_interval=SLOW_POLL)))
+    run(daemon)
+    await until(lambda: "demo" in daemon.streams and daemon.streams["demo"].up, 10, "the stream is up")
+
+    guard = daemon.guards["demo"]
+    assert guard.overrides["urls"]["api"]["ws"]["linear"].startswith(guard.sim.url.replace("http", "ws"))
+    assert guard.sim.streams.connections == 1 and daemon.streams["demo"].marks_seen >= 1

@@ -1,0 +1,82 @@
+"""Revaluing the last snapshot at stream marks, and judging it with the pure breakers."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskd.breakers import BREAKERS
+from riskd.domain import AccountState, Side, Status, frozen_mapping
+from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
+from tests.factories import NOW, position, snapshot
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+
+
+def defaults(**limits) -> dict:
+    return {name: breaker.config.model_validate(limits.get(name, {})) for name, breaker in BREAKERS.items()}
+
+
+def test_a_long_loses_and_a_short_gains_when_the_mark_falls():
+    long = position(BTC, notional=10_000, mark_price=50_000, unrealized_pnl=100, liquidation_price=40_000)
+    short = position(ETH, side=Side.SHORT, notional=4_000, mark_price=2_000, unrealized_pnl=-50)
+    before = snapshot(equity=20_000, positions=[long, short])
+
+    after = revalue(before, {BTC: 45_000, ETH: 1_800})
+
+    btc, eth = after.positions
+    assert btc.mark_price == 45_000 and btc.notional == pytest.approx(9_000)
+    assert btc.unrealized_pnl == pytest.approx(100 - 1_000)
+    assert eth.mark_price == 1_800 and eth.notional == pytest.approx(3_600) and eth.unrealized_pnl == pytest.approx(-50 + 400)
+    assert after.equity == pytest.approx(20_000 - 1_000 + 400)
+    assert btc.liquidation_price == 40_000 and btc.contracts == long.contracts  # what the mark cannot change
+    assert before.equity == 20_000 and before.positions[0].mark_price == 50_000  # the snapshot is a value
+
+
+def test_positions_without_a_new_mark_keep_their_figures():
+    held = position(BTC, notional=10_000, mark_price=50_000)
+    unmarked = position(ETH, notional=1_000, mark_price=None)
+    before = snapshot(equity=5_000, positions=[held, unmarked])
+
+    after = revalue(before, {ETH: 1_000, "SOL/USDT:USDT": 10})
+
+    assert after.positions == (held, unmarked) and after.equity == 5_000
+
+
+def test_a_spot_holding_moves_equity_but_keeps_its_zero_pnl():
+    coins = position("BTC/USDT", notional=5_000, mark_price=50_000, kind="spot")
+    after = revalue(snapshot(equity=8_000, positions=[coins]), {"BTC/USDT": 40_000})
+    assert after.equity == pytest.approx(7_000) and after.positions[0].unrealized_pnl == 0.0
+
+
+def test_the_price_driven_breakers_judge_the_revalued_snapshot():
+    state = AccountState("main", peak_equity=10_000, day_start_equity=10_000)
+    long = position(BTC, notional=30_000, mark_price=50_000, liquidation_price=35_000)
+    crashed = revalue(snapshot(equity=10_000, positions=[long]), {BTC: 46_000})  # -8 % → -2,400
+
+    readings = {reading.key: reading for reading in price_readings(state, crashed, defaults(), NOW)}
+
+    assert {key.split(":")[0] for key in readings} == set(PRICE_DRIVEN)
+    assert readings["drawdown"].status is Status.BREACHED and readings["drawdown"].value == pytest.approx(0.24)
+    assert readings["daily_loss"].status is Status.BREACHED
+    assert readings[f"position_loss:{BTC}"].status is Status.BREACHED
+    assert readings["leverage"].value == pytest.approx(27_600 / 7_600)
+
+
+def test_only_breaches_not_already_tripped_call_for_a_read():
+    state = AccountState("main", peak_equity=10_000, day_start_equity=10_000)
+    crashed = revalue(snapshot(equity=10_000, positions=[position(BTC, notional=5_000, mark_price=100)]), {BTC: 70})
+    readings = price_readings(state, crashed, defaults(), NOW)
+    fresh = {reading.key for reading in unconfirmed_breaches(state, readings)}
+    assert fresh == {"drawdown", "daily_loss", f"position_loss:{BTC}"}  # 1,500 lost: 15 % of 10,000
+    # … once the account's own reads have tripped one, only the others still call for a read
+    tripped = AccountState(
+        "main", peak_equity=10_000, day_start_equity=10_000,
+        statuses=frozen_mapping({"daily_loss": Status.BREACHED, "drawdown": Status.WARNING}),
+    )
+    assert {r.key for r in unconfirmed_breaches(tripped, readings)} == fresh - {"daily_loss"}
+
+
+def test_a_calm_mark_breaches_nothing():
+    state = AccountState("main", peak_equity=10_000, day_start_equity=10_000)
+    calm = revalue(snapshot(equity=10_000, positions=[position(BTC, notional=5_000, mark_price=100)]), {BTC: 99.5})
+    assert unconfirmed_breaches(state, price_readings(state, calm, defaults(), NOW)) == ()
