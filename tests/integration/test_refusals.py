@@ -1,10 +1,10 @@
 """Every bad configuration is refused at start with one line naming its source, and exit status 2.
 
-Two corpora under tests/configs: the files there (each names the key its line must start
-with), and sources/ (each gives the whole expected line, for problems of the file itself,
-of the environment and of `.env`). Each case runs through `riskd check` as the command line
-runs it, in-process for speed; a few run as real processes, where an uncaught error would
-print a traceback.
+Two corpora under tests/configs: the files there (each gives its whole expected lines, for
+problems of the settings' keys and values), and sources/ (each gives the whole expected
+line, for problems of the file itself, of the environment and of `.env`). Each case runs
+through `riskd check` as the command line runs it, in-process for speed; a few run as
+real processes, where an uncaught error would print a traceback.
 """
 
 from __future__ import annotations
@@ -91,9 +91,8 @@ def test_every_file_of_the_key_corpus_stops_the_command_line_with_exit_status_2(
         account = directives.get("credentials", "main").upper()
         monkeypatch.setenv(f"RISKD_ACCOUNTS__{account}__API_KEY", ENV_KEY)
         monkeypatch.setenv(f"RISKD_ACCOUNTS__{account}__SECRET", ENV_SECRET)
-    expected = directives["expect"].replace("<file>", str(path))
-    lines = refused(str(path), capsys)
-    assert any(line.startswith(f"{expected}: ") for line in lines), lines
+    expected = [line.replace("<file>", str(path)) for line in directives["expect"]]
+    assert refused(str(path), capsys) == expected
 
 
 def riskd(folder: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess:
