@@ -27,10 +27,12 @@ MODES = [
 KIND_SEEN = {
     "http_429": ReadFailure.RATE_LIMIT, "timeout": ReadFailure.TIMEOUT, "latency": ReadFailure.TIMEOUT,
     "malformed": ReadFailure.MALFORMED, "dropped": ReadFailure.NETWORK, "revoked": ReadFailure.AUTH,
-    "clock_skew": ReadFailure.NETWORK,
+    "clock_skew": ReadFailure.NETWORK, "http_503": ReadFailure.NETWORK,
 }
 """How riskd names the failure, through ccxt's own map of Binance's replies (-2015 is an
-AuthenticationError: the operator must act; -1021 an InvalidNonce, a NetworkError)."""
+AuthenticationError: the operator must act; -1021 an InvalidNonce, a NetworkError;
+-1000 and -1001 an OperationFailed, the exchange failing for now, and a 503 with no code
+an ExchangeNotAvailable)."""
 
 
 @pytest.mark.parametrize("kind, body", MODES, ids=[f"{kind}-{body}" if body else kind for kind, body in MODES])
