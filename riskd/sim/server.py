@@ -39,6 +39,8 @@ API_PATHS = {
 INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
              "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 RATE_LIMITED = Rejection(-1003, "Too many requests; current limit is 2400 request weight per 1 MINUTE.", 429)
+BAN_SECONDS = 120
+"""How long an http_418 fault says the IP is banned for."""
 REVOKED = Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401)
 CLOCK_SKEW = Rejection(-1021, "Timestamp for this request is outside of the recvWindow.", 400)
 UNAVAILABLE = {
@@ -302,10 +304,16 @@ class SimServer:
             return _error(Rejection(-5000, f"Path {request.path}, Method {request.method} is invalid", 404))
 
     async def _faulted(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        """Log the request, then act out the faults that apply to it."""
+        """Log the request, act out the faults that apply to it, and log the status it got
+        once it has been answered (so a test can wait for a reply that comes late)."""
         entry = self.simulator.log_request(request.method, request.path, await _params(request))
         faults = self.simulator.faults.take(request.path)
         entry["faults"] = [f.kind for f in faults]
+        response = await self._act_out(request, handler, faults)
+        entry["status"] = response.status
+        return response
+
+    async def _act_out(self, request: web.Request, handler: Callable, faults: list[Fault]) -> web.StreamResponse:
         delay = sum(f.seconds for f in faults if f.kind == "latency")
         if delay:
             await asyncio.sleep(delay)
@@ -314,6 +322,11 @@ class SimServer:
             return await handler(request)
         if failure.kind == "http_429":
             return _error(RATE_LIMITED, {"Retry-After": "60"})
+        if failure.kind == "http_418":
+            until = self.simulator.ledger.now() + BAN_SECONDS * 1000
+            banned = Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
+                               "Please use the websocket for live updates to avoid bans.", 418)
+            return _error(banned, {"Retry-After": str(BAN_SECONDS)})
         if failure.kind == "revoked":
             return _error(REVOKED)
         if failure.kind == "clock_skew":

@@ -4,10 +4,13 @@ and the bounds that keep a long-running riskd from growing.
 Each fault mode holds for three ticks (30 s of the account's time): riskd must make no
 order and keep the account's state, warn that its data is stale, never read the account
 as empty, and recover by itself once the exchange does. A flatten whose replies are lost
-after the orders executed must end flat with no flip and no over-close.
+after the orders executed, whose orders are refused (429, a 418 IP ban), or whose orders
+time out and reach the exchange late must end flat with no flip and no over-close.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -15,17 +18,18 @@ from riskd.config import SimSettings
 from riskd.domain import ReadFailure, TradingState
 from riskd.sim import start_embedded
 from riskd.sim.simulator import EMBEDDED_REQUEST_LOG
-from tests.integration.conftest import BTC, ETH, SOL, open_positions, orders_sent, tick
+from tests.integration.conftest import BTC, ETH, ORDER_PATH, SOL, open_positions, orders_sent, tick
+from tests.timing import limit
 
 MODES = [
-    ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""),
+    ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""), ("http_418", ""),
     ("timeout", ""), ("malformed", "html"), ("malformed", "truncated"), ("latency", ""),
     ("dropped", ""), ("revoked", ""), ("clock_skew", ""),
 ]
 
 
 KIND_SEEN = {
-    "http_429": ReadFailure.RATE_LIMIT, "timeout": ReadFailure.TIMEOUT, "latency": ReadFailure.TIMEOUT,
+    "http_429": ReadFailure.RATE_LIMIT, "http_418": ReadFailure.RATE_LIMIT, "timeout": ReadFailure.TIMEOUT, "latency": ReadFailure.TIMEOUT,
     "malformed": ReadFailure.MALFORMED, "dropped": ReadFailure.NETWORK, "revoked": ReadFailure.AUTH,
     "clock_skew": ReadFailure.NETWORK, "http_503": ReadFailure.NETWORK,
 }
@@ -71,7 +75,7 @@ async def test_a_flatten_whose_replies_are_lost_after_the_orders_executed_ends_f
     assert set(open_positions(sim)) == {BTC, ETH, SOL}
     sim.move(-0.20)
     # every order executes, and its reply is lost (3 of them: one per position)
-    sim.add_fault(kind, path="/fapi/v1/order", count=3, seconds=3 if kind == "timeout" else None, body=body or None)
+    sim.add_fault(kind, path=ORDER_PATH, count=3, seconds=3 if kind == "timeout" else None, body=body or None)
     for _ in range(4):
         await tick(daemon, clock)
 
@@ -81,6 +85,53 @@ async def test_a_flatten_whose_replies_are_lost_after_the_orders_executed_ends_f
     # no over-close: an extra reduce-only order would have been refused, an extra plain one
     # would show as a position on the other side; and none was sent twice for one position
     assert len({entry["params"]["newClientOrderId"] for entry in sent}) == len(sent)
+    assert daemon.store.load_state("main").trading_state is TradingState.HALTED
+
+
+async def answered(sim, timeout: float) -> None:
+    """Wait until the exchange has answered every order it received."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any("status" not in entry for entry in orders_sent(sim)):
+        assert asyncio.get_running_loop().time() < deadline, "an order still unanswered"
+        await asyncio.sleep(0.05)
+
+
+def filled_since(sim, first: int) -> dict[str, float]:
+    """The quantity each symbol's orders filled, from fill number `first` on."""
+    totals: dict[str, float] = {}
+    for fill in sim.ledger.fills[first:]:
+        symbol = fill.order.contract.symbol
+        totals[symbol] = totals.get(symbol, 0.0) + float(fill.quantity)
+    return totals
+
+
+@pytest.mark.parametrize(
+    "kind, seconds",
+    [("http_429", None), ("http_418", None), ("latency", 3)],
+    ids=["rate_limited", "ip_banned", "timed_out_then_executed_late"],
+)
+async def test_a_flatten_refused_or_timed_out_at_the_exchange_ends_flat_without_flip_or_over_close(
+    configure, exchange, clock, started, kind, seconds
+):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock, ticks=1)
+    held = {symbol: abs(position["amount"]) for symbol, position in open_positions(sim).items()}
+    assert set(held) == {BTC, ETH, SOL}
+    before = len(sim.ledger.fills)
+    sim.move(-0.20)
+    # 429 and 418: the first three orders are refused and not carried out. latency: each
+    # of the first three waits 3 s, past the account's 2 s timeout, then reaches the
+    # exchange anyway, after riskd gave up on it and sent another.
+    sim.add_fault(kind, path=ORDER_PATH, count=3, seconds=seconds)
+    for _ in range(4):
+        await tick(daemon, clock)
+    await answered(sim, limit(5))  # a late order, given up on, has met the exchange too
+
+    assert open_positions(sim) == {}  # flat: nothing left, nothing flipped to the other side
+    sent = orders_sent(sim)
+    assert len(sent) > len(held) and all(entry["params"].get("reduceOnly") == "true" for entry in sent)
+    assert sum(1 for entry in sent if entry["faults"]) == 3  # each fault met an order
+    assert {symbol: pytest.approx(quantity) for symbol, quantity in filled_since(sim, before).items()} == held  # no over-close
     assert daemon.store.load_state("main").trading_state is TradingState.HALTED
 
 
