@@ -5,7 +5,8 @@ first ticks (largest VmRSS), then stopped with SIGTERM:
 1. the shipped config.yaml: one account on the embedded exchange, which runs in the
    same process;
 2. as on a VPS: one Binance USDⓈ-M account (the simulator in another process stands in
-   for Binance), Telegram on (a fake Bot API on loopback) and the HTTP server on.
+   for Binance), Telegram on (a fake Bot API on loopback) and the HTTP server on;
+3. the same, after `/report` has drawn the report's chart once (matplotlib loaded).
 Also reports the cost of importing ccxt alone, for scale. Target: ≤ 160 MB.
 
 Run: python bench/memory.py
@@ -44,8 +45,11 @@ def ticks(database: Path) -> int:
         return 0
 
 
-def measure(config: Path, folder: str, environment: dict) -> tuple[float, int, int]:
-    """Peak RSS in MB over the first ticks, the sample count, and the exit status."""
+def measure(config: Path, folder: str, environment: dict, poke=None) -> tuple[float, int, int]:
+    """Peak RSS in MB over the first ticks, the sample count, and the exit status.
+
+    `poke`, if given, is called after the first tick and returns once what it asked of
+    the daemon is done; the samples are taken after it."""
     database = Path(folder) / "riskd.db"
     environment = {**os.environ, **environment, "RISKD_DATABASE": str(database), "RISKD_POLL_INTERVAL": "2s"}
     daemon = subprocess.Popen(
@@ -57,8 +61,10 @@ def measure(config: Path, folder: str, environment: dict) -> tuple[float, int, i
             if time.monotonic() > deadline or daemon.poll() is not None:
                 raise SystemExit("riskd did not complete a tick")
             time.sleep(0.2)
-        samples = []
-        while ticks(database) < 6:
+        if poke is not None:
+            poke()
+        samples, counted = [], ticks(database)
+        while ticks(database) < counted + 5:
             samples.append(rss_mb(daemon.pid))
             time.sleep(0.5)
     finally:
@@ -86,15 +92,28 @@ async def serve_peers(folder: str) -> tuple[Path, list]:
     return config, [exchange, telegram]
 
 
-async def vps_shape() -> tuple[float, int, int]:
+async def vps_shape(chart: bool = False) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory(prefix="riskd-bench-") as folder:
         config, peers = await serve_peers(folder)
+        loop, telegram = asyncio.get_running_loop(), peers[1]
+
+        def report() -> None:
+            """Ask for /report in Telegram and wait for its chart to arrive."""
+            from tests.fakes.telegram_api import user
+
+            asyncio.run_coroutine_threadsafe(telegram.command("/report", user(1, "bench")), loop).result(10)
+            deadline = time.monotonic() + 60
+            while not telegram.photos:
+                if time.monotonic() > deadline:
+                    raise SystemExit("no chart arrived")
+                time.sleep(0.2)
+
         environment = {
             "RISKD_ACCOUNTS__MAIN__API_KEY": "bench-key", "RISKD_ACCOUNTS__MAIN__SECRET": "bench-secret",
             "RISKD_TELEGRAM__TOKEN": TOKEN,
         }
         try:
-            return await asyncio.to_thread(measure, config, folder, environment)
+            return await asyncio.to_thread(measure, config, folder, environment, report if chart else None)
         finally:
             for peer in peers:
                 await peer.stop()
@@ -109,8 +128,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="riskd-bench-") as folder:
         shipped = measure(ROOT / "config.yaml", folder, {})
     vps = asyncio.run(vps_shape())
+    charted = asyncio.run(vps_shape(chart=True))
     print(f"import ccxt.async_support alone: {int(ccxt_alone) / 1024:6.1f} MB")
-    for name, (peak, count, code) in (("shipped config (embedded exchange)", shipped), ("VPS shape (Telegram, HTTP)", vps)):
+    shapes = (
+        ("shipped config (embedded exchange)", shipped),
+        ("VPS shape (Telegram, HTTP)", vps),
+        ("VPS shape, after /report drew its chart once", charted),
+    )
+    for name, (peak, count, code) in shapes:
         print(f"riskd run, {name}: {peak:6.1f} MB peak over {count} samples (target ≤ 160 MB); exit {code} after SIGTERM")
 
 

@@ -1,4 +1,5 @@
-"""What `riskd check` verifies besides reaching each account: is riskd safe to start?
+"""What `riskd check` verifies besides reaching each account (and says of what riskd
+understood of it): is riskd safe to start?
 
 A failure means riskd should not be started as configured: the exchange would refuse
 its signed requests (clock), it could not keep its records (database) or could not
@@ -18,7 +19,8 @@ from typing import Any
 import aiohttp
 
 from riskd.config import AccountConfig, Settings
-from riskd.exchange import explain
+from riskd.domain import Snapshot
+from riskd.exchange import ExchangeAdapter, explain
 from riskd.redact import redact, register
 from riskd.store import write_problem
 
@@ -44,6 +46,48 @@ async def account(name: str, config: AccountConfig, client: Any) -> list[Finding
     """The account's clock against this machine's, and what its API key may do."""
     limit = config.timeout.total_seconds()
     return [await clock_skew(name, client, limit), await key_permissions(name, config, client, limit)]
+
+
+async def understanding(adapter: ExchangeAdapter, snapshot: Snapshot) -> list[str]:
+    """What riskd made of the account in `snapshot`, in words: the venue profile and
+    market, where equity came from and what it counts, the margin and position modes;
+    a line starting "warning:" where something is unknown."""
+    lines = [f"market: {'futures' if adapter.futures else 'spot'}"
+             + ("" if adapter.account.market else " (guessed: `market` is not set)")]
+    if adapter.venue is None:
+        lines.append(f"warning: riskd has no profile for {adapter.client.id}; its figures are ccxt's unified ones")
+    else:
+        lines.append(f"venue profile: {adapter.venue.name}")
+    figures = adapter.understood
+    if figures is None or not snapshot.ok:
+        return lines + ["warning: the account was not read, so nothing about it is known"]
+    lines.append(f"equity {snapshot.equity:,.2f} {snapshot.quote} from {figures.source}")
+    lines.append(f"collateral counted: {', '.join(figures.collateral) or 'none'}")
+    lines.append(f"margin mode: {figures.margin_mode}" if figures.margin_mode else "warning: margin mode unknown")
+    if figures.margin_ratio is not None:
+        lines.append(f"margin ratio: {figures.margin_ratio:.2%} (maintenance margin / margin balance)")
+    elif adapter.futures:
+        lines.append("warning: the venue reports no account margin ratio; margin_ratio cannot measure")
+    if adapter.futures:
+        lines.append(await _position_mode(adapter, snapshot))
+        blind = [p.key for p in snapshot.positions if p.kind != "spot" and p.liquidation_price is None]
+        if blind:
+            lines.append(f"warning: no liquidation price for {', '.join(blind)}; liquidation_distance cannot measure them")
+    return lines
+
+
+async def _position_mode(adapter: ExchangeAdapter, snapshot: Snapshot) -> str:
+    if any(p.position_side for p in snapshot.positions):
+        return "position mode: hedge (positions keyed by side)"
+    try:
+        hedged = await adapter.hedged()
+    except Exception as error:  # a question riskd can do without
+        return f"warning: position mode unknown ({explain(error).text})"
+    if hedged is not None:
+        return f"position mode: {'hedge' if hedged else 'one-way'}"
+    if snapshot.positions:
+        return "position mode: one-way (as the open positions show)"
+    return "warning: position mode unknown (the venue does not say and no position shows it)"
 
 
 async def clock_skew(name: str, client: Any, limit: float) -> Finding:

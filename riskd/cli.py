@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--scenario", choices=["crash", "flash_crash", "volatility_spike", "liquidation_cascade"])
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    sim.add_argument(
+        "--venue", choices=["binance", "bybit"], default="binance",
+        help="the dialect to point ccxt at: Binance USDⓈ-M (binanceusdm) or Bybit v5 (bybit); the banner gives its ccxt settings",
+    )
+    sim.add_argument("--hedge", action="store_true", help="the futures account in hedge mode: a long and a short side per symbol")
     demo = commands.add_parser("demo", help="watch riskd stop a simulated crash, in about a minute")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long the demo runs")
     return root
@@ -63,6 +68,10 @@ def _add_verb(commands: argparse._SubParsersAction, verb: Verb) -> None:
             command.add_argument("account", metavar=argument.name, nargs=None if argument.required else "?", help=argument.help)
     if verb.shown is Shown.EVENTS:  # the terminal can narrow the list to one account
         command.add_argument("--account", help="only this account")
+    if verb.shown is Shown.REPORT:  # the terminal writes the chart to a file; Telegram sends it as a photo
+        command.add_argument(
+            "--png", metavar="FILE", help="also draw the chart to FILE (with several accounts, FILE-ACCOUNT.png each)"
+        )
     if verb.destructive:
         command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
@@ -151,6 +160,8 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                     f"{len(snapshot.positions)} position(s), {len(snapshot.orders)} open order(s), "
                     f"read in {snapshot.latency * 1000:.0f} ms"
                 )
+                for line in await checks.understanding(adapter, snapshot):
+                    print(f"  {line}")
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
                 findings += await checks.account(name, account, adapter.client)
@@ -179,7 +190,20 @@ def _status(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _report(settings: Settings, arguments: argparse.Namespace) -> int:
     now = utcnow()
-    print(messages.plain(messages.report(report(Store(settings.database), settings, now), now)))
+    reports = report(Store(settings.database), settings, now)
+    print(messages.plain(messages.report(reports, now)))
+    if arguments.png:
+        from riskd import chart  # matplotlib is loaded only when a chart is drawn
+
+        target = Path(arguments.png)
+        for day in reports:
+            path = target if len(reports) == 1 else target.with_name(f"{target.stem}-{day.status.account}{target.suffix or '.png'}")
+            try:
+                path.write_bytes(chart.render(day))
+            except OSError as error:
+                print(f"riskd: cannot write the chart to {path}: {error.strerror or error}", file=sys.stderr)
+                return 1
+            print(f"chart written to {path}")
     return 0
 
 
@@ -220,7 +244,10 @@ def _sim(arguments: argparse.Namespace) -> int:
 
     logs.setup("INFO")
     try:
-        asyncio.run(serve(arguments.host, arguments.port, arguments.seed, arguments.scenario, arguments.latency))
+        asyncio.run(serve(
+            arguments.host, arguments.port, arguments.seed, arguments.scenario, arguments.latency,
+            arguments.venue, arguments.hedge,
+        ))
     except KeyboardInterrupt:
         pass
     return 0

@@ -18,11 +18,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from riskd.config import Settings
-from riskd.domain import Command, CommandKind, CommandStatus, Position, Reading, TradingState, utcnow
-from riskd.store import CommandRecord, EventRecord, Store
+from riskd.domain import Command, CommandKind, CommandStatus, EventKind, Position, Reading, TradingState, utcnow
+from riskd.store import ActionRecord, CommandRecord, EventRecord, Store
 
 if TYPE_CHECKING:
     from riskd.analytics import Figures
+    from riskd.report import MarketRisk
 
 COMMAND_LIFETIME = timedelta(minutes=5)
 """A queued command older than this is refused rather than carried out late."""
@@ -90,7 +91,7 @@ PERCENT = Argument("PERCENT", "such as 25%", required=True)
 CATALOGUE = (
     Verb("status", "every account: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
     Verb("events", "the most recent events: warnings, breaches, actions, commands", Shown.EVENTS, (COUNT,)),
-    Verb("report", "today so far: equity, PnL, drawdown, breaches, orders; 24 h risk figures and a stress test", Shown.REPORT),
+    Verb("report", "today and this week: equity, PnL, drawdown, exposure, VaR, correlation, stress, breaches", Shown.REPORT),
     Verb("freeze", "halt trading: cancel open orders, refuse new exposure", Shown.OUTCOME, (ACCOUNT, REASON)),
     Verb("resume", "make a halted or reducing account active again", Shown.OUTCOME, (ACCOUNT,)),
     Verb(
@@ -215,25 +216,42 @@ class DayReport:
     day_start: datetime | None
     counts: dict[str, int] = field(default_factory=dict)
     figures: Figures | None = None
-    stress: dict[float, float] = field(default_factory=dict)
+    market: MarketRisk | None = None
+    history: tuple[tuple[datetime, float], ...] = ()
+    """The last week's equity, oldest first: the week's PnL, maximum drawdown and the chart."""
+    breaches: tuple[EventRecord, ...] = ()
+    """The day's breach and state-change events, oldest first."""
+    actions: tuple[ActionRecord, ...] = ()
+    """The day's actions (orders, cancels), oldest first."""
+
+    @property
+    def week_pnl(self) -> float | None:
+        if not self.history or self.status.equity is None:
+            return None
+        return self.status.equity - self.history[0][1]
 
 
 def report(store: Store, settings: Settings, now: datetime | None = None) -> list[DayReport]:
-    """Each account's day so far, with the risk figures of its last 24 hours of equity
-    and what its open positions would be worth after sudden moves of the whole market."""
-    from riskd import analytics  # pandas is loaded only when someone asks for a report
+    """Each account's day so far, with the risk figures of its last 24 hours of equity,
+    what its open positions risk on the cached candles (VaR, correlation, stress) and
+    what its open positions would be worth after sudden moves of the whole market."""
+    from riskd import analytics, report as market  # pandas is loaded only when someone asks for a report
 
     now = now or utcnow()
     result = []
     for account in status(store, settings):
         since, held = account.day_start, account.positions
+        today = [event for event in store.events(account.account, 200) if since and event.at >= since]
         result.append(
             DayReport(
                 account,
                 since,
                 store.tally(account.account, since) if since else {},
                 analytics.figures(store.equity_history(account.account, now - timedelta(days=1))),
-                analytics.stress(held, account.equity) if account.equity is not None and held else {},
+                market.market_risk(store, settings, account.account, held, account.equity, now),
+                tuple(store.equity_history(account.account, now - timedelta(days=7))),
+                tuple(event for event in today if event.kind in (EventKind.BREACH, EventKind.STATE_CHANGE)),
+                tuple(action for action in store.actions(account.account, 200) if since and action.at >= since),
             )
         )
     return result

@@ -57,6 +57,10 @@ class SimSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    venue: Literal["binance", "bybit"] = "binance"
+    """The dialect it speaks: Binance USDⓈ-M (ccxt's binanceusdm) or Bybit v5 (ccxt's bybit)."""
+    hedge: bool = False
+    """The futures account in hedge mode: a long and a short position per symbol."""
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None
@@ -145,6 +149,37 @@ class HttpSettings(BaseModel):
     port: int = Field(default=9787, ge=0, le=65535)
 
 
+class ReportSettings(BaseModel):
+    """The daily risk report: sent at `at` (UTC) to Telegram as a chart with its text, else logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: time | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("write the time quoted, like \"21:00\" (YAML reads 21:00 unquoted as a number)")
+        return value
+
+
+class MarketDataSettings(BaseModel):
+    """Candles for the market breakers: fetched apart from the ticks, cached in the database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "1m"
+    refresh: Duration = timedelta(minutes=1)
+    history: Duration = timedelta(days=1)
+    """How far back the first fetch of a symbol reaches."""
+    keep: Duration = timedelta(days=2)
+    """Candles older than this are pruned."""
+    benchmark: str | None = "BTC"
+    """An asset (priced in the account's quote) or a ccxt symbol, fetched even when not held."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings`, not directly."""
 
@@ -169,6 +204,8 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
+    market_data: MarketDataSettings = MarketDataSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("day_reset", mode="before")
     @classmethod
@@ -379,6 +416,8 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(f"accounts.{_printable(name)}: account names are lower-case letters, digits and _, starting with a letter")
         if account.stream and account.market == "spot":
             problems.append(f"accounts.{_printable(name)}.stream: the mark-price stream follows futures positions; a spot account is polled")
+        if account.stream and account.is_sim and account.sim.venue == "bybit":
+            problems.append(f"accounts.{_printable(name)}.stream: the simulator's Bybit dialect serves no websocket; this account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):

@@ -36,6 +36,8 @@ DEMO_CONFIG = {
         "leverage": {"limit": "10x"},
         "liquidation_distance": {"action": "alert"},
         "concentration": {"limit": "300%"},
+        "flash_crash": {"limit": "10%", "window": "5m", "action": "halt"},
+        "var": {"limit": "25%"},  # the portfolio's usual one-day VaR (some 15%) is not the demo's story
     },
 }
 
@@ -79,7 +81,10 @@ async def _narrate(daemon: Daemon, simulator, seconds: float, out, crash: dict) 
     out(f"  equity {format_money(start['equity'], 'USDT')}; positions: " + ", ".join(
         f"{p['symbol'].split('/')[0]} {'long' if p['amount'] > 0 else 'short'} {abs(p['amount']):g}" for p in start["positions"]
     ) + f"; {len(start['openOrders'])} resting orders.")
-    out("  limits: daily loss 6% → halt (cancel orders); drawdown 10% → flatten (close everything).")
+    out(
+        "  limits: a price swing of 10% within 5 minutes → halt (cancel orders); daily loss 6% → halt;"
+        " drawdown 10% → flatten (close everything)."
+    )
     out(f"  in {crash['after']:.0f} s the market starts to crash: -{crash['depth']:.0%} over {crash['duration']:.0f} s.\n")
     simulator.run_scenario("crash", **crash)
     pause = min(2.0, daemon.settings.poll_interval.total_seconds())

@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     STREAM_UNCONFIRMED = "stream_unconfirmed"
     STREAM_DOWN = "stream_down"
     STREAM_UP = "stream_up"
+    REPORT = "report"
 
 
 class ReadFailure(StrEnum):
@@ -229,6 +230,9 @@ class Snapshot:
     error: str | None = None
     error_kind: ReadFailure | None = None
     """Why the read failed, when `error` is set."""
+    margin_ratio: float | None = None
+    """The venue's account-level maintenance margin over margin balance (1 liquidates);
+    None where the venue reports none (spot, or a venue riskd has no profile for)."""
 
     @property
     def ok(self) -> bool:

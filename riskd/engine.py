@@ -31,6 +31,7 @@ from typing import Iterable, Mapping, assert_never
 from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, Context
 from riskd.breakers.base import MANUAL, NEXT_DAY
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import (
     AccountState,
     Action,
@@ -118,19 +119,21 @@ class _Tick:
         return StepResult(state, tuple(readings), tuple(self.actions), tuple(self.events), tuple(self.alerts))
 
 
-def step(state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime) -> StepResult:
-    """Decide one tick for one account. Pure: the same inputs give the same result."""
+def step(
+    state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime, market: MarketData = EMPTY
+) -> StepResult:
+    """Decide one tick for one account. Pure: the same inputs give the same result.
+
+    `market` is the latest cached market data, read by the market breakers only.
+    """
     state = replace(state, started_at=state.started_at or now)
     tick = _Tick(state, policy, now, None)
     good = _accept(tick, snapshot)
     tick.snapshot = good
     if good is not None:
         _follow_equity(tick, good)
-    readings = [
-        reading
-        for name, config in policy.breakers.items()
-        for reading in BREAKERS[name].evaluate(Context(state.account, tick.state, now, good), config)
-    ]
+    context = Context(state.account, tick.state, now, good, market)  # prices the positions once for every breaker
+    readings = [reading for name, config in policy.breakers.items() for reading in BREAKERS[name].evaluate(context, config)]
     _judge(tick, readings)
     _release_latches(tick, readings)
     _settle_state(tick)

@@ -1,7 +1,9 @@
 """The ccxt adapter: one immutable Snapshot per account per tick, and the orders riskd sends.
 
-It speaks ccxt's unified API so any exchange ccxt supports can be guarded; Binance
-USDⓈ-M futures and Binance spot are the ones tested. It never lets an exchange's
+It speaks ccxt's unified API so any exchange ccxt supports can be guarded, and reads
+the venues riskd knows through their profiles (`venues.py`): equity is what the venue
+liquidates against, notional is computed here (contracts × contract size × mark), and
+closing orders carry the venue's own hedge-mode parameter. It never lets an exchange's
 failure look like an account worth zero: a reply that is not JSON is an error, and any
 failed read gives a Snapshot with `error` set instead of figures.
 """
@@ -16,9 +18,14 @@ from typing import Any, Callable
 
 import ccxt.async_support as ccxt
 
+from riskd import venues
 from riskd.config import AccountConfig
 from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
+from riskd.venues import AccountFigures, Unvalued, market_options, venue
+
+BRIDGES = ("USDC", "BTC")
+"""Markets a spot holding without a market in the quote currency is priced through."""
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
@@ -65,15 +72,14 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
     """The ccxt client for `account`: its `ccxt` mapping deep-merged over riskd's defaults."""
-    exchange_id = "binanceusdm" if account.is_sim else account.exchange
+    exchange_id = sim_exchange(account) if account.is_sim else account.exchange
     settings: dict[str, Any] = {"enableRateLimit": True, "timeout": int(account.timeout.total_seconds() * 1000)}
     for name, field in (("apiKey", account.api_key), ("secret", account.secret), ("password", account.password)):
         if field is not None:
             settings[name] = field.get_secret_value()
     if exchange_id.startswith("binance"):
         settings["options"] = {"warnOnFetchOpenOrdersWithoutSymbol": False, "fetchCurrencies": False}
-        if exchange_id == "binance" and account.market == "spot":  # not also futures markets and margin pairs
-            settings["options"].update({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
+    settings = deep_merge(settings, {"options": market_options(exchange_id, account.market)})
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
     client = getattr(ccxt, exchange_id)(settings)
     futures = client.options.get("defaultType") in FUTURES_TYPES
@@ -82,6 +88,11 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
         client.exceptions["exact"].update(linear)
     _refuse_non_json(client)
     return client
+
+
+def sim_exchange(account: AccountConfig) -> str:
+    """The ccxt class that speaks the embedded exchange's dialect."""
+    return "bybit" if account.sim.venue == "bybit" else "binanceusdm"
 
 
 def _refuse_non_json(client: Any) -> None:
@@ -97,15 +108,17 @@ def _refuse_non_json(client: Any) -> None:
 
 
 class ExchangeAdapter:
-    """Reads one account and sends riskd's orders to it."""
+    """Reads one account and sends riskd's orders to it, through its venue's profile."""
 
     def __init__(self, name: str, account: AccountConfig, client: Any, clock: Callable[[], datetime] | None = None):
         self.name, self.account, self.client = name, account, client
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.quote = account.quote
-        self.futures: bool | None = None if account.market is None else account.market == "futures"
-        self.priced: set[str] = set()
-        """Spot assets that had a price once: a later read without one is a failed read."""
+        self.venue = venue(client.id)
+        market = account.market or (self.venue.guess if self.venue else None)
+        self.futures: bool | None = None if market is None else market == "futures"
+        self.understood: AccountFigures | None = None
+        """What the last good read made of the account, for `riskd check`."""
 
     async def close(self) -> None:
         await self.client.close()
@@ -121,6 +134,11 @@ class ExchangeAdapter:
         if self.futures is None:
             self.futures = self.client.options.get("defaultType") in FUTURES_TYPES
 
+    async def candles(self, symbol: str, timeframe: str, since: int, limit: int) -> list[list]:
+        """OHLCV rows from `since` (epoch ms), as ccxt gives them; raises what ccxt raises."""
+        await self.load()
+        return await self._call("fetch_ohlcv", symbol, timeframe, since, limit)
+
     async def snapshot(self) -> Snapshot:
         """Read the account once, concurrently; any failure gives a Snapshot with `error`."""
         fetched_at, started = self.clock(), time.monotonic()
@@ -130,24 +148,26 @@ class ExchangeAdapter:
                 balance, positions, orders = await asyncio.gather(
                     self._call("fetch_balance"), self._call("fetch_positions"), self._call("fetch_open_orders")
                 )
-                prices = {p["symbol"]: float(p["markPrice"]) for p in positions if p.get("markPrice")}
-                held = tuple(_position(p) for p in positions if (p.get("contracts") or 0) > 0)
+                held = tuple(self._position(p) for p in positions if abs(float(p.get("contracts") or 0)) > 0)
+                figures = self._account(balance)
             else:
                 balance, orders, tickers = await asyncio.gather(
                     self._call("fetch_balance"), self._call("fetch_open_orders"), self._call("fetch_tickers")
                 )
                 prices = {symbol: float(t["last"]) for symbol, t in tickers.items() if t.get("last")}
                 held = self._spot_positions(balance, prices)
-            equity = self._equity(balance, held, prices)
+                figures = self._spot_account(balance, prices)
+            self.understood = figures
             return Snapshot(
                 account=self.name,
                 fetched_at=fetched_at,
                 latency=time.monotonic() - started,
-                equity=equity,
+                equity=figures.equity,
                 quote=self.quote,
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
-                orders=tuple(_order(o) for o in orders),
+                orders=tuple(_order(o, self.venue) for o in orders),
+                margin_ratio=figures.margin_ratio,
             )
         except asyncio.CancelledError:
             raise
@@ -157,46 +177,113 @@ class ExchangeAdapter:
                 self.name, fetched_at, time.monotonic() - started, quote=self.quote, error=failure.text, error_kind=failure.kind
             )
 
-    def _equity(self, balance: dict, held: tuple[Position, ...], prices: dict[str, float]) -> float:
+    def _account(self, balance: dict) -> AccountFigures:
+        """Equity and margin of a derivatives account, as its venue's profile reads them."""
+        if not isinstance(balance.get("info"), (dict, list)):
+            raise ccxt.BadResponse("the balance reply holds no account data")
+        if self.venue is not None and self.venue.account is not None:
+            try:
+                return self.venue.account(balance, self.quote)
+            except Unvalued as error:
+                raise ccxt.BadResponse(f"{error}; the account cannot be valued") from None
+        totals = _totals(balance)
+        if self.quote not in totals:
+            raise ccxt.BadResponse(f"the balance reply has no {self.quote}; its equity cannot be known")
+        source = f"ccxt's total of {self.quote} (riskd has no profile for {self.client.id}: unrealized PnL and other collateral may be left out)"
+        return AccountFigures(totals[self.quote], source, (self.quote,))
+
+    def _spot_account(self, balance: dict, prices: dict[str, float]) -> AccountFigures:
+        """The quote currency plus every holding at its last price, bridged where it has no
+        direct market; a holding with no price at all fails the read, first read or not."""
         if not isinstance(balance.get("info"), (dict, list)):
             raise ccxt.BadResponse("the balance reply holds no account data")
         totals = _totals(balance)
-        if self.quote not in totals and (self.futures or not held):
+        held = {asset: amount for asset, amount in totals.items() if asset != self.quote and amount > 0}
+        if self.quote not in totals and not held:
             raise ccxt.BadResponse(f"the balance reply has no {self.quote}; its equity cannot be known")
-        equity = totals.get(self.quote, 0.0)
-        if not self.futures:  # every holding at its last price: positions, kept assets, dust
-            held_assets = {asset for asset, amount in totals.items() if asset != self.quote and amount > 0}
-            unpriced = sorted(asset for asset in held_assets & self.priced if not self._price(asset, prices))
-            if unpriced:  # a ticker missing this time: the holding is not worth zero
-                raise ccxt.BadResponse(f"no price for {', '.join(unpriced)} in this read")
-            self.priced |= {asset for asset in held_assets if self._price(asset, prices)}
-            equity += sum(amount * self._price(asset, prices) for asset, amount in totals.items() if asset in held_assets)
-        return equity
-
-    def _price(self, asset: str, prices: dict[str, float]) -> float:
-        return prices.get(f"{asset}/{self.quote}", 0.0)
+        valued = {asset: spot_price(asset, self.quote, prices) for asset in held}
+        unpriced = sorted(asset for asset, price in valued.items() if price is None)
+        if unpriced:  # a holding is never worth zero for want of a ticker
+            raise ccxt.BadResponse(
+                f"no price for {', '.join(unpriced)} in this read, directly or through {' or '.join(BRIDGES)}"
+            )
+        equity = totals.get(self.quote, 0.0) + sum(amount * valued[asset] for asset, amount in held.items())
+        source = f"{self.quote} plus every holding at its last price"
+        return AccountFigures(equity, source, tuple(sorted({self.quote, *held})), None, "spot")
 
     def _spot_positions(self, balance: dict, prices: dict[str, float]) -> tuple[Position, ...]:
         """Spot holdings as long positions valued at market; kept assets are not positions,
-        nor is dust too small to sell (both still count in equity)."""
+        nor is dust too small to sell (both still count in equity). A holding without a
+        market in the quote currency is sold on its bridge market (ASSET/USDC, ASSET/BTC)."""
         positions = []
         for asset, amount in sorted(_totals(balance).items()):
             if asset == self.quote or asset in self.account.keep_assets or amount <= 0:
                 continue
-            price = self._price(asset, prices)
-            symbol = f"{asset}/{self.quote}"
-            if price and self._sellable(symbol, amount, price):
+            price = spot_price(asset, self.quote, prices)
+            symbol = self._spot_symbol(asset, prices)
+            if price and symbol and self._sellable(symbol, amount, prices[symbol]):
                 positions.append(Position(symbol, Side.LONG, amount, amount * price, None, price, kind="spot"))
         return tuple(positions)
+
+    def _spot_symbol(self, asset: str, prices: dict[str, float]) -> str | None:
+        """The market a holding is priced on and sold on: its quote, else a bridge."""
+        for quote in (self.quote, *BRIDGES):
+            if quote != asset and prices.get(f"{asset}/{quote}"):
+                return f"{asset}/{quote}"
+        return None
 
     def _sellable(self, symbol: str, amount: float, price: float) -> bool:
         """Whether a market sell of `amount` passes the market's step, minimum amount and
         minimum notional. What does not is dust: the exchange refuses to sell it."""
-        if symbol not in self.client.markets:
+        if symbol not in (self.client.markets or {}):
             return True
         rounded = self.round_amount(symbol, amount)
         cost = (self.market(symbol).get("limits", {}).get("cost", {}) or {}).get("min") or 0.0
         return rounded > 0 and rounded >= self.minimum(symbol) * 0.999 and rounded * price >= cost
+
+    def _position(self, raw: dict) -> Position:
+        """One derivatives position, its notional computed by riskd: contracts × contract
+        size × mark in the quote currency (an inverse contract's size is already in it)."""
+        symbol = raw["symbol"]
+        market = (self.client.markets or {}).get(symbol) or {}
+        contracts = abs(float(raw["contracts"]))
+        size = _float(raw.get("contractSize")) or _float(market.get("contractSize")) or 1.0
+        mark = _float(raw.get("markPrice"))
+        if market.get("inverse"):
+            notional = contracts * size
+        elif mark:
+            notional = contracts * size * mark
+        else:
+            raise ccxt.BadResponse(f"the position reply has no mark price for {symbol}; its notional cannot be known")
+        liquidation = _float(raw.get("liquidationPrice")) or None
+        if liquidation is None and self.venue is not None and self.venue.zero_liquidation_is_safe:
+            liquidation = 0.0  # the venue's way of saying this position cannot be liquidated
+        if self.venue is not None:
+            hedge_side = self.venue.hedge_side(raw)
+        else:
+            hedge_side = str(raw.get("side")).upper() if raw.get("hedged") and raw.get("side") else None
+        side = raw.get("side")
+        if side not in ("long", "short"):
+            side = {"LONG": "long", "SHORT": "short"}.get(hedge_side) or ("short" if float(raw["contracts"]) < 0 else "long")
+        return Position(
+            symbol=symbol,
+            side=Side.SHORT if side == "short" else Side.LONG,
+            contracts=contracts,
+            notional=notional,
+            entry_price=_float(raw.get("entryPrice")),
+            mark_price=mark,
+            unrealized_pnl=_float(raw.get("unrealizedPnl")) or 0.0,
+            liquidation_price=liquidation,
+            leverage=_float(raw.get("leverage")),
+            kind="derivative",
+            position_side=hedge_side,
+        )
+
+    async def hedged(self) -> bool | None:
+        """Whether the venue says the account is in hedge mode; None where ccxt cannot ask it."""
+        if not self.client.has.get("fetchPositionMode"):
+            return None
+        return bool((await self._call("fetch_position_mode")).get("hedged"))
 
     # --- orders ----------------------------------------------------------------
 
@@ -233,13 +320,24 @@ class ExchangeAdapter:
     async def reduce(self, position: Position, amount: float, client_order_id: str) -> dict:
         """A market order that can only shrink `position`: reduce-only on derivatives."""
         side = "sell" if position.side is Side.LONG else "buy"
-        params: dict[str, Any] = {"clientOrderId": client_order_id}
-        if position.kind != "spot":
-            if position.position_side:  # hedge mode: the position side makes it reduce-only
-                params["positionSide"] = position.position_side
-            else:
-                params["reduceOnly"] = True
+        params: dict[str, Any] = {"clientOrderId": self.venue.client_id(client_order_id) if self.venue else client_order_id}
+        if position.kind != "spot":  # the venue's own way to only close: reduce-only, or its hedge-mode side
+            close = self.venue.close_params if self.venue is not None else venues.reduce_only
+            params.update(close(position.position_side))
         return await self._call("create_order", position.symbol, "market", side, amount, None, params)
+
+
+def spot_price(asset: str, quote: str, prices: dict[str, float]) -> float | None:
+    """The last price of `asset` in `quote`: direct, else through a bridge (ASSET/USDC ×
+    USDC/USDT, ASSET/BTC × BTC/USDT); None when neither is quoted."""
+    direct = prices.get(f"{asset}/{quote}")
+    if direct:
+        return direct
+    for bridge in BRIDGES:
+        first, second = prices.get(f"{asset}/{bridge}"), prices.get(f"{bridge}/{quote}")
+        if bridge not in (asset, quote) and first and second:
+            return first * second
+    return None
 
 
 def _totals(balance: dict) -> dict[str, float]:
@@ -251,33 +349,15 @@ def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def _position(raw: dict) -> Position:
-    info = raw.get("info") or {}
-    side = info.get("positionSide") if isinstance(info, dict) else None
-    contracts = float(raw["contracts"])
-    mark = _float(raw.get("markPrice"))
-    notional = abs(_float(raw.get("notional")) or contracts * float(raw.get("contractSize") or 1) * (mark or 0.0))
-    return Position(
-        symbol=raw["symbol"],
-        side=Side.SHORT if raw.get("side") == "short" else Side.LONG,
-        contracts=contracts,
-        notional=notional,
-        entry_price=_float(raw.get("entryPrice")),
-        mark_price=mark,
-        unrealized_pnl=_float(raw.get("unrealizedPnl")) or 0.0,
-        liquidation_price=_float(raw.get("liquidationPrice")) or None,
-        leverage=_float(raw.get("leverage")),
-        kind="derivative",
-        position_side=side if side in ("LONG", "SHORT") else None,
-    )
-
-
-def _order(raw: dict) -> Order:
+def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
+    """One open order; in hedge mode an order that can only close its side counts as
+    reduce-only, as it is one (a take-profit on a long sells on the LONG side)."""
+    closes = bool(raw.get("reduceOnly")) or (profile is not None and profile.order_closes(raw))
     return Order(
         id=str(raw["id"]),
         symbol=raw["symbol"],
         side=raw["side"],
         amount=float(raw.get("amount") or 0.0),
-        reduce_only=bool(raw.get("reduceOnly")),
+        reduce_only=closes,
         remaining=_float(raw.get("remaining")),
     )

@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from riskd import engine, wording
+from riskd.candles import EMPTY
 from riskd.config import AccountConfig, Settings
 from riskd.domain import Command, CommandKind, Severity, Snapshot, StepResult, TradingState
 from riskd.exchange import ExchangeAdapter, build_client
 from riskd.executor import Executor
+from riskd.market_data import MarketFeed
 from riskd.redact import register
 from riskd.store import Store
 from riskd.stream import Basis, build_stream_client
@@ -73,6 +75,7 @@ class AccountGuard:
     settings: Callable[[], Settings]  # read at every use: a reload swaps the settings in one place
     clock: Callable[[], datetime]
     sim: SimServer | None = None
+    market: MarketFeed | None = None  # the candles the market breakers read; None when market data is off
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_snapshot: Snapshot | None = None
     last_read: Snapshot | None = None  # the latest read, failed or not
@@ -110,12 +113,12 @@ class AccountGuard:
 
     @property
     def overrides(self) -> dict:
-        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, if any."""
+        """The ccxt settings riskd adds to the account's own: the embedded exchange's URLs, in its dialect, if any."""
         if self.sim is None:
             return {}
-        from riskd.sim import ccxt_config
+        from riskd.sim import bybit, ccxt_config
 
-        return ccxt_config(self.sim.url)
+        return bybit.ccxt_config(self.sim.url) if self.config.sim.venue == "bybit" else ccxt_config(self.sim.url)
 
     # --- what the mark-price stream needs (stream.py) ------------------------------
 
@@ -149,7 +152,8 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            result = engine.step(self.store.load_state(self.name), snapshot, self.policy, now)
+            market = self.market.current if self.market is not None else EMPTY
+            result = engine.step(self.store.load_state(self.name), snapshot, self.policy, now, market)
             self._record(result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -157,6 +161,20 @@ class AccountGuard:
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
             return result
+
+    # --- market data -------------------------------------------------------------
+
+    def wants_market(self) -> bool:
+        """Whether the last snapshot holds a symbol whose candles were never asked for."""
+        if self.market is None or self.last_snapshot is None:
+            return False
+        return self.market.wants(position.symbol for position in self.last_snapshot.positions)
+
+    async def refresh_market(self) -> None:
+        """Fetch and cache the candles of what the account holds; the next ticks read the result."""
+        if self.market is not None:
+            held = self.last_snapshot.positions if self.last_snapshot is not None else ()
+            await self.market.refresh(position.symbol for position in held)
 
     def _heartbeat(self, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""

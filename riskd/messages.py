@@ -237,12 +237,13 @@ def report(reports: Iterable[DayReport], now: datetime) -> str:
             + (f" · orders not sent (dry-run) {counts['dry_run_orders']}" if counts.get("dry_run_orders") else "")
         )
         lines.extend(_risk_lines(day, account.quote))
+        lines.extend(_market_lines(day, account.quote))
         blocks.append("\n".join(lines))
     return fit("\n\n".join(blocks) or "No account configured.")
 
 
 def _risk_lines(day: DayReport, quote: str) -> list[str]:
-    """Last 24 hours' risk figures and the stress test, where there is enough history."""
+    """The last 24 hours' risk figures of equity, where there is enough history."""
     lines, figures = [], day.figures
     if figures is not None and figures.samples:
         parts = [f"max drawdown {_percent(figures.max_drawdown)}"]
@@ -251,9 +252,48 @@ def _risk_lines(day: DayReport, quote: str) -> list[str]:
         if figures.var_95 is not None:
             parts.append(f"5-min VaR(95%) {_percent(figures.var_95)}, ES {_percent(figures.expected_shortfall_95)}")
         lines.append(f"Last 24 h ({figures.samples} reads): " + " · ".join(parts))
-    if day.stress:
-        moves = " · ".join(f"{shock:+.0%} → {_money(value, quote)}" for shock, value in sorted(day.stress.items()))
-        lines.append(f"If every price moved at once: {moves}")
+    return lines
+
+
+def _market_lines(day: DayReport, quote: str) -> list[str]:
+    """The week, the positions' market risk, and the day's breaches and actions."""
+    lines, market, equity = [], day.market, day.status.equity
+    if day.week_pnl is not None and day.history and day.history[0][1]:
+        from riskd.analytics import equity_series, max_drawdown  # loaded with the report already
+
+        deepest = max_drawdown(equity_series(day.history))
+        share = day.week_pnl / day.history[0][1]
+        lines.append(f"Week PnL {day.week_pnl:+,.2f} {escape(quote)} ({share:+.1%}) · max drawdown {_percent(deepest)}")
+    if market is None:
+        return lines
+    if market.exposures:
+        held = " · ".join(f"{escape(symbol)} {value:+,.0f}" for symbol, value in sorted(market.exposures.items(), key=lambda item: -abs(item[1])))
+        leverage = f"{market.leverage:.2f}x" if market.leverage is not None else "n/a"
+        lines.append(f"Exposure {held} · gross {_money(market.gross, quote)} · leverage {leverage}")
+    if market.risk is not None:
+        risk, share = market.risk, (lambda value: f" ({value / equity:.1%})" if equity else "")
+        days = f"{risk.horizon_days:g}-day"
+        lines.append(
+            f"{days} VaR {risk.confidence:.0%} ({risk.method.replace('_', ' ')}) {_money(risk.var, quote)}{share(risk.var)}"
+            f" · ES {_money(risk.shortfall, quote)}{share(risk.shortfall)}"
+        )
+    elif market.exposures and market.missing:
+        lines.append(f"VaR and correlation: cannot measure, {escape(market.missing)}")
+    if market.correlation is not None:
+        lines.append(f"Weighted correlation of the positions {market.correlation:.2f}")
+    if market.stress:
+        parts = [
+            f"{escape(result.scenario)} {_money(-result.loss, quote)}" + (f" (worst {escape(result.worst_symbol)})" if result.worst_symbol else "")
+            for result in market.stress
+        ]
+        lines.append("Stress: " + " · ".join(parts))
+    for event in day.breaches[-5:]:
+        lines.append(f"{event.at:%H:%M} {escape(event.kind)}: {escape(event.message)}")
+    if day.actions:
+        kinds: dict[str, int] = {}
+        for action in day.actions:
+            kinds[action.kind] = kinds.get(action.kind, 0) + 1
+        lines.append("Actions today: " + " · ".join(f"{escape(kind)} ×{count}" for kind, count in sorted(kinds.items())))
     return lines
 
 

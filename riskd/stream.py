@@ -40,7 +40,7 @@ from riskd.breakers import BreakerConfig
 from riskd.config import AccountConfig
 from riskd import wording
 from riskd.domain import AccountState, Alert, Event, EventKind, Severity, Snapshot, Status, StepResult, alert_key, frozen_mapping
-from riskd.exchange import deep_merge
+from riskd.exchange import deep_merge, sim_exchange
 from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
 from riskd.redact import redact
 
@@ -90,7 +90,7 @@ def build_stream_client(
     each, about 3 KB apiece) for every account."""
     import ccxt.pro  # loaded only when a stream runs: the websocket classes add ~6 MB
 
-    exchange_id = "binanceusdm" if account.is_sim else account.exchange
+    exchange_id = sim_exchange(account) if account.is_sim else account.exchange
     settings: dict[str, Any] = {"timeout": int(account.timeout.total_seconds() * 1000)}
     if exchange_id.startswith("binance"):
         settings["options"] = {"fetchCurrencies": False}
@@ -105,13 +105,15 @@ def build_stream_client(
 
 
 def wanted(account: AccountConfig) -> bool:
-    """The `stream` setting, defaulting to on where ccxt has a websocket class with mark prices."""
+    """The `stream` setting, defaulting to on where ccxt has a websocket class with mark prices
+    and, for `exchange: sim`, where the embedded exchange serves one (its Binance dialect)."""
     if account.stream is not None or account.market == "spot":
         return bool(account.stream)
+    if account.is_sim:
+        return sim_exchange(account) == "binanceusdm"
     import ccxt.pro
 
-    exchange_id = "binanceusdm" if account.is_sim else account.exchange
-    return exchange_id in ccxt.pro.exchanges
+    return account.exchange in ccxt.pro.exchanges
 
 
 @dataclass

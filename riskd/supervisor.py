@@ -23,6 +23,7 @@ from riskd.config import ConfigError, Settings, reloadable
 from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventKind, Severity, StepResult, alert_key, utcnow
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
+from riskd.market_data import MarketFeed
 from riskd.notify import Notifier
 from riskd.redact import redact
 from riskd.store import Store
@@ -72,7 +73,11 @@ class Daemon:
         for name, account in self.settings.accounts.items():
             adapter, sim = await connect(name, account, self.clock)
             executor = Executor(adapter, self.store, lambda: self.settings.live, self.clock)
-            self.guards[name] = AccountGuard(name, adapter, executor, self.store, lambda: self.settings, self.clock, sim)
+            market_data = self.settings.market_data  # fixed until a restart, like the accounts
+            market = MarketFeed(name, adapter, self.store, market_data, self.clock) if market_data.enabled else None
+            self.guards[name] = AccountGuard(
+                name, adapter, executor, self.store, lambda: self.settings, self.clock, sim, market=market
+            )
         if self.settings.telegram.enabled:
             from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
 
@@ -95,7 +100,7 @@ class Daemon:
         log.warning("riskd %s starting in %s%s", __version__, wording.mode(self.settings.live), hint)
         for guard in self.guards.values():
             state = self.store.load_state(guard.name)
-            where = f"embedded simulator at {guard.sim.url}" if guard.sim else guard.config.exchange
+            where = f"embedded simulator at {guard.sim.url} (read as {guard.adapter.client.id})" if guard.sim else guard.config.exchange
             log.info(
                 "account %s: %s, quote %s, state %s, breakers: %s",
                 guard.name, where, guard.config.quote, state.trading_state, ", ".join(guard.policy.breakers),
@@ -155,11 +160,20 @@ class Daemon:
         scheduler = AsyncIOScheduler(timezone="UTC")
         interval = self.settings.poll_interval.total_seconds()
         start = datetime.now().astimezone()
-        for name in self.guards:
+        for name, guard in self.guards.items():
             scheduler.add_job(
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
             )
+            if guard.market is not None:
+                scheduler.add_job(
+                    self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
+                    seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
+                )
+        if self.settings.report.at is not None:
+            at = self.settings.report.at
+            scheduler.add_job(self._tracked, "cron", args=[self.send_report], hour=at.hour, minute=at.minute, id="report",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.process_commands], seconds=1, id="commands",
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
@@ -291,8 +305,17 @@ class Daemon:
     # --- the tick and commands -------------------------------------------------------
 
     async def tick(self, name: str) -> StepResult:
-        """One tick of the named account (see AccountGuard.tick)."""
-        return await self.guards[name].tick()
+        """One tick of the named account (see AccountGuard.tick); a newly held symbol has
+        its candles fetched at once, apart from the tick, rather than at the next refresh."""
+        guard = self.guards[name]
+        result = await guard.tick()
+        if guard.wants_market():
+            asyncio.get_running_loop().create_task(self._tracked(self.refresh_market, name))
+        return result
+
+    async def refresh_market(self, name: str) -> None:
+        """Fetch and cache the candles of what the account holds; its ticks read the result."""
+        await self.guards[name].refresh_market()
 
     def _start_streams(self) -> None:
         """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
@@ -350,6 +373,22 @@ class Daemon:
         for alert in self.store.due_alerts(now):
             log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
             self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
+
+    async def send_report(self) -> None:
+        """The daily report of each account: recorded, then to Telegram as its chart with the
+        text as caption; without Telegram, or when it fails, the text goes out as an alert."""
+        from riskd import chart, messages
+
+        now = self.clock()
+        for report in await chart.drawn(self.settings, now):  # in another process: the ticks go on meanwhile
+            account, text = report.account, report.text
+            self.store.record_event(Event(account, EventKind.REPORT, messages.plain(text)), now)
+            if self.telegram is not None and await self.telegram.send_report(text, report.chart):
+                continue
+            self.store.record_event(
+                Event(account, EventKind.REPORT, wording.report_as_text()), now,
+                Alert(account, Severity.INFO, alert_key(EventKind.REPORT, f"{now:%Y-%m-%d}"), messages.plain(text)),
+            )
 
     async def prune(self) -> None:
         removed = self.store.prune(self.clock(), self.settings.retention)

@@ -284,3 +284,7 @@ def stream_down(problem: str) -> str:
 
 def stream_up() -> str:
     return "The mark-price stream is back: crashes are seen between polls again."
+
+
+def report_as_text() -> str:
+    return "daily report sent as text: its chart did not reach Telegram"

@@ -68,6 +68,7 @@ def snapshot(
     orders: Iterable[Order] = (),
     balances: dict[str, float] | None = None,
     error: str | None = None,
+    margin_ratio: float | None = None,
 ) -> Snapshot:
     """One tick's read of an account. `snapshot(equity=None, error=...)` is a failed read."""
     return Snapshot(
@@ -79,6 +80,7 @@ def snapshot(
         orders=tuple(orders),
         balances=dict(balances or {}),
         error=error,
+        margin_ratio=margin_ratio,
     )
 
 

@@ -8,12 +8,14 @@ clock, a database or the exchange, so every edge can be tested with plain values
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Callable, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
+from riskd import analytics
+from riskd.candles import EMPTY, MarketData
 from riskd.domain import AccountState, Reading, Remedy, Snapshot, Status
 from riskd.units import Percent, format_duration, format_percent, parse_duration
 
@@ -91,6 +93,15 @@ class Context:
     state: AccountState
     now: datetime
     snapshot: Snapshot | None = None
+    market: MarketData = EMPTY
+    """The latest cached candles, for the market breakers; empty until first fetched."""
+    book: analytics.Book = field(init=False, repr=False, compare=False)
+    """The snapshot's positions priced on the whole of `market`, derived once per Context
+    (the engine builds one per tick) for every market breaker to window as it needs."""
+
+    def __post_init__(self) -> None:
+        positions = self.snapshot.positions if self.snapshot is not None else ()
+        object.__setattr__(self, "book", analytics.book(positions, self.market))
 
     @property
     def equity(self) -> float | None:

@@ -1,7 +1,10 @@
 """Liquidation distance: how near a position's mark price is to its liquidation price.
 
-Lower is worse. Positions without a liquidation price (spot holdings, or futures with
-more margin than they can lose) cannot be liquidated and are not judged.
+Lower is worse. Spot holdings cannot be liquidated, nor can a position the venue
+reports a liquidation price of 0 for (Binance's way of saying so, read as 0.0 by the
+adapter): neither is judged. A position without any liquidation price (cross and unified
+margin on Bybit, OKX, Bitget) cannot be measured and reads `no_data`, never healthy;
+the account-level `margin_ratio` breaker guards such accounts.
 """
 
 from __future__ import annotations
@@ -27,20 +30,19 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     snapshot = context.snapshot
     if snapshot is None or not snapshot.ok:
         return (no_data("liquidation_distance", config, "no good snapshot to measure liquidation distance"),)
-    readings = tuple(
-        judge(
-            "liquidation_distance",
-            abs(position.mark_price - position.liquidation_price) / position.mark_price,
-            config,
-            format_percent,
-            position.key,
-        )
-        for position in snapshot.positions
-        if position.liquidation_price and position.mark_price
-    )
+    readings = []
+    for position in snapshot.positions:
+        if position.kind == "spot" or position.liquidation_price == 0.0:
+            continue
+        if position.liquidation_price is None or not position.mark_price:
+            why = f"{position.key} has no liquidation price from the venue, so its distance cannot be measured"
+            readings.append(no_data("liquidation_distance", config, why, position.key))
+            continue
+        distance = abs(position.mark_price - position.liquidation_price) / position.mark_price
+        readings.append(judge("liquidation_distance", distance, config, format_percent, position.key))
     if readings:
-        return readings
-    reason = "no open position has a liquidation price"
+        return tuple(readings)
+    reason = "no open position can be liquidated"
     return (Reading("liquidation_distance", Status.OK, None, config.limit, config.warning_level, reason),)
 
 

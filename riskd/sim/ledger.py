@@ -42,13 +42,15 @@ class Contract(Listing):
 
 @dataclass
 class Position:
-    """One symbol's position in one-way mode: signed amount (short < 0), average entry."""
+    """One symbol's position: signed amount (short < 0), average entry. `side` is BOTH in
+    one-way mode; in hedge mode a symbol has a LONG one (amount >= 0) and a SHORT one."""
 
     contract: Contract
     amount: Decimal = ZERO
     entry: Decimal = ZERO
     leverage: int = DEFAULT_LEVERAGE
     updated: int = 0
+    side: str = "BOTH"
 
     def unrealized(self, mark: Decimal) -> Decimal:
         return (mark - self.entry) * self.amount
@@ -69,6 +71,7 @@ class Order:
     reduce_only: bool
     time: int
     status: str = "NEW"
+    position_side: str = "BOTH"
     executed: Decimal = ZERO
     cum_quote: Decimal = ZERO
     updated: int = 0
@@ -78,12 +81,22 @@ class Order:
         return 1 if self.side == BUY else -1
 
     @property
+    def closes(self) -> bool:
+        return closing(self.side, self.position_side, self.reduce_only)
+
+    @property
     def is_open(self) -> bool:
         return self.status == "NEW"
 
     @property
     def average(self) -> Decimal:
         return self.cum_quote / self.executed if self.executed else ZERO
+
+
+def closing(side: str, position_side: str, reduce_only: bool) -> bool:
+    """Whether an order can only shrink its position: reduce-only, or in hedge mode the side
+    that runs against its position side (SELL on LONG, BUY on SHORT)."""
+    return reduce_only or side == {"LONG": SELL, "SHORT": BUY}.get(position_side)
 
 
 @dataclass(frozen=True)
@@ -152,14 +165,17 @@ class Orders(dict[int, Order]):
 
 
 class Ledger:
-    """One cross-margin account in one-way mode on a set of USDT perpetuals."""
+    """One cross-margin account on a set of USDT perpetuals, in one-way mode or, with
+    `hedge`, in hedge mode (a long and a short position per symbol)."""
 
     def __init__(self, contracts: Iterable[Contract], wallet: Decimal | float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, hedge: bool = False):
         self.contracts = {c.id: c for c in contracts}
         self._names = by_name(self.contracts.values())
         self.wallet = Decimal(str(wallet))
-        self.positions = {c.id: Position(c) for c in self.contracts.values()}
+        self.hedge = hedge
+        sides = ("LONG", "SHORT") if hedge else ("BOTH",)
+        self.positions = {(c.id, side): Position(c, side=side) for c in self.contracts.values() for side in sides}
         self.marks: dict[str, Decimal] = {}
         self.orders = Orders()
         self.fills: list[Fill] = []
@@ -179,6 +195,10 @@ class Ledger:
 
     def open_positions(self) -> list[Position]:
         return [p for p in self.positions.values() if p.amount != 0]
+
+    def position(self, contract: Contract, side: str = "BOTH") -> Position:
+        """The position of `contract` on `side`: BOTH in one-way mode, LONG or SHORT in hedge mode."""
+        return self.positions[(contract.id, side)]
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.orders.open(self.contract(symbol) if symbol else None)
@@ -201,8 +221,8 @@ class Ledger:
 
     def order_margin(self, symbol: str | None = None) -> Decimal:
         """Initial margin held by resting orders that could add to a position."""
-        return sum((o.quantity * o.price / self.positions[o.contract.id].leverage
-                    for o in self.open_orders(symbol) if not o.reduce_only), ZERO)
+        return sum((o.quantity * o.price / self.position(o.contract, o.position_side).leverage
+                    for o in self.open_orders(symbol) if not o.closes), ZERO)
 
     def maintenance(self, position: Position) -> Decimal:
         return abs(self.notional(position)) * MAINTENANCE_RATE
@@ -238,7 +258,7 @@ class Ledger:
 
     def place(self, symbol: str | None, side: str | None, type: str | None, quantity: object,
               price: object = None, time_in_force: str | None = None, reduce_only: bool = False,
-              client_id: str | None = None) -> Order:
+              client_id: str | None = None, position_side: str | None = None) -> Order:
         """Accept or reject an order as Binance would; fill it at once if it can.
 
         Fills are at the mark (market, or a limit that crosses it) or, later, at the limit
@@ -251,15 +271,17 @@ class Ledger:
         limit, time_in_force = self._price(contract, type, price, time_in_force)
         if client_id and client_id in self.orders.by_client_id:
             raise Rejection(-4116, "ClientOrderId is duplicated.")
-        position = self.positions[contract.id]
+        position_side = self._position_side(position_side, reduce_only)
+        position = self.position(contract, position_side)
         sign = 1 if side == BUY else -1
         mark = self.mark(contract)
-        if reduce_only:
+        if closing(side, position_side, reduce_only):
             if position.amount * sign >= 0:
                 raise Rejection(-2022, "ReduceOnly Order is rejected.")
         else:
             self._check_opening(contract, position, sign, amount, limit or mark)
-        order = self._new_order(contract, side, type, amount, limit, time_in_force, reduce_only, client_id)
+        order = self._new_order(contract, side, type, amount, limit, time_in_force, reduce_only, client_id,
+                                position_side)
         crosses = type == "MARKET" or (limit - mark) * sign >= 0
         if crosses and time_in_force != "GTX":
             self._fill(order, mark, maker=False)
@@ -282,18 +304,22 @@ class Ledger:
         return self.orders.find(self.contract(symbol), order_id, client_id)
 
     def set_leverage(self, symbol: str | None, leverage: object) -> Position:
-        position = self.positions[self.contract(symbol).id]
+        contract = self.contract(symbol)
         value = decimal(leverage, "leverage")
         if value != value.to_integral_value() or not 1 <= value <= MAX_LEVERAGE:
             raise Rejection(-4028, f"Leverage {leverage} is not valid")
-        position.leverage = int(value)
-        position.updated = self.updated = self.now()
-        return position
+        sides = [p for p in self.positions.values() if p.contract == contract]
+        for position in sides:  # a symbol's leverage is one setting, both sides in hedge mode
+            position.leverage = int(value)
+            position.updated = self.updated = self.now()
+        return sides[0]
 
     def open_position(self, symbol: str, amount: Decimal | str, entry: Decimal | str,
                       leverage: int = DEFAULT_LEVERAGE) -> Position:
-        """Set a position directly (a starting portfolio), with no order, fill or fee."""
-        position = self.positions[self.contract(symbol).id]
+        """Set a position directly (a starting portfolio), with no order, fill or fee; in
+        hedge mode on the side the amount's sign says."""
+        side = ("LONG" if Decimal(amount) > 0 else "SHORT") if self.hedge else "BOTH"
+        position = self.position(self.contract(symbol), side)
         position.amount, position.entry = Decimal(amount), Decimal(entry)
         position.leverage = leverage
         position.updated = self.updated = self.now()
@@ -319,7 +345,8 @@ class Ledger:
         for position in self.open_positions():
             side = SELL if position.amount > 0 else BUY
             order = self._new_order(position.contract, side, "MARKET", abs(position.amount), ZERO,
-                                    "GTC", True, f"autoclose-{self.now()}-{position.contract.id}")
+                                    "GTC", not self.hedge, f"autoclose-{self.now()}-{position.contract.id}-{position.side}",
+                                    position.side)
             self._fill(order, self.mark(position.contract), maker=False)
             self.liquidations.append(order)
         self.wallet = max(self.wallet, ZERO)  # the insurance fund takes what is left
@@ -360,22 +387,35 @@ class Ledger:
             raise Rejection(-2019, "Margin is insufficient.")
 
     def _new_order(self, contract: Contract, side: str, type: str, quantity: Decimal, price: Decimal,
-                   time_in_force: str, reduce_only: bool, client_id: str | None) -> Order:
+                   time_in_force: str, reduce_only: bool, client_id: str | None,
+                   position_side: str = "BOTH") -> Order:
         now = self.now()
         order_id = next(self._order_ids)
         order = Order(order_id, client_id or f"sim-{order_id}", contract, side, type, quantity,
-                      price, time_in_force, reduce_only, now, updated=now)
+                      price, time_in_force, reduce_only, now, updated=now, position_side=position_side)
         self.orders.add(order)
         return order
+
+    def _position_side(self, position_side: str | None, reduce_only: bool) -> str:
+        """The position side an order names, checked against the account's mode as Binance does."""
+        side = (position_side or "BOTH").upper()
+        if self.hedge:
+            if side not in ("LONG", "SHORT"):
+                raise Rejection(-4061, "Order's position side does not match user's setting.")
+            if reduce_only:
+                raise Rejection(-1106, "Parameter 'reduceonly' sent when not required.")
+        elif side != "BOTH":
+            raise Rejection(-4061, "Order's position side does not match user's setting.")
+        return side
 
     def _close(self, order: Order, status: str) -> None:
         order.status = status
         order.updated = self.updated = self.now()
 
     def _fill(self, order: Order, price: Decimal, maker: bool) -> None:
-        position = self.positions[order.contract.id]
+        position = self.position(order.contract, order.position_side)
         quantity = order.quantity - order.executed
-        if order.reduce_only:
+        if order.closes:
             if position.amount * order.sign >= 0:
                 self._close(order, "EXPIRED")  # nothing left to reduce
                 return
@@ -390,8 +430,8 @@ class Ledger:
         if new == 0:
             position.entry = ZERO
             for resting in self.open_orders(order.contract.id):
-                if resting.reduce_only:  # Binance drops reduce-only orders with the position
-                    self._close(resting, "EXPIRED")
+                if resting.reduce_only and resting.position_side == position.side:
+                    self._close(resting, "EXPIRED")  # Binance drops reduce-only orders with the position
         elif old == 0 or old * new < 0:
             position.entry = price
         elif abs(new) > abs(old):

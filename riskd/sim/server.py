@@ -1,5 +1,6 @@
 """The simulator over HTTP: Binance USDⓈ-M futures and spot REST for ccxt, the futures
-mark-price websocket streams for ccxt.pro (see stream.py), plus /_sim controls.
+mark-price websocket streams for ccxt.pro (see stream.py), the same futures account in
+Bybit v5's dialect (`bybit.py`, REST only), plus /_sim controls.
 
 Why it exists: the guardian talks to exchanges only through the real, unmodified
 ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at the
@@ -19,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from riskd.sim import spot, wire
+from riskd.sim import bybit, spot, wire
 from riskd.sim.faults import Fault
 from riskd.sim.parameters import Rejection, decimal, mandatory
 from riskd.sim.simulator import Simulator
@@ -104,6 +105,13 @@ async def _params(request: web.Request) -> Params:
     params = dict(request.query)
     if request.method in ("POST", "PUT") and request.content_type == "application/x-www-form-urlencoded":
         params.update(await request.post())
+    elif request.method == "POST" and request.content_type == "application/json":
+        raw = await request.read()  # cached by aiohttp: the log and the endpoint both ask
+        try:
+            body = json.loads(raw) if raw else {}  # Bybit's orders: a JSON object, its booleans kept
+        except ValueError:
+            body = {}  # the endpoint then names the parameter it misses
+        params.update(body if isinstance(body, dict) else {})
     return params
 
 
@@ -139,12 +147,10 @@ def _leverage_bracket(simulator: Simulator, params: Params) -> Any:
 
 
 def _new_order(simulator: Simulator, params: Params) -> dict:
-    if params.get("positionSide", "BOTH") != "BOTH":
-        raise Rejection(-4061, "Order's position side does not match user's setting.")
     order = simulator.ledger.place(
         params.get("symbol"), params.get("side"), params.get("type"), params.get("quantity"),
         params.get("price"), params.get("timeInForce"), _flag(params, "reduceOnly"),
-        params.get("newClientOrderId"))
+        params.get("newClientOrderId"), params.get("positionSide"))
     return wire.order(order)
 
 
@@ -168,18 +174,20 @@ def _ticker(simulator: Simulator, params: Params) -> Any:
     return _each(simulator, params, lambda c: wire.ticker(c, market.day(c.id), ledger.mark(c), ledger.now()))
 
 
-def _klines(simulator: Simulator, params: Params) -> list:
-    contract = simulator.ledger.contract(params.get("symbol"))
+def _klines(spot: bool, simulator: Simulator, params: Params) -> list:
+    """Candles from the same price path on both dialects: futures caps `limit` at 1500,
+    spot at 1000, as Binance does."""
+    listing = (simulator.spot.pair if spot else simulator.ledger.contract)(params.get("symbol"))
     interval = params.get("interval")
     if not interval:
         raise mandatory("interval")
     if interval not in INTERVALS:
         raise Rejection(-1120, "Invalid interval.")
     minutes = INTERVALS[interval]
-    limit = min(max(_integer(params, "limit", 500), 1), 1500)
-    candles = simulator.market.candles(contract.id, minutes, _integer(params, "startTime"),
+    limit = min(max(_integer(params, "limit", 500), 1), 1000 if spot else 1500)
+    candles = simulator.market.candles(listing.id, minutes, _integer(params, "startTime"),
                                        _integer(params, "endTime"), limit)
-    return [wire.kline(contract, c, minutes) for c in candles]
+    return [wire.kline(listing, c, minutes) for c in candles]
 
 
 def _user_trades(simulator: Simulator, params: Params) -> list:
@@ -215,12 +223,13 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
      lambda s, p: _each(s, p, lambda c: wire.ticker_price(c, s.ledger.mark(c), s.ledger.now()))),
     ("GET", "/fapi/v1/premiumIndex", False,
      lambda s, p: _each(s, p, lambda c: wire.premium_index(c, s.ledger.mark(c), s.ledger.now()))),
-    ("GET", "/fapi/v1/klines", False, _klines),
+    ("GET", "/fapi/v1/klines", False, partial(_klines, False)),
+    ("GET", "/api/v3/klines", False, partial(_klines, True)),
     ("GET", "/fapi/v3/account", True, lambda s, p: wire.account(s.ledger)),
     ("GET", "/fapi/v3/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk)),
     ("GET", "/fapi/v2/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk_v2)),
     ("GET", "/fapi/v1/leverageBracket", True, _leverage_bracket),
-    ("GET", "/fapi/v1/positionSide/dual", True, lambda s, p: {"dualSidePosition": False}),
+    ("GET", "/fapi/v1/positionSide/dual", True, lambda s, p: {"dualSidePosition": s.ledger.hedge}),
     ("GET", "/fapi/v1/openOrders", True,
      lambda s, p: [wire.order(o, query=True) for o in s.ledger.open_orders(p.get("symbol"))]),
     ("POST", "/fapi/v1/order", True, _new_order),
@@ -250,6 +259,8 @@ class SimServer:
         app = web.Application(middlewares=[self._middleware])
         for method, path, private, endpoint in (*ROUTES, *spot.ROUTES):
             app.router.add_route(method, path, self._endpoint(endpoint, private))
+        for method, path, private, endpoint in bybit.ROUTES:
+            app.router.add_route(method, path, self._bybit_endpoint(endpoint, private))
         for path in STREAM_PATHS:
             app.router.add_get(path, self.streams.handle)
         app.router.add_route("GET", "/_sim/stream", self._stream)
@@ -289,6 +300,19 @@ class SimServer:
                 return _json(endpoint(self.simulator, await _params(request)))
             except Rejection as rejection:
                 return _error(rejection)
+        return handle
+
+    def _bybit_endpoint(self, endpoint: bybit.Endpoint, private: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A /v5 route: Bybit's envelope, and its refusals as HTTP 200 with a retCode."""
+        async def handle(request: web.Request) -> web.Response:
+            now = self.simulator.ledger.now()
+            try:
+                if private and not request.headers.get(bybit.API_KEY_HEADER):
+                    raise Rejection(10003, "API key is invalid.")
+                self.simulator.sync()
+                return _json(bybit.envelope(endpoint(self.simulator.ledger, await _params(request)), now))
+            except Rejection as rejection:
+                return _json(bybit.rejected(rejection, now))
         return handle
 
     @web.middleware
@@ -425,10 +449,13 @@ class SimServer:
         return {"cleared": self.simulator.clear_requests()}
 
 
-async def serve(host: str, port: int, seed: int, scenario: str | None, latency: float) -> None:
+async def serve(host: str, port: int, seed: int, scenario: str | None, latency: float,
+                venue: str = "binance", hedge: bool = False) -> None:
     """Serve the demo account until cancelled. `scenario` is a name from
-    market.SCENARIOS, optionally with parameters: "crash:depth=0.4,duration=20,after=10"."""
-    simulator = Simulator.demo(seed=seed)
+    market.SCENARIOS, optionally with parameters: "crash:depth=0.4,duration=20,after=10".
+    Both dialects are always served; `venue` ("binance" or "bybit") says which one the
+    banner tells how to point ccxt at, and `hedge` puts the futures account in hedge mode."""
+    simulator = Simulator.demo(seed=seed, hedge=hedge)
     if scenario:
         name, _, args = scenario.partition(":")
         params = dict(item.split("=", 1) for item in args.split(",") if item)
@@ -437,8 +464,17 @@ async def serve(host: str, port: int, seed: int, scenario: str | None, latency: 
         simulator.add_fault("latency", seconds=latency)
     server = SimServer(simulator, host, port)
     url = await server.start()
-    print(f"riskd sim: Binance USDⓈ-M futures and spot API at {url}, mark-price streams at "
-          f"{url.replace('http', 'ws', 1)}/ws (state: {url}/_sim/state)", flush=True)
+    mode = ", futures in hedge mode" if hedge else ""
+    if venue == "bybit":
+        what, client, pointed = "Bybit v5 linear perpetuals", "bybit", bybit.ccxt_config(url)
+    else:
+        what, client, pointed = "Binance USDⓈ-M futures and spot", "binanceusdm", ccxt_config(url)
+    print(f"riskd sim: {what} API at {url}{mode} (state: {url}/_sim/state)", flush=True)
+    if venue != "bybit":
+        print(f"riskd sim: mark-price streams at {url.replace('http', 'ws', 1)}/ws", flush=True)
+    settings = {key: value for key, value in pointed.items() if key in ("urls", "options")}
+    stream = ", stream: false (no websocket in this dialect)" if venue == "bybit" else ""
+    print(f"riskd sim: guard it as exchange: {client}{stream}, with ccxt: {json.dumps(settings)}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

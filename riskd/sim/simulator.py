@@ -87,10 +87,11 @@ class Simulator:
     def __init__(self, listing: Iterable[tuple[Contract, float]] = LISTING,
                  wallet: float = DEMO_WALLET, seed: int = 0,
                  clock: Callable[[], float] = time.time, volatility: float = VOLATILITY,
-                 spot_listing: Iterable[Pair] = SPOT_LISTING, request_log: int = REQUEST_LOG):
+                 spot_listing: Iterable[Pair] = SPOT_LISTING, hedge: bool = False,
+                 request_log: int = REQUEST_LOG):
         listing = list(listing)
         self.clock = clock
-        self.ledger = Ledger((c for c, _ in listing), wallet, clock)
+        self.ledger = Ledger((c for c, _ in listing), wallet, clock, hedge)
         self.market = Market({c.id: p for c, p in listing}, seed, clock, volatility)
         self.spot = SpotAccount((p for p in spot_listing if p.id in self.ledger.contracts), clock=clock)
         self.faults = Faults(clock)
@@ -100,10 +101,10 @@ class Simulator:
 
     @classmethod
     def demo(cls, seed: int = 7, clock: Callable[[], float] = time.time,
-             volatility: float = VOLATILITY, request_log: int = REQUEST_LOG) -> Simulator:
+             volatility: float = VOLATILITY, hedge: bool = False, request_log: int = REQUEST_LOG) -> Simulator:
         """Futures: 10,000 USDT wallet; BTC long 0.15, ETH short 2, SOL long 20; four far
         limit orders. Spot: 5,000 USDT, 0.05 BTC, 1.5 ETH, 40 SOL, 2 BNB; two far limit orders."""
-        simulator = cls(LISTING, DEMO_WALLET, seed, clock, volatility, request_log=request_log)
+        simulator = cls(LISTING, DEMO_WALLET, seed, clock, volatility, hedge=hedge, request_log=request_log)
         for symbol, amount, entry in DEMO_POSITIONS:
             simulator.ledger.open_position(symbol, amount, entry)
         for symbol, side, quantity, price, reduce_only, client_id in DEMO_ORDERS:
@@ -151,13 +152,22 @@ class Simulator:
 
     def place_order(self, symbol: str, side: str, quantity: object, type: str = "MARKET",
                     price: object = None, *, reduce_only: bool = False,
-                    client_order_id: str | None = None, time_in_force: str | None = None) -> Order:
-        """An order on this account from someone other than the guardian (another bot)."""
+                    client_order_id: str | None = None, time_in_force: str | None = None,
+                    position_side: str | None = None) -> Order:
+        """An order on this account from someone other than the guardian (another bot).
+
+        In hedge mode a reduce-only order becomes one on the side it closes, and an order
+        naming no side opens the side it buys or sells (BUY: LONG, SELL: SHORT).
+        """
         self.sync()
         if time_in_force is None and type.upper() == "LIMIT":
             time_in_force = "GTC"
+        if self.ledger.hedge and position_side is None:
+            buying = side.upper() == "BUY"
+            position_side = "LONG" if buying != reduce_only else "SHORT"
+            reduce_only = False
         return self.ledger.place(symbol, side, type, quantity, price, time_in_force,
-                                 reduce_only, client_order_id)
+                                 reduce_only, client_order_id, position_side)
 
     def place_spot_order(self, symbol: str, side: str, quantity: object = None, type: str = "MARKET",
                          price: object = None, *, client_order_id: str | None = None,
@@ -195,12 +205,13 @@ class Simulator:
         return {
             "time": ledger.now(),
             "prices": {c.symbol: float(ledger.mark(c)) for c in ledger.contracts.values()},
+            "hedge": ledger.hedge,
             "wallet": float(ledger.wallet),
             "unrealized": float(ledger.unrealized()),
             "equity": float(ledger.margin_balance()),
             "available": float(ledger.available()),
             "positions": [{
-                "symbol": p.contract.symbol, "amount": float(p.amount), "entry": float(p.entry),
+                "symbol": p.contract.symbol, "positionSide": p.side, "amount": float(p.amount), "entry": float(p.entry),
                 "mark": float(ledger.mark(p.contract)), "notional": float(ledger.notional(p)),
                 "unrealized": float(p.unrealized(ledger.mark(p.contract))), "leverage": p.leverage,
                 "liquidationPrice": float(ledger.liquidation_price(p)),
@@ -209,6 +220,7 @@ class Simulator:
                 "orderId": o.id, "clientOrderId": o.client_id, "symbol": o.contract.symbol,
                 "side": o.side, "type": o.type, "price": float(o.price),
                 "quantity": float(o.quantity), "reduceOnly": o.reduce_only,
+                "positionSide": o.position_side, "closes": o.closes,
             } for o in ledger.open_orders()],
             "fills": len(ledger.fills),
             "liquidations": len(ledger.liquidations),

@@ -113,7 +113,7 @@ def account(ledger: Ledger) -> dict:
         "maxWithdrawAmount": money(max(available, ZERO)),
         "assets": [{"asset": "USDT", **common, "updateTime": ledger.updated}],
         "positions": [{
-            "symbol": p.contract.id, "positionSide": "BOTH", "positionAmt": quantity(p.contract, p.amount),
+            "symbol": p.contract.id, "positionSide": p.side, "positionAmt": quantity(p.contract, p.amount),
             "unrealizedProfit": money(p.unrealized(ledger.mark(p.contract))),
             "isolatedMargin": "0", "notional": money(ledger.notional(p)), "isolatedWallet": "0",
             **_margins(ledger, p), "updateTime": p.updated,
@@ -125,7 +125,7 @@ def _risk(ledger: Ledger, position: Position) -> dict:
     contract, mark = position.contract, ledger.mark(position.contract)
     sign = 1 if position.amount > 0 else -1
     return {
-        "symbol": contract.id, "positionSide": "BOTH",
+        "symbol": contract.id, "positionSide": position.side,
         "positionAmt": quantity(contract, position.amount),
         "entryPrice": money(position.entry) if position.amount else "0.0",
         "breakEvenPrice": money(position.entry * (1 + sign * TAKER_FEE)) if position.amount else "0.0",
@@ -157,7 +157,7 @@ def order(o: Order, query: bool = False) -> dict:
         "origQty": quantity(c, o.quantity), "executedQty": quantity(c, o.executed),
         "cumQty": quantity(c, o.executed), "cumQuote": money(o.cum_quote),
         "timeInForce": o.time_in_force, "type": o.type, "reduceOnly": o.reduce_only,
-        "closePosition": False, "side": o.side, "positionSide": "BOTH", "stopPrice": "0",
+        "closePosition": False, "side": o.side, "positionSide": o.position_side, "stopPrice": "0",
         "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": o.type,
         "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
         "updateTime": o.updated,
@@ -173,7 +173,7 @@ def trade(fill: Fill) -> dict:
         "buyer": o.side == "BUY", "commission": money(fill.commission), "commissionAsset": "USDT",
         "id": fill.id, "maker": fill.maker, "orderId": o.id, "price": price(c, fill.price),
         "qty": quantity(c, fill.quantity), "quoteQty": money(fill.price * fill.quantity),
-        "realizedPnl": money(fill.realized), "side": o.side, "positionSide": "BOTH",
+        "realizedPnl": money(fill.realized), "side": o.side, "positionSide": o.position_side,
         "symbol": c.id, "time": fill.time,
     }
 

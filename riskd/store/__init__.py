@@ -16,7 +16,7 @@ import json
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from riskd.domain import (
     AccountState,
@@ -51,6 +51,9 @@ from riskd.store.records import (
     state_to_json,
 )
 from riskd.store.schema import migrate, sqlite_utils, write_problem
+
+if TYPE_CHECKING:
+    from riskd.candles import Row
 
 __all__ = [
     "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "SnapshotRecord", "Store",
@@ -382,3 +385,41 @@ class Store:
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
             removed += self.db.execute("delete from alerts where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
         return removed
+
+    # --- candles ---------------------------------------------------------------
+
+    def record_candles(self, account: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]]) -> int:
+        """Insert or replace candles given as ccxt gives them: [time ms, open, high, low, close, volume]."""
+        records = [
+            {
+                "account": account, "symbol": symbol, "timeframe": timeframe, "time": int(row[0]),
+                "open": row[1], "high": row[2], "low": row[3], "close": row[4], "volume": row[5],
+            }
+            for row in rows
+        ]
+        if records:
+            self.db.table("candles").upsert_all(records, pk=("account", "symbol", "timeframe", "time"))
+        return len(records)
+
+    def last_candle_time(self, account: str, symbol: str, timeframe: str) -> int | None:
+        """The open time (epoch ms) of the latest cached candle, or None."""
+        row = self.db.execute(
+            "select max(time) from candles where account = ? and symbol = ? and timeframe = ?", [account, symbol, timeframe]
+        ).fetchone()
+        return row[0]
+
+    def candles(self, account: str, timeframe: str, symbols: Iterable[str], since: int) -> dict[str, list[Row]]:
+        """Cached candles per symbol from `since` (epoch ms), oldest first."""
+        result: dict[str, list[Row]] = {}
+        for symbol in symbols:
+            result[symbol] = self.db.execute(
+                "select time, open, high, low, close, volume from candles"
+                " where account = ? and symbol = ? and timeframe = ? and time >= ? order by time",
+                [account, symbol, timeframe, since],
+            ).fetchall()
+        return result
+
+    def prune_candles(self, before: int) -> int:
+        """Delete candles that opened before `before` (epoch ms)."""
+        with self.db.atomic():
+            return self.db.execute("delete from candles where time < ?", [before]).rowcount

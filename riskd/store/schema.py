@@ -157,7 +157,19 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """The OHLCV cache of the market breakers: one row per account, symbol, timeframe and
+    candle open time (epoch ms), so a refresh rewrites the candle that was still open."""
+    db.table("candles").create(
+        {
+            "account": str, "symbol": str, "timeframe": str, "time": int,
+            "open": float, "high": float, "low": float, "close": float, "volume": float,
+        },
+        pk=("account", "symbol", "timeframe", "time"),
+    )
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3]
 
 
 def migrate(db: sqlite_utils.Database) -> None:

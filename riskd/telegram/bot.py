@@ -41,6 +41,8 @@ STOP_LIMIT = 2.0
 """Seconds the last alerts, and telling Telegram which updates were read, may take at
 shutdown, so an unreachable Telegram cannot hold up a stop. What is not sent by then
 waits in the outbox for the next start."""
+CAPTION_LIMIT = 1024
+"""The most characters Telegram takes in a photo's caption."""
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -59,6 +61,8 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     reply = await answer(bot.session, spec, request, message.date)
     await message.reply_text(reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.buttons)
+    for photo in reply.photos:
+        await message.reply_photo(photo)
 
 
 async def answer(session: Session, spec: Spec, request: Request, sent_at: datetime) -> Reply:
@@ -270,6 +274,21 @@ class TelegramBot:
             await application.stop()
         await application.shutdown()
         await application.bot.shutdown()
+
+    async def send_report(self, text: str, chart: bytes) -> bool:
+        """The daily report to every chat: the chart with the text as its caption (the text
+        follows as a message when longer than a caption may be). False if a chat missed it."""
+        caption, rest = (text, None) if len(text) <= CAPTION_LIMIT else (text.split("\n", 1)[0], text)
+        delivered = True
+        for chat_id in self.config.chat_ids:
+            try:
+                await self.bot.send_photo(chat_id, chart, caption=caption, parse_mode=ParseMode.HTML)
+                if rest is not None:
+                    await self.bot.send_message(chat_id, rest, parse_mode=ParseMode.HTML)
+            except TelegramError as error:
+                log.warning("telegram: the daily report did not reach chat %s: %s", chat_id, redact(str(error)))
+                delivered = False
+        return delivered
 
     # --- who may command -------------------------------------------------------------
 

@@ -58,6 +58,8 @@ class Reply:
     recorded: str | None = None
     account: str | None = None
     status: CommandStatus = CommandStatus.DONE
+    photos: tuple[bytes, ...] = ()
+    """PNG images sent after the text, such as the report's charts."""
 
 
 @dataclass(frozen=True, slots=True)

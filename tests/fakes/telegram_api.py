@@ -104,6 +104,8 @@ class FakeTelegram:
         self.requests: list[dict] = []
         """Every call: its method, parameters, the status answered, and when (time.monotonic())."""
         self.messages: list[dict] = []
+        self.photos: list[dict] = []
+        """Every photo sent: chat id, caption (plain text), the image's bytes, width and height."""
         self.answers: list[dict] = []
         self.menu: list[dict] = []
         self.administrators: dict[int, set[int]] = {}
@@ -211,6 +213,30 @@ class FakeTelegram:
             message["reply_markup"] = params["reply_markup"]
         self.messages.append(message)
         return _public(message)
+
+    async def _sendPhoto(self, params: dict) -> dict:
+        chat_id = int(params["chat_id"])
+        if chat_id in self.unknown_chats:
+            raise ValueError("chat not found")
+        if chat_id in self.blocked_chats:
+            raise PermissionError("bot was blocked by the user")
+        upload = params.get("photo")
+        if not hasattr(upload, "file"):
+            raise ValueError("there is no photo in the request")
+        image = upload.file.read()
+        if image[:8] != b"\x89PNG\r\n\x1a\n":
+            raise ValueError("IMAGE_PROCESS_FAILED")
+        width, height = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
+        caption = params.get("caption") or ""
+        caption = plain_text(caption) if params.get("parse_mode") == "HTML" else caption
+        if len(caption) > 1024:
+            raise ValueError("message caption is too long")
+        number = next(self._message_ids)
+        self.photos.append({"chat_id": chat_id, "caption": caption, "image": image, "width": width, "height": height})
+        size = {"file_id": f"photo-{number}", "file_unique_id": f"unique-{number}", "width": width, "height": height,
+                "file_size": len(image)}
+        message = {"message_id": number, "date": int(self.clock()), "chat": self._chat(chat_id), "from": BOT, "photo": [size]}
+        return {**message, "caption": caption} if caption else message
 
     async def _editMessageText(self, params: dict) -> dict:
         message = self.message(int(params["message_id"]))
@@ -346,13 +372,23 @@ class FakeTelegram:
         return result
 
 
+    async def wait_for_photo(self, timeout: float = 10.0) -> dict:
+        """The first photo sent, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while not self.photos:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no photo within {timeout}s; the bot said: {self.said()}")
+            await asyncio.sleep(0.02)
+        return self.photos[0]
+
+
 async def _parameters(request: web.Request) -> dict:
     """python-telegram-bot posts form fields, JSON-encoding every value that is not a string."""
     if request.content_type == "application/json":
         return await request.json()
     form = await request.post() if request.can_read_body else {}
     fields = {**request.query, **form}
-    return {key: value if key == "text" else _decode(value) for key, value in fields.items()}
+    return {key: value if key in ("text", "caption") else _decode(value) for key, value in fields.items()}
 
 
 def _decode(value: str):

@@ -1,8 +1,9 @@
 """What the integration tests share: a fake clock, the embedded exchange, a guarded account.
 
-The account is configured as a real Binance account would be (a USDⓈ-M futures account,
-`exchange: binanceusdm`, or with `configure(market="spot")` a spot account, `exchange:
-binance`; credentials from the environment), only its URLs pointed at a simulator the
+The account is configured as a real account would be (a Binance USDⓈ-M futures account,
+`exchange: binanceusdm`; with `configure(market="spot")` a Binance spot account,
+`exchange: binance`; with `configure(market="bybit")` a Bybit unified account, `exchange:
+bybit`; credentials from the environment), only its URLs pointed at a simulator the
 test owns.
 
 Whatever a test starts through these fixtures (daemons, simulator servers, ccxt clients)
@@ -23,7 +24,7 @@ import yaml
 
 from riskd.config import AccountConfig, load_settings
 from riskd.exchange import build_client
-from riskd.sim import SimServer, Simulator, ccxt_config
+from riskd.sim import SimServer, Simulator, bybit, ccxt_config
 from riskd.supervisor import STOP_GRACE, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +32,19 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 """When every test's clock starts."""
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
-ORDER_PATH = "/fapi/v1/order"
+DIALECTS = {
+    # ccxt class: (its order path on the simulator, the API prefix faults can target,
+    # the request field carrying riskd's client order id)
+    "binanceusdm": ("/fapi/v1/order", "/fapi", "newClientOrderId"),
+    "bybit": ("/v5/order/create", "/v5", "orderLinkId"),
+}
+MARKETS = {"binanceusdm": "futures", "bybit": "bybit"}
+"""The `configure(market=...)` that guards the futures account in each dialect."""
 # The account "main" on each market, besides its timeout and ccxt settings. The spot
 # account keeps its BNB, as spot traders do to pay fees with it.
 ACCOUNTS = {
     "futures": {"exchange": "binanceusdm"},
+    "bybit": {"exchange": "bybit", "stream": False},  # the simulator serves no Bybit websocket
     "spot": {"exchange": "binance", "market": "spot", "keep_assets": ["BNB"]},
 }
 
@@ -69,6 +78,19 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=list(DIALECTS))
+def venue(request) -> str:
+    """The ccxt class (and the simulator's dialect) the guarded account is read through;
+    a test that asks for it runs once per dialect."""
+    return request.param
+
+
+@pytest.fixture
+def hedge() -> bool:
+    """Whether the simulated futures account is in hedge mode; test modules override it."""
+    return False
+
+
 def demo(clock: Clock, **settings) -> Simulator:
     """The simulator's demo account on the test's clock, its market still unless `settings` say otherwise."""
     return Simulator.demo(**{"seed": 7, "clock": clock.epoch, "volatility": 0, **settings})
@@ -92,24 +114,27 @@ async def serve():
 
 
 @pytest.fixture
-async def exchange(clock, serve):
-    return await serve(demo(clock))
+async def exchange(clock, serve, hedge):
+    return await serve(demo(clock, hedge=hedge))
 
 
 @pytest.fixture
 async def clients():
     """Builds ccxt clients for a simulator's URL as riskd builds them (`exchange.build_client`):
-    `clients(url)` for Binance USDⓈ-M, `clients(url, "spot")` for Binance spot; `account` are
-    further account settings (`timeout="1s"`). Each is closed when the test ends."""
+    `clients(url)` for Binance USDⓈ-M, `clients(url, "spot")` for Binance spot, `clients(url,
+    "bybit")` for Bybit's linear perpetuals; `account` are further account settings
+    (`timeout="1s"`). Each is closed when the test ends."""
     built = []
 
     def build(url: str, market: str = "futures", **account):
-        pointed = ccxt_config(url, market)
-        exchange_id = "binanceusdm" if market == "futures" else "binance"
+        pointed = bybit.ccxt_config(url) if market == "bybit" else ccxt_config(url, market)
+        exchange_id = {"futures": "binanceusdm", "spot": "binance", "bybit": "bybit"}[market]
         # For speed, no rate limiter and no 250 ms sleep in close() (it is there for SSL).
         ccxt_settings = {"urls": pointed["urls"], "enableRateLimit": False, "timeout_on_exit": 0}
+        if market == "bybit":
+            ccxt_settings["options"] = pointed["options"]  # linear markets only
         config = AccountConfig(
-            exchange=exchange_id, market=market, api_key=pointed["apiKey"], secret=pointed["secret"],
+            exchange=exchange_id, market="spot" if market == "spot" else "futures", api_key=pointed["apiKey"], secret=pointed["secret"],
             ccxt=ccxt_settings, **account,
         )
         client = build_client(config)
@@ -125,14 +150,16 @@ async def clients():
 def configure(tmp_path, exchange, monkeypatch):
     """Write a config.yaml for one Binance account pointed at the simulator; returns its path.
 
-    `market` is "futures" or "spot"; `extra` are further top-level settings.
+    `market` is "futures" or "spot" (Binance), or "bybit" (a Bybit unified account's
+    linear perpetuals, the same simulated account in Bybit's dialect); `extra` are
+    further top-level settings.
     """
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "test-key-not-secret")
     monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "test-secret-not-secret")
     monkeypatch.chdir(tmp_path)
 
     def write(live: bool = True, market: str = "futures", **extra) -> str:
-        pointed = ccxt_config(exchange.url, market)
+        pointed = bybit.ccxt_config(exchange.url) if market == "bybit" else ccxt_config(exchange.url, market)
         if market == "spot":
             # Only the URLs: riskd itself must tell ccxt to load spot markets only for a spot account.
             pointed = {"urls": pointed["urls"]}
@@ -200,8 +227,16 @@ async def tick(daemon: Daemon, clock: Clock, seconds: float = 10.0):
     return await daemon.tick("main")
 
 
-def orders_sent(sim: Simulator) -> list[dict]:
-    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == ORDER_PATH]
+def orders_sent(sim: Simulator, venue: str = "binanceusdm") -> list[dict]:
+    path = DIALECTS[venue][0]
+    return [entry for entry in sim.requests if entry["method"] == "POST" and entry["path"] == path]
+
+
+def reduce_only(entry: dict) -> bool:
+    """Whether a logged order request can only close: reduce-only in either dialect's
+    encoding, or in Binance's hedge mode a position side (which alone cannot open the other)."""
+    params = entry["params"]
+    return params.get("reduceOnly") in ("true", True) or params.get("positionSide") in ("LONG", "SHORT")
 
 
 def open_positions(sim: Simulator) -> dict:

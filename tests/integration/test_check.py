@@ -3,6 +3,7 @@ API and real files; its exit status is the answer."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -29,6 +30,28 @@ def test_the_shipped_configuration_is_safe_to_start(workdir, capsys):
     assert "database: riskd.db is writable" in out
     assert "telegram: WARNING: not configured" in out
     assert out.endswith("safe to start\n")
+
+
+def test_check_says_what_riskd_understood_of_each_account(workdir, capsys):
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  market: futures (guessed: `market` is not set)" in out
+    assert "  venue profile: Binance USDⓈ-M" in out
+    assert re.search(r"  equity 10,\d{3}\.\d\d USDT from totalMarginBalance \(every margin asset", out)
+    assert "  collateral counted: USDT" in out
+    assert re.search(r"  margin ratio: \d+\.\d\d% \(maintenance margin / margin balance\)", out)
+    assert "  position mode: one-way" in out
+
+
+def test_check_on_the_bybit_dialect_warns_in_words_where_it_cannot_measure(workdir, capsys):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("      seed: 7\n", "      seed: 7\n      venue: bybit\n"))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  venue profile: Bybit" in out and "  margin mode: unified" in out
+    assert re.search(r"  equity 10,\d{3}\.\d\d USDT from totalMarginBalance \(every collateral coin at its haircut", out)
+    assert "  position mode: one-way (as the open positions show)" in out
+    assert "  warning: no liquidation price for BTC/USDT:USDT, SOL/USDT:USDT; liquidation_distance cannot measure them" in out
 
 
 def test_an_env_file_others_can_read_is_a_warning(workdir, capsys):

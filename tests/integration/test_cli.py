@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from riskd.cli import HANDLERS, parser
 from riskd.commands import CATALOGUE
+from riskd.config import AccountConfig
 from riskd.demo import run_demo
-from riskd.sim import ccxt_config
+from riskd.exchange import ExchangeAdapter, build_client
+from riskd.sim import bybit, ccxt_config
 from tests.timing import limit
 
 from .conftest import ROOT
@@ -28,10 +34,19 @@ def riskd(workdir: Path, *arguments: str, timeout: float = 60) -> subprocess.Com
     )
 
 
-def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
+POINTED = {"binanceusdm": ccxt_config, "bybit": bybit.ccxt_config}
+"""How each dialect's ccxt class is pointed at a URL."""
+
+
+@pytest.mark.parametrize(("dialect", "client"), [("binance", "binanceusdm"), ("bybit", "bybit")])
+def test_run_once_on_the_shipped_config_then_status_and_events(workdir, dialect, client):
+    document = yaml.safe_load((workdir / "config.yaml").read_text())
+    document["accounts"]["demo"]["sim"]["venue"] = dialect  # the same demo account, read in each dialect
+    (workdir / "config.yaml").write_text(yaml.safe_dump(document))
     ran = riskd(workdir, "run", "--once")
     assert ran.returncode == 0, ran.stderr
     assert "DRY-RUN" in ran.stderr  # the banner says which mode is on
+    assert f"(read as {client})" in ran.stderr  # and which ccxt class reads the embedded exchange
     status = riskd(workdir, "status")
     assert status.returncode == 0, status.stderr
     assert "demo (sim, DRY-RUN): ACTIVE" in status.stdout
@@ -42,7 +57,7 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir):
     report = riskd(workdir, "report")
     assert report.returncode == 0, report.stderr
     assert "Day PnL" in report.stdout
-    assert re.search(r"-30% → [\d,]+\.\d\d USDT", report.stdout)  # the stress test of the open positions
+    assert re.search(r"market -30% -[\d,]+\.\d\d USDT \(worst \w+/USDT:USDT\)", report.stdout)  # the stress test of the open positions
 
 
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
@@ -54,11 +69,12 @@ def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_credentials_in_the_environment_never_reach_output_or_database(workdir):
+@pytest.mark.parametrize("exchange", list(POINTED))
+def test_credentials_in_the_environment_never_reach_output_or_database(workdir, exchange):
     # Every URL points at a closed local port: the read fails, and its error is recorded.
-    urls = {key: value for key, value in ccxt_config("http://127.0.0.1:9").items() if key in ("urls", "options")}
+    urls = {key: value for key, value in POINTED[exchange]("http://127.0.0.1:9").items() if key in ("urls", "options")}
     document = yaml.safe_load((workdir / "config.yaml").read_text())
-    document["accounts"] = {"demo": {"exchange": "binanceusdm", "timeout": "2s", "ccxt": urls}}
+    document["accounts"] = {"demo": {"exchange": exchange, "timeout": "2s", "ccxt": urls}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(document))
     environment = {**os.environ, "RISKD_ACCOUNTS__DEMO__API_KEY": "KEY-abcdef123456", "RISKD_ACCOUNTS__DEMO__SECRET": "SECRET-987654zyx"}
     result = subprocess.run(
@@ -70,6 +86,43 @@ def test_credentials_in_the_environment_never_reach_output_or_database(workdir):
     dump = "\n".join(sqlite3.connect(workdir / "riskd.db").iterdump())
     for secret in ("KEY-abcdef123456", "SECRET-987654zyx"):
         assert secret not in output and secret not in dump
+
+
+@pytest.mark.parametrize(("venue", "client", "served"), [
+    ("binance", "binanceusdm", "Binance USDⓈ-M futures and spot"), ("bybit", "bybit", "Bybit v5 linear perpetuals"),
+])
+async def test_riskd_sim_serves_the_dialect_and_mode_asked_for_and_says_how_to_guard_it(tmp_path, venue, client, served):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskd", "sim", "--port", str(port), "--venue", venue, "--hedge"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL,
+    )
+    adapter = None
+    try:
+        banner = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert f"{served} API at http://127.0.0.1:{port}, futures in hedge mode" in banner
+        guide = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 5)
+        if venue == "binance":  # Binance's mark-price streams are served; Bybit's dialect has no websocket
+            assert guide.strip() == f"riskd sim: mark-price streams at ws://127.0.0.1:{port}/ws"
+            guide = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 5)
+            assert f"guard it as exchange: {client}, with ccxt: " in guide
+        else:
+            assert f"guard it as exchange: {client}, stream: false (no websocket in this dialect), with ccxt: " in guide
+        pointed = json.loads(guide.split("with ccxt: ", 1)[1])
+        account = AccountConfig(exchange=client, api_key="k" * 8, secret="s" * 8, ccxt={**pointed, "enableRateLimit": False})
+        adapter = ExchangeAdapter("main", account, build_client(account))
+        snapshot = await adapter.snapshot()  # riskd guarding it as the banner says, through the dialect's ccxt class
+        assert snapshot.ok, snapshot.error
+        assert {(p.symbol, p.position_side) for p in snapshot.positions} == {
+            ("BTC/USDT:USDT", "LONG"), ("ETH/USDT:USDT", "SHORT"), ("SOL/USDT:USDT", "LONG"),
+        }
+    finally:
+        if adapter is not None:
+            await adapter.close()
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_freeze_without_a_running_daemon_is_queued_and_recorded(workdir):
@@ -125,6 +178,8 @@ async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     text = "\n".join(lines)
     assert status == 0
     assert "warning:" in text and "breach: drawdown" in text and "HALTED" in text
+    breaches = [line for line in lines if "breach:" in line]
+    assert breaches and all(any(words in line for words in ("price swing", "daily loss", "drawdown")) for line in breaches)
     assert text.count("reduce-only market: closed") == 3
     assert "left alone it would be" in text
     assert logging.getLogger().level == level  # the demo silences the log only while it runs

@@ -18,8 +18,10 @@ from riskd.config import SimSettings
 from riskd.domain import ReadFailure, TradingState
 from riskd.sim import start_embedded
 from riskd.sim.simulator import EMBEDDED_REQUEST_LOG
-from tests.integration.conftest import BTC, ETH, ORDER_PATH, SOL, open_positions, orders_sent, tick
+from tests.integration.conftest import BTC, DIALECTS, ETH, SOL, open_positions, orders_sent, tick
 from tests.timing import limit
+
+ORDER_PATH = DIALECTS["binanceusdm"][0]
 
 MODES = [
     ("http_503", "unavailable"), ("http_503", "internal"), ("http_503", "unknown"), ("http_429", ""), ("http_418", ""),

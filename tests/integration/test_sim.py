@@ -228,7 +228,7 @@ async def test_limit_order_fills_when_the_price_crosses_it(exchange, sim):
 
 def test_account_is_liquidated_when_the_mark_crosses_its_liquidation_price(sim):
     sim.ledger.cancel_all(ETH)  # else the 4,200 offer fills on the way up and moves the price
-    eth = sim.ledger.positions["ETHUSDT"]
+    eth = sim.ledger.position(sim.ledger.contract(ETH))
     liquidation = sim.ledger.liquidation_price(eth)
     sim.set_price(ETH, float(liquidation) - 5)
     assert sim.state()["positions"] and sim.state()["liquidations"] == 0

@@ -193,3 +193,21 @@ async def test_an_embedded_exchange_account_follows_the_embedded_exchanges_strea
     guard = daemon.guards["demo"]
     assert guard.overrides["urls"]["api"]["ws"]["linear"].startswith(guard.sim.url.replace("http", "ws"))
     assert guard.sim.streams.connections == 1 and daemon.streams["demo"].marks_seen >= 1
+
+
+async def test_an_embedded_exchange_in_bybits_dialect_is_polled_alone(tmp_path, run):
+    # The simulator serves no Bybit websocket: a bybit-dialect account opens no stream by default.
+    daemon = Daemon(load_settings(write_config(tmp_path, poll_interval=SLOW_POLL, sim={"venue": "bybit"})))
+    run(daemon)
+    await asyncio.wait_for(daemon.ready(), limit(10))  # the streams are started before the first tick completes
+
+    guard = daemon.guards["demo"]
+    assert guard.adapter.client.id == "bybit" and guard.last_snapshot is not None
+    assert daemon.streams == {} and guard.sim.streams.connections == 0
+    # Were one built, its websocket URLs would lead to the simulator, never to Bybit.
+    client = guard.stream_client(())
+    try:
+        assert client.id == "bybit"
+        assert client.urls["api"]["ws"]["public"]["linear"].startswith(guard.sim.url.replace("http", "ws"))
+    finally:
+        await client.close()

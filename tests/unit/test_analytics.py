@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskd.analytics import equity_series, figures, max_drawdown, returns, stress, value_at_risk
-from riskd.domain import Position, Side
+from riskd.analytics import equity_series, figures, max_drawdown, returns, value_at_risk
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -63,12 +62,3 @@ def test_figures_of_a_day_of_history():
 def test_figures_of_nothing_say_nothing():
     result = figures([])
     assert result.samples == 0 and result.max_drawdown is None and result.var_95 is None
-
-
-def test_stress_moves_longs_with_the_market_and_shorts_against_it():
-    positions = [
-        Position("BTC/USDT:USDT", Side.LONG, 0.1, 6_000.0),
-        Position("ETH/USDT:USDT", Side.SHORT, 1.0, 2_000.0),
-    ]
-    result = stress(positions, 10_000.0, shocks=(-0.20, 0.10))
-    assert result == {-0.20: pytest.approx(10_000 - 800), 0.10: pytest.approx(10_000 + 400)}

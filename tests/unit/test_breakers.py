@@ -7,13 +7,18 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.breakers import BREAKERS as REGISTRY
+from riskd.breakers import BreakerConfig, Context
 from riskd.domain import Reading, Status
 
 from tests.factories import context, position, seconds_ago, snapshot, state
 
-ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "stale_data"]
+ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "margin_ratio", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]
+MARKET = ["var", "volatility_spike", "flash_crash", "correlation", "stress_loss"]
+# The market breakers price positions on candles, which no exact scale fits: they have
+# their own tests (test_market_breakers.py). These run on the others.
+BREAKERS = {name: REGISTRY[name] for name in (*ACCOUNT_WIDE, *PER_POSITION)}
 NEEDS_SNAPSHOT = [name for name in BREAKERS if name != "stale_data"]
 
 
@@ -43,6 +48,7 @@ DEFAULT_LEVELS = {
     "leverage": (50_000, 40_000),  # 5x, warns at 4x
     "concentration": (15_000, 12_000),  # 150 %, warns at 120 %
     "liquidation_distance": (1_000, 1_250),  # 10 %, warns at 12.5 % (lower is worse)
+    "margin_ratio": (5_000, 4_000),  # 50 %, warns at 40 %
     "stale_data": (60, 48),  # 60 s, warns at 48 s
 }
 
@@ -67,6 +73,8 @@ def measuring(name: str, units: int) -> Context:
         return context(snapshot(equity=10_000, positions=positions))
     if name == "liquidation_distance":
         return context(snapshot(positions=[position(mark_price=10_000, liquidation_price=10_000 - units)]))
+    if name == "margin_ratio":
+        return context(snapshot(positions=[position()], margin_ratio=units / 10_000))
     if name == "stale_data":
         return context(snapshot(), state(last_good_at=seconds_ago(units)))
     raise AssertionError(f"no scale for {name}")
@@ -79,8 +87,8 @@ def test_every_breaker_has_a_scale_in_these_tests():
 # The registry ----------------------------------------------------------------------
 
 
-def test_registry_holds_the_seven_breakers_under_their_yaml_names():
-    assert set(BREAKERS) == {*ACCOUNT_WIDE, *PER_POSITION}
+def test_registry_holds_the_thirteen_breakers_under_their_yaml_names():
+    assert set(REGISTRY) == {*ACCOUNT_WIDE, *PER_POSITION, *MARKET}
 
 
 @pytest.mark.parametrize("name", BREAKERS)
@@ -163,6 +171,7 @@ CUSTOM_WARNINGS = {
     "leverage": ("3x", 30_000),
     "concentration": ("100%", 10_000),
     "liquidation_distance": ("20%", 2_000),
+    "margin_ratio": ("30%", 3_000),
     "stale_data": ("30s", 30),
 }
 
@@ -185,6 +194,7 @@ WARNINGS_BEYOND_THE_LIMIT = {
     "leverage": "6x",
     "concentration": "200%",
     "liquidation_distance": "5%",
+    "margin_ratio": "60%",
     "stale_data": "2m",
 }
 
@@ -372,11 +382,23 @@ def test_liquidation_distance_far_away_is_ok_because_lower_is_worse():
     }
 
 
-def test_liquidation_distance_skips_positions_without_a_liquidation_price():
+def test_liquidation_distance_skips_what_cannot_be_liquidated():
     spot = position("BTC/USDT", kind="spot", mark_price=100.0, liquidation_price=None)
+    safe = position("SOL/USDT:USDT", mark_price=100.0, liquidation_price=0.0)  # the venue says: cannot be
     future = position("ETH/USDT:USDT", mark_price=100.0, liquidation_price=80.0)
-    readings = evaluate("liquidation_distance", context(snapshot(positions=[spot, future])))
+    readings = evaluate("liquidation_distance", context(snapshot(positions=[spot, safe, future])))
     assert [reading.symbol for reading in readings] == ["ETH/USDT:USDT"]
+
+
+def test_liquidation_distance_without_a_liquidation_price_cannot_measure_and_is_never_ok():
+    cross = position("LTC/USDT:USDT", mark_price=71.1, liquidation_price=None, position_side="LONG")
+    future = position("ETH/USDT:USDT", mark_price=100.0, liquidation_price=80.0)
+    readings = evaluate("liquidation_distance", context(snapshot(positions=[cross, future])))
+    assert {reading.symbol: reading.status for reading in readings} == {
+        "LTC/USDT:USDT:LONG": Status.NO_DATA,
+        "ETH/USDT:USDT": Status.OK,
+    }
+    assert "no liquidation price" in readings[0].reason
 
 
 @pytest.mark.parametrize("positions", [[], [position("BTC/USDT", kind="spot", mark_price=100.0)]], ids=["flat", "spot"])
@@ -384,6 +406,26 @@ def test_liquidation_distance_with_nothing_to_liquidate_is_a_single_ok_reading(p
     reading = only(evaluate("liquidation_distance", context(snapshot(positions=positions))))
     assert reading.status is Status.OK
     assert reading.value is None
+
+
+# Margin ratio ----------------------------------------------------------------------
+
+
+def test_margin_ratio_with_open_positions_and_no_ratio_cannot_measure():
+    reading = only(evaluate("margin_ratio", context(snapshot(positions=[position()], margin_ratio=None))))
+    assert reading.status is Status.NO_DATA
+    assert "reports no account margin ratio" in reading.reason
+
+
+@pytest.mark.parametrize("positions", [[], [position("BTC/USDT", kind="spot", mark_price=100.0)]], ids=["flat", "spot"])
+def test_margin_ratio_with_no_margin_in_use_is_ok(positions):
+    reading = only(evaluate("margin_ratio", context(snapshot(positions=positions))))
+    assert reading.status is Status.OK and reading.value is None
+
+
+def test_margin_ratio_on_a_failed_read_is_no_data():
+    reading = only(evaluate("margin_ratio", context(snapshot(equity=None, error="timeout", margin_ratio=0.9))))
+    assert reading.status is Status.NO_DATA
 
 
 # Stale data ------------------------------------------------------------------------

@@ -328,8 +328,9 @@ def test_the_stream_follows_its_setting_and_is_on_by_default_where_ccxt_has_it(m
           quiet: {exchange: bybit, stream: false}
           coins: {exchange: binance, market: spot}
           paper: {exchange: sim}
+          paper_bybit: {exchange: sim, sim: {venue: bybit}}
         """))
     assert settings.accounts["main"].stream is None
     assert {name: wanted(account) for name, account in settings.accounts.items()} == {
-        "main": True, "quiet": False, "coins": False, "paper": True,
+        "main": True, "quiet": False, "coins": False, "paper": True, "paper_bybit": False,
     }

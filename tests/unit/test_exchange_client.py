@@ -44,25 +44,57 @@ async def test_the_account_ccxt_mapping_overrides_riskds_defaults(clients):
 
 
 async def test_a_futures_balance_without_the_quote_currency_is_a_failed_read_not_zero_equity(clients):
-    from riskd.domain import Position, Side
     from riskd.exchange import ExchangeAdapter
 
-    adapter = ExchangeAdapter("main", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"))
-    adapter.futures = True
-    held = (Position("BTC/USDT:USDT", Side.LONG, 0.1, 6_000.0),)
+    # A venue riskd has no profile for falls back on ccxt's total of the quote currency.
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="kraken", market="futures"), clients(exchange="kraken", market="futures"))
     with pytest.raises(ccxt.BadResponse, match="no USDT"):
-        adapter._equity({"info": {}, "total": {"BNB": 1.0}}, held, {})
+        adapter._account({"info": {}, "total": {"BNB": 1.0}})
+    # A venue with a profile names the figure its reply lacks.
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"))
+    with pytest.raises(ccxt.BadResponse, match="has no totalMarginBalance"):
+        adapter._account({"info": {"assets": []}, "total": {"USDT": 1.0}})
 
 
-async def test_a_spot_holding_whose_price_goes_missing_is_a_failed_read_not_worth_zero(clients):
+async def test_a_spot_holding_without_a_price_is_a_failed_read_on_the_first_read_too(clients):
     from riskd.exchange import ExchangeAdapter
 
     adapter = ExchangeAdapter("main", AccountConfig(exchange="binance", market="spot"), clients(exchange="binance", market="spot"))
-    adapter.futures = False
     balance = {"info": {}, "total": {"USDT": 100.0, "BTC": 1.0}}
-    assert adapter._equity(balance, (), {"BTC/USDT": 50_000.0}) == pytest.approx(50_100.0)
+    with pytest.raises(ccxt.BadResponse, match="no price for BTC"):  # never seen priced: still not worth zero
+        adapter._spot_account(balance, {})
+    assert adapter._spot_account(balance, {"BTC/USDT": 50_000.0}).equity == pytest.approx(50_100.0)
     with pytest.raises(ccxt.BadResponse, match="no price for BTC"):
-        adapter._equity(balance, (), {})
+        adapter._spot_account(balance, {})
+
+
+async def test_a_spot_holding_without_a_direct_market_is_valued_through_a_bridge(clients):
+    from riskd.exchange import ExchangeAdapter
+
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="binance", market="spot"), clients(exchange="binance", market="spot"))
+    balance = {"info": {}, "total": {"USDT": 10.0, "ABC": 100.0, "XYZ": 2.0}}
+    prices = {"ABC/USDC": 0.5, "USDC/USDT": 0.999, "XYZ/BTC": 0.001, "BTC/USDT": 60_000.0}
+    figures = adapter._spot_account(balance, prices)
+    assert figures.equity == pytest.approx(10.0 + 100 * 0.5 * 0.999 + 2 * 0.001 * 60_000)
+    held = {p.symbol: p for p in adapter._spot_positions(balance, prices)}
+    assert set(held) == {"ABC/USDC", "XYZ/BTC"}  # sold on the market that exists
+    assert held["ABC/USDC"].notional == pytest.approx(100 * 0.5 * 0.999)
+
+
+async def test_what_riskd_understood_names_what_it_does_not_know(clients):
+    from datetime import datetime, timezone
+
+    from riskd import checks
+    from riskd.domain import Snapshot
+    from riskd.exchange import ExchangeAdapter
+
+    adapter = ExchangeAdapter("main", AccountConfig(exchange="kraken", market="futures"), clients(exchange="kraken", market="futures"))
+    failed = Snapshot("main", datetime(2026, 1, 1, tzinfo=timezone.utc), error="timeout")
+    assert await checks.understanding(adapter, failed) == [
+        "market: futures",
+        "warning: riskd has no profile for kraken; its figures are ccxt's unified ones",
+        "warning: the account was not read, so nothing about it is known",
+    ]
 
 
 @pytest.mark.parametrize(
