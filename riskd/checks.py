@@ -10,7 +10,9 @@ now: an API key that can withdraw, an env file other users can read.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from riskd.config import AccountConfig, Settings
-from riskd.domain import Snapshot
+from riskd.config import AccountConfig, ConfigError, Settings
+from riskd.domain import Severity, Snapshot
 from riskd.exchange import ExchangeAdapter, explain
 from riskd.redact import redact, register
 from riskd.store import write_problem
@@ -166,7 +168,79 @@ async def local(settings: Settings, env_file: Path | None) -> list[Finding]:
     else:
         findings.append(Finding("database", OK, f"{settings.database} is writable"))
     findings.append(await telegram(settings))
+    findings += await alert_channels(settings)
+    findings += await hooks(settings)
     return findings
+
+
+async def hooks(settings: Settings) -> list[Finding]:
+    """What can be checked of each hook without calling it (a call would be a false event):
+    Freqtrade's API with its credentials, a command's program, a lock file's folder."""
+    findings = []
+    for account_name, account in settings.accounts.items():
+        for hook_name, hook in account.hooks.items():
+            subject = f"{account_name} hook {hook_name}"
+            match hook.type:
+                case "freqtrade":
+                    findings.append(await _freqtrade(subject, hook))
+                case "command":
+                    program = shutil.which(hook.run[0])
+                    if program is None:
+                        findings.append(Finding(subject, FAILURE, f"{hook.run[0]} is not an executable program"))
+                    else:
+                        findings.append(Finding(subject, OK, f"runs {program}"))
+                case "lock_file":
+                    folder = next(parent for parent in hook.path.absolute().parents if parent.exists())
+                    if os.access(folder, os.W_OK | os.X_OK):
+                        findings.append(Finding(subject, OK, f"{hook.path} can be written"))
+                    else:
+                        findings.append(Finding(subject, FAILURE, f"{folder} is not writable, so {hook.path} cannot be made"))
+                case "webhook":
+                    findings.append(Finding(subject, OK, "not called by check: a test call would look like a real event"))
+    return findings
+
+
+async def _freqtrade(subject: str, hook: Any) -> Finding:
+    """Ask the bot's REST API for its configuration: proves the URL and the credentials."""
+    register(hook.username.get_secret_value(), hook.password.get_secret_value())
+    credentials = f"{hook.username.get_secret_value()}:{hook.password.get_secret_value()}"
+    auth = "Basic " + base64.b64encode(credentials.encode()).decode()
+    try:
+        timeout = aiohttp.ClientTimeout(total=hook.timeout.total_seconds())
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"{hook.url}/api/v1/show_config", headers={"Authorization": auth}) as response:
+                reply = await response.json(content_type=None) if response.status == 200 else {}
+                status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        return Finding(subject, FAILURE, redact(f"Freqtrade's API is unreachable: {type(error).__name__}: {error}"))
+    if status == 401:
+        return Finding(subject, FAILURE, "Freqtrade refused the username and password")
+    if status != 200:
+        return Finding(subject, FAILURE, f"Freqtrade's API answered HTTP {status}")
+    return Finding(subject, OK, f"Freqtrade answers: bot {reply.get('bot_name', '?')}, state {reply.get('state', '?')}")
+
+
+async def alert_channels(settings: Settings) -> list[Finding]:
+    """Send a test message through each Apprise channel: proves its URL, its secrets and the path to it."""
+    if not settings.alerts.apprise:
+        return []
+    from riskd.channels import channels, notify  # Apprise is only loaded when a channel is configured
+
+    try:
+        configured = channels(settings.alerts)
+    except ConfigError as error:
+        return [Finding("alerts", FAILURE, str(error))]
+    findings = []
+    for channel in configured:
+        problem = await notify(channel, "riskd check", CHECK_MESSAGE, Severity.INFO, settings.alerts.timeout.total_seconds())
+        if problem is None:
+            findings.append(Finding(channel.label, OK, "a test message was delivered"))
+        else:
+            findings.append(Finding(channel.label, FAILURE, f"a test message could not be delivered: {problem}"))
+    return findings
+
+
+CHECK_MESSAGE = "riskd check: this channel reaches you. riskd's alerts will come here."
 
 
 def env_file_permissions(path: Path) -> Finding:

@@ -14,7 +14,7 @@ import os
 import re
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.domain import HookTrigger
 from riskd.sources import UnusableSource, read_dotenv, read_yaml, set_by, shown, unparsed_environment
 from riskd.units import Duration, format_duration
 
@@ -67,6 +68,73 @@ class SimSettings(BaseModel):
     volatility: float = Field(default=0.0005, ge=0, le=0.1)
 
 
+class HookBase(BaseModel):
+    """What every hook shares: its secrets are scrubbed from whatever riskd writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def secrets(self) -> list[str]:
+        return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
+
+
+class CalledHook(HookBase):
+    """A hook called through the outbox: at which moments (all unless told), and for how long at most.
+    (`events`, not `on`: YAML reads a bare `on` as true.)"""
+
+    events: tuple[HookTrigger, ...] = tuple(HookTrigger)
+    timeout: Duration = timedelta(seconds=5)
+
+
+def _web_address(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class WebhookHook(CalledHook):
+    """A JSON POST of the event, signed with HMAC-SHA256 of the body under `secret` (from the environment)."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+class CommandHook(CalledHook):
+    """A program run with the event in environment variables, within `timeout`, up to `attempts` times."""
+
+    type: Literal["command"]
+    run: tuple[str, ...] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class LockFileHook(HookBase):
+    """A file that exists exactly while the account is not active, with the reason inside."""
+
+    type: Literal["lock_file"]
+    path: Path
+
+
+class FreqtradeHook(CalledHook):
+    """A Freqtrade bot's REST API: stopentry when reducing or halted, forceexit of every trade on
+    a flatten, and on resume `on_resume` (start or reload_config) when configured."""
+
+    type: Literal["freqtrade"]
+    url: str
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    on_resume: Literal["start", "reload_config"] | None = None
+
+    _url = field_validator("url")(_web_address)
+
+
+Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
+"""Per hook type, the settings that come only from the environment."""
+
+
 class AccountConfig(BaseModel):
     """One exchange account that riskd guards."""
 
@@ -85,6 +153,9 @@ class AccountConfig(BaseModel):
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
+    hooks: dict[str, Hook] = Field(default_factory=dict)
+    dead_man_switch: Duration | None = None
+    """Opt-in: the venue cancels the account's open orders this long after riskd's last good tick."""
 
     @field_validator("quote")
     @classmethod
@@ -104,7 +175,8 @@ class AccountConfig(BaseModel):
 
     def secrets(self) -> list[str]:
         """The secret values, for scrubbing them out of any text riskd writes."""
-        return [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        own = [field.get_secret_value() for field in (self.api_key, self.secret, self.password) if field]
+        return own + [secret for hook in self.hooks.values() for secret in hook.secrets()]
 
 
 class TelegramSettings(BaseModel):
@@ -138,6 +210,22 @@ class TelegramSettings(BaseModel):
         return self.token is not None
 
 
+class AlertSettings(BaseModel):
+    """Alert channels besides Telegram: Apprise URLs (Slack, Discord, email, ntfy, Pushover,
+    Matrix, webhooks ...). The URLs hold tokens and passwords, so they come from the
+    environment only: RISKD_ALERTS__APPRISE='["ntfy://topic", "discord://id/token"]'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apprise: tuple[SecretStr, ...] = ()
+    timeout: Duration = timedelta(seconds=10)
+    backoff: Duration = timedelta(seconds=2)
+    backoff_max: Duration = timedelta(seconds=60)
+
+    def secrets(self) -> list[str]:
+        return [url.get_secret_value() for url in self.apprise]
+
+
 class HttpSettings(BaseModel):
     """The optional HTTP server (/healthz, /metrics, /v1/state). It has no authentication,
     so it listens on loopback unless told otherwise."""
@@ -147,6 +235,12 @@ class HttpSettings(BaseModel):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=9787, ge=0, le=65535)
+    token: SecretStr | None = None
+    """When set (from the environment only), `/` and `/v1/*` answer only requests that carry it."""
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
 
 class ReportSettings(BaseModel):
@@ -204,6 +298,7 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     telegram: TelegramSettings = TelegramSettings()
+    alerts: AlertSettings = AlertSettings()
     market_data: MarketDataSettings = MarketDataSettings()
     report: ReportSettings = ReportSettings()
 
@@ -353,6 +448,22 @@ def _check_yaml(path: Path, document: dict) -> list[str]:
             problems.append(
                 f"{where}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD"
             )
+        hooks = account.get("hooks") if isinstance(account.get("hooks"), dict) else {}
+        for hook_name, hook in hooks.items():
+            hook = hook if isinstance(hook, dict) else {}
+            for key in HOOK_SECRETS.get(hook.get("type"), ()):
+                if key in hook:
+                    variable = f"RISKD_ACCOUNTS__{str(name).upper()}__HOOKS__{str(hook_name).upper()}__{key.upper()}"
+                    problems.append(f"accounts.{name}.hooks.{hook_name}.{key}: secrets do not belong in {path}; set {variable} instead")
+    http = document.get("http")
+    if isinstance(http, dict) and "token" in http:
+        problems.append(f"http.token: secrets do not belong in {path}; set RISKD_HTTP__TOKEN instead")
+    alerts = document.get("alerts")
+    if isinstance(alerts, dict) and "apprise" in alerts:
+        problems.append(
+            f"alerts.apprise: Apprise URLs hold secrets and do not belong in {path}; "
+            """set RISKD_ALERTS__APPRISE='["scheme://...", ...]' instead"""
+        )
     telegram = document.get("telegram")
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
@@ -425,6 +536,18 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}: credentials missing; set {variable}__API_KEY and {variable}__SECRET in the environment"
             )
+        if account.dead_man_switch is not None and account.dead_man_switch < settings.poll_interval * 2:
+            problems.append(
+                f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is shorter than two poll "
+                f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
+            )
+        for hook_name, hook in account.hooks.items():
+            if not ACCOUNT_NAME.fullmatch(hook_name):
+                problems.append(f"accounts.{name}.hooks.{hook_name}: hook names are lower-case letters, digits and _")
+            missing = [key for key in HOOK_SECRETS.get(hook.type, ()) if getattr(hook, key) is None]
+            if missing:
+                variables = " and ".join(f"RISKD_ACCOUNTS__{name.upper()}__HOOKS__{hook_name.upper()}__{key.upper()}" for key in missing)
+                problems.append(f"accounts.{name}.hooks.{hook_name}: {', '.join(missing)} missing; set {variables} in the environment")
     problems += _poll_budget(settings, ccxt)
     return problems
 

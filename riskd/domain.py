@@ -137,6 +137,16 @@ class ActionStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class HookTrigger(StrEnum):
+    """The moments an account's hooks are called at: a state change to reducing or to
+    halted, a flatten, and a return to active."""
+
+    REDUCING = "reducing"
+    HALTED = "halted"
+    FLATTEN = "flatten"
+    RESUME = "resume"
+
+
 RISKD = ""
 """The account named by events and alerts about riskd itself rather than one account."""
 
@@ -367,3 +377,15 @@ class StepResult:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     alerts: tuple[Alert, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """One call of one account's hook, written to the hook outbox with the step that caused it."""
+
+    account: str
+    hook: str
+    kind: str
+    trigger: HookTrigger
+    state: TradingState
+    reason: str

@@ -428,14 +428,14 @@ def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
     adding = tuple(
         order.id
         for order in snapshot.orders
-        if not order.reduce_only and _adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
+        if not order.reduce_only and adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
     )
     if adding:
         reason = wording.reducing_orders(len(adding))
         _enforcement(tick, "orders", Severity.WARNING, reason, ActionKind.CANCEL_ORDERS, order_ids=adding)
 
 
-def _adds_exposure(side: str, amount: float, held: float) -> bool:
+def adds_exposure(side: str, amount: float, held: float) -> bool:
     """True when an order on the `held` signed position would grow or flip it."""
     if side == "buy":
         return held >= 0 or amount > -held + EPSILON

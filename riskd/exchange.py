@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
 
 import ccxt.async_support as ccxt
 
@@ -316,6 +316,35 @@ class ExchangeAdapter:
             open_orders = await self._call("fetch_open_orders")
             calls += [self._call("cancel_order", o["id"], o["symbol"]) for o in open_orders if o["symbol"] in whole_symbols]
         await asyncio.gather(*calls)
+
+    @property
+    def dead_man_switch(self) -> str | None:
+        """How this venue cancels open orders once riskd stops renewing a countdown: Binance
+        USDⓈ-M's `countdownCancelAll` (per symbol), ccxt's `cancelAllOrdersAfter` (account-wide,
+        Bybit, OKX and others), or None where ccxt offers neither."""
+        if self.futures and hasattr(self.client, "fapiPrivatePostCountdownCancelAll"):
+            return "Binance countdownCancelAll"
+        if self.client.has.get("cancelAllOrdersAfter"):
+            return "cancelAllOrdersAfter"
+        return None
+
+    async def arm_dead_man_switch(self, after: timedelta, symbols: Iterable[str]) -> None:
+        """Renew the venue's countdown: in `after` it cancels open orders unless renewed again.
+
+        Binance's countdown is per symbol, so it is armed for each of `symbols` (those with
+        open orders). Raises what the exchange raised; ValueError where there is no switch.
+        """
+        milliseconds = int(after.total_seconds() * 1000)
+        match self.dead_man_switch:
+            case "Binance countdownCancelAll":
+                await asyncio.gather(*(
+                    self._call("fapiPrivatePostCountdownCancelAll", {"symbol": self.client.market_id(symbol), "countdownTime": milliseconds})
+                    for symbol in sorted(set(symbols))
+                ))
+            case "cancelAllOrdersAfter":
+                await self._call("cancel_all_orders_after", milliseconds)
+            case None:
+                raise ValueError(f"{self.client.id} offers no dead-man switch through ccxt")
 
     async def reduce(self, position: Position, amount: float, client_order_id: str) -> dict:
         """A market order that can only shrink `position`: reduce-only on derivatives."""

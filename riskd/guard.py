@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from riskd import engine, wording
+from riskd import engine, hooks, wording
 from riskd.candles import EMPTY
 from riskd.config import AccountConfig, Settings
-from riskd.domain import Command, CommandKind, Severity, Snapshot, StepResult, TradingState
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.domain import AccountState, Command, CommandKind, Severity, Snapshot, StepResult, TradingState
+from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
 from riskd.market_data import MarketFeed
 from riskd.redact import register
@@ -83,8 +83,11 @@ class AccountGuard:
     tick_seconds: float | None = None  # how long the latest tick took to read and judge
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
     last_heartbeat: datetime | None = None
+    state: AccountState | None = None  # the state last recorded, for readers that must not wait on the database
+    dead_man_armed_at: datetime | None = None  # when the venue's cancel-all countdown was last renewed
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
+    _no_dead_man_said: bool = field(default=False, init=False, repr=False)
 
     @property
     def config(self) -> AccountConfig:
@@ -152,15 +155,36 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
+            before = self.store.load_state(self.name)
             market = self.market.current if self.market is not None else EMPTY
-            result = engine.step(self.store.load_state(self.name), snapshot, self.policy, now, market)
-            self._record(result, now)
+            result = engine.step(before, snapshot, self.policy, now, market)
+            self._record(before, result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
             self._heartbeat(snapshot, result, now)
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
+            if snapshot.ok and self.config.dead_man_switch is not None:
+                await self._arm_dead_man_switch(snapshot)
             return result
+
+    async def _arm_dead_man_switch(self, snapshot: Snapshot) -> None:
+        """Renew the venue's countdown after a good tick (and its actions): should riskd die or lose
+        the network, the venue cancels the open orders. A failure is logged, never raised."""
+        if self.adapter.dead_man_switch is None:
+            if not self._no_dead_man_said:
+                log.error("%s: dead_man_switch is set, but %s offers none through ccxt: open orders stay if riskd dies",
+                          self.name, self.config.exchange)
+                self._no_dead_man_said = True
+            return
+        try:
+            await self.adapter.arm_dead_man_switch(self.config.dead_man_switch, [order.symbol for order in snapshot.orders])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("%s: the dead-man switch was not renewed: %s", self.name, explain(error).text)
+            return
+        self.dead_man_armed_at = self.clock()
 
     # --- market data -------------------------------------------------------------
 
@@ -184,8 +208,12 @@ class AccountGuard:
         figures = wording.figures(snapshot) if snapshot.ok else f"read failed: {snapshot.error}"
         log.info("%s: %s, %s, read in %.0f ms", self.name, result.state.trading_state, figures, snapshot.latency * 1000)
 
-    def _record(self, result: StepResult, now: datetime) -> None:
-        self.store.record_step(result, now)
+    def _record(self, before: AccountState, result: StepResult, now: datetime) -> None:
+        """Write the step with the hook calls it causes, then bring the lock files in line, before any act."""
+        account_hooks = self.config.hooks
+        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result))
+        self.state = result.state
+        hooks.sync_lock_files(account_hooks, result.state)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 
@@ -203,7 +231,7 @@ class AccountGuard:
                 snapshot, unread = (fresh, None) if fresh.ok else (None, fresh.error)
             now = self.clock()
             result = engine.apply_command(state, command, snapshot, self.policy, now)
-            self._record(result, now)
+            self._record(state, result, now)
             if unread is not None:
                 return wording.command_unread(self.name, command.kind, result.state.trading_state, unread)
             if result.actions and snapshot is not None:

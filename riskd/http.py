@@ -1,7 +1,11 @@
-"""The optional HTTP server: /healthz for uptime monitors, /metrics for Prometheus, /v1/state for bots.
+"""The optional HTTP server: /healthz for uptime monitors, /metrics for Prometheus, /v1/state
+and /v1/check for bots.
 
 Why: an operator who forgets riskd on a VPS must still learn when it is unhealthy,
-and a bot should be able to ask "may I trade?" before it does. Everything here only
+and a bot should be able to ask "may I trade?", or "may I place this order?", before
+it does. The order check reads only what the daemon holds in memory (the last
+snapshot, the state, the limits), never the database, so it answers within a
+fraction of a millisecond (bench/pretrade.py). Everything here only
 reads the daemon's run-time view and the database; nothing can be changed over HTTP,
 and there is no authentication, which is why the server listens on 127.0.0.1 unless
 told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from afar.
@@ -9,20 +13,27 @@ told otherwise. Put a reverse proxy or an SSH tunnel in front to reach it from a
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import math
 import time
-from datetime import datetime
-from typing import Callable, Mapping, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from riskd import __version__, health
+from riskd import __version__, health, page, pretrade
 from riskd.commands import AccountStatus, status
 from riskd.config import Settings
-from riskd.domain import ReadFailure, Status, TradingState
+from riskd.domain import AccountState, ReadFailure, Status, TradingState
 from riskd.store import Store
+
+if TYPE_CHECKING:
+    from riskd.engine import Policy
 
 ERROR_KINDS = tuple(ReadFailure)
 """The kinds `riskd.exchange.explain` gives a failed exchange call; each is counted from zero."""
@@ -33,6 +44,9 @@ class Observed(health.Watched, Protocol):
 
     tick_seconds: float | None
     errors: Mapping[str, int]
+    state: AccountState | None
+    """The state last recorded, None before the first tick or command."""
+    policy: Policy
 
 
 class Guarded(Protocol):
@@ -52,15 +66,21 @@ class HttpServer:
         self.url: str | None = None
         self.registry = CollectorRegistry()
         self.registry.register(Metrics(daemon))
+        self.check_seconds = Histogram(
+            "riskd_check_seconds", "Time riskd took to judge a POST /v1/check, from its body to its answer",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1), registry=self.registry,
+        )
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
         """Start listening; returns the base URL. Raises OSError when the port is taken."""
-        app = web.Application()
+        app = web.Application(middlewares=[self.authorise])
+        app.router.add_get("/", self.page)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/state", self.state)
         app.router.add_get("/v1/state/{account}", self.state)
+        app.router.add_post("/v1/check", self.check)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
@@ -76,6 +96,30 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @web.middleware
+    async def authorise(self, request: web.Request, handler) -> web.StreamResponse:
+        """With `http.token` set, `/` and `/v1/*` need it: `Authorization: Bearer TOKEN`, or for a
+        browser HTTP Basic with the token as password (it asks for it). /healthz and /metrics stay open."""
+        token = self.daemon.settings.http.token
+        if token is None or not (request.path == "/" or request.path.startswith("/v1/")):
+            return await handler(request)
+        if hmac.compare_digest(_presented(request).encode(), token.get_secret_value().encode()):
+            return await handler(request)
+        if request.path == "/":
+            return web.Response(status=401, text="riskd: the token is needed (as the password)\n",
+                                headers={"WWW-Authenticate": 'Basic realm="riskd"'})
+        return web.json_response({"error": "a valid token is needed: Authorization: Bearer TOKEN"}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="riskd"'})
+
+    async def page(self, request: web.Request) -> web.Response:
+        """The status page: every account, its breakers, positions, equity, and the latest events."""
+        daemon, now = self.daemon, self.daemon.clock()
+        accounts = [account for account in status(daemon.store, daemon.settings) if account.account in daemon.guards]
+        equity = {account.account: daemon.store.equity_history(account.account, now - CHART_SPAN) for account in accounts}
+        refresh = max(5, round(daemon.settings.poll_interval.total_seconds()))
+        text = page.render(accounts, daemon.store.events(limit=20), equity, now, refresh)
+        return web.Response(text=text, content_type="text/html", headers={"Content-Security-Policy": PAGE_POLICY})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when every account ticked and was read recently; 503 with the reasons when not."""
@@ -108,6 +152,103 @@ class HttpServer:
         if wanted is not None:
             return web.json_response(accounts[wanted])
         return web.json_response({"live": daemon.settings.live, "accounts": accounts})
+
+
+    async def check(self, request: web.Request) -> web.Response:
+        """May this order be placed now? Allowed or not, why, and the room left under each limit."""
+        daemon, started = self.daemon, time.perf_counter()
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body must be JSON, like " + CHECK_EXAMPLE}, status=400)
+        try:
+            name, intent = read_intent(body, daemon.guards)
+        except ValueError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        except LookupError as error:
+            return web.json_response({"error": error.args[0]}, status=404)
+        guard, now = daemon.guards[name], daemon.clock()
+        state = guard.state or daemon.store.load_state(name)
+        limits = {breaker: config.limit for breaker, config in guard.policy.breakers.items()}
+        problems = health.problems([guard], now, health.freshness(daemon.settings.poll_interval))
+        verdict = pretrade.check(
+            intent, state.trading_state, state.reason, guard.last_snapshot, limits, problems[0] if problems else None
+        )
+        answer = web.json_response(
+            {
+                "account": name,
+                "allowed": verdict.allowed,
+                "reason": verdict.reason,
+                "state": str(state.trading_state),
+                "notional": verdict.notional,
+                "limits": {
+                    room.limit: {"value": room.value, "after": room.after, "limit": room.maximum, "room": room.room, "unit": room.unit}
+                    for room in verdict.rooms
+                },
+            }
+        )
+        self.check_seconds.observe(time.perf_counter() - started)
+        return answer
+
+
+CHART_SPAN = timedelta(hours=24)
+"""How much equity history the status page draws."""
+
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+"""The page loads nothing but itself: no script, no external style, font or image."""
+
+
+def _presented(request: web.Request) -> str:
+    """The token a request carries: a bearer token, or the password of HTTP Basic."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+CHECK_EXAMPLE = '{"account": "main", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 0.01}'
+"""A request body /v1/check takes, for the sentences that answer a malformed one."""
+
+SIDES = {"buy": "buy", "long": "buy", "sell": "sell", "short": "sell"}
+"""Order sides as ccxt writes them, and entry sides as Freqtrade does."""
+
+
+def read_intent(body: object, accounts: Mapping[str, object]) -> tuple[str, pretrade.Intent]:
+    """The account and order of a /v1/check body; ValueError says what is wrong, LookupError names an unknown account."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object, like " + CHECK_EXAMPLE)
+    unknown = sorted(set(body) - {"account", "symbol", "side", "amount", "price", "reduce_only"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; the fields are account, symbol, side, amount, price, reduce_only")
+    name = body.get("account")
+    if name is None and len(accounts) == 1:
+        name = next(iter(accounts))
+    if not isinstance(name, str):
+        raise ValueError(f"account: the name of a guarded account ({', '.join(accounts)}) is needed")
+    if name not in accounts:
+        raise LookupError(f"no account named {name!r}")
+    symbol, side = body.get("symbol"), body.get("side")
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError("symbol: a ccxt symbol is needed, like BTC/USDT:USDT")
+    if side not in SIDES:
+        raise ValueError(f"side: buy or sell (or long or short) is needed, got {side!r}")
+    amount = _positive(body.get("amount"), "amount", "the order's size in contracts")
+    price = None if body.get("price") is None else _positive(body["price"], "price", "the expected price in the quote currency")
+    reduce_only = body.get("reduce_only", False)
+    if not isinstance(reduce_only, bool):
+        raise ValueError(f"reduce_only: true or false, got {reduce_only!r}")
+    return name, pretrade.Intent(symbol, SIDES[side], amount, price, reduce_only)
+
+
+def _positive(value: object, field: str, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{field}: a number above zero is needed ({meaning}), got {value!r}")
+    return float(value)
 
 
 def may_trade(trading_state: TradingState, problems: list[str]) -> bool:

@@ -25,7 +25,7 @@ from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.market_data import MarketFeed
 from riskd.notify import Notifier
-from riskd.redact import redact
+from riskd.redact import redact, register
 from riskd.store import Store
 from riskd.stream import MarkStream, wanted
 
@@ -37,6 +37,12 @@ log = logging.getLogger("riskd")
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
 Short enough that SIGTERM ends riskd within 10 s (systemd's TimeoutStopSec allows 30)."""
+
+CHANNELS_GRACE = 2.0
+"""Seconds the Apprise channels get at a stop for the alerts they have not had (the rest wait)."""
+
+HOOKS_GRACE = 2.0
+"""Seconds the hooks due at a stop get to be called before riskd exits (the rest are kept)."""
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Stop, stop, reload: handled while `run` runs, given back when it returns."""
@@ -64,6 +70,8 @@ class Daemon:
         self.tasks: set[asyncio.Task] = set()
         self.streams: dict[str, MarkStream] = {}
         self.telegram = None
+        self.hooks = None  # the hook outbox's sender, when an account has hooks to call
+        self.channels = None  # the Apprise alert channels, when configured
         self._signals: tuple[signal.Signals, ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -82,6 +90,14 @@ class Daemon:
             from riskd.telegram import TelegramBot  # python-telegram-bot is only loaded when a token is set
 
             self.telegram = TelegramBot(lambda: self.settings, self.store, self.clock)
+        if self.settings.alerts.apprise:
+            from riskd.channels import AlertChannels  # Apprise is only loaded when a channel is configured
+
+            self.channels = AlertChannels(self.settings.alerts, self.store, self.clock)
+        if any(account.hooks for account in self.settings.accounts.values()):
+            from riskd.hooks import HookSender  # aiohttp's client is only loaded when a hook is configured
+
+            self.hooks = HookSender(lambda: self.settings, self.store, self.clock)
         self._banner()
         self.started.set()
 
@@ -116,6 +132,7 @@ class Daemon:
                 await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
                 await self.process_commands()
                 await self.deliver_alerts()
+                await self.deliver_hooks()
                 return
             if self.telegram is not None:
                 self.telegram.start()  # in the background: Telegram being down must not delay guarding
@@ -178,6 +195,9 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.deliver_alerts], seconds=1, id="alerts",
                           max_instances=1, coalesce=True)
+        if self.hooks is not None:
+            scheduler.add_job(self._tracked, "interval", args=[self.deliver_hooks], seconds=1, id="hooks",
+                              max_instances=1, coalesce=True)
         scheduler.add_job(self._tracked, "interval", args=[self.prune], hours=1, id="retention",
                           max_instances=1, coalesce=True, next_run_time=start)
         if self.notifier.enabled:
@@ -225,6 +245,8 @@ class Daemon:
             await self.deliver_alerts()
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.hooks is not None:
+            await self._last_hooks()
         for guard in self.guards.values():
             await guard.close()
         if self.store is not None:
@@ -240,9 +262,13 @@ class Daemon:
             return
         from riskd.http import HttpServer  # the HTTP server and prometheus-client load only when asked for
 
+        if config.token is not None:
+            register(config.token.get_secret_value())
+        elif not config.loopback:
+            log.warning("HTTP on %s without http.token: anyone who reaches it can read every account (set RISKD_HTTP__TOKEN)", config.host)
         server = HttpServer(self, config.host, config.port)
         try:
-            log.info("HTTP: /healthz, /metrics and /v1/state at %s", await server.start())
+            log.info("HTTP: the status page, /healthz, /metrics, /v1/state and /v1/check at %s", await server.start())
             self.http = server
         except OSError as error:
             where = f"{config.host}:{config.port}"
@@ -365,7 +391,23 @@ class Daemon:
     # --- alerts and housekeeping ---------------------------------------------------
 
     async def deliver_alerts(self) -> None:
-        """Drain the outbox: to Telegram when it is configured, else to the log."""
+        """Drain the outbox: to Telegram when it is configured, else to the log; and, side by
+        side with it, to every Apprise channel, each at its own pace."""
+        if self.channels is None:
+            await self._deliver_to_telegram()
+            return
+        await asyncio.gather(self._deliver_to_telegram(), self._deliver_to_channels())
+
+    async def _deliver_to_channels(self) -> None:
+        if not self.stopping.is_set():
+            await self.channels.deliver()
+            return
+        try:  # the last pass, at a stop, is time-limited; what is left goes out at the next start
+            await asyncio.wait_for(self.channels.deliver(), CHANNELS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("alert channels: alerts still undelivered at the stop wait for the next start")
+
+    async def _deliver_to_telegram(self) -> None:
         if self.telegram is not None:
             await self.telegram.deliver(final=self.stopping.is_set())  # the last pass is time-limited
             return
@@ -373,6 +415,19 @@ class Daemon:
         for alert in self.store.due_alerts(now):
             log.log(LEVELS[alert.severity], "ALERT %s", wording.tagged(alert.account, alert.text))
             self.store.mark_alert(alert.id, now, AlertStatus.LOGGED)
+
+    async def deliver_hooks(self) -> None:
+        """Drain the hook outbox (see riskd.hooks): each hook's calls in order, hooks side by side."""
+        if self.hooks is not None:
+            await self.hooks.deliver()
+
+    async def _last_hooks(self) -> None:
+        """At a stop, HOOKS_GRACE seconds for the calls that are due; the rest wait in the outbox for the next start."""
+        try:
+            await asyncio.wait_for(self.hooks.deliver(), HOOKS_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("hooks: calls still due at the stop wait for the next start")
+        await self.hooks.close()
 
     async def send_report(self) -> None:
         """The daily report of each account: recorded, then to Telegram as its chart with the

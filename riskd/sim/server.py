@@ -207,6 +207,18 @@ def _countdown(simulator: Simulator, params: Params) -> dict:
     return {"symbol": contract.id, "countdownTime": str(milliseconds)}
 
 
+def _margin_type(simulator: Simulator, params: Params) -> dict:
+    """The account is cross margin only: CROSSED is what it has (Binance's answer when nothing
+    needs changing), ISOLATED is refused rather than pretended."""
+    simulator.ledger.contract(params.get("symbol"))
+    margin_type = params.get("marginType")
+    if margin_type is None:
+        raise mandatory("marginType")
+    if margin_type.upper() == "CROSSED":
+        raise Rejection(-4046, "No need to change margin type.")
+    raise Rejection(-1000, "The simulated account is cross margin only.")
+
+
 def _leverage(simulator: Simulator, params: Params) -> dict:
     position = simulator.ledger.set_leverage(params.get("symbol"), params.get("leverage"))
     return {"leverage": position.leverage, "maxNotionalValue": "1000000000", "symbol": position.contract.id}
@@ -225,11 +237,14 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
      lambda s, p: _each(s, p, lambda c: wire.premium_index(c, s.ledger.mark(c), s.ledger.now()))),
     ("GET", "/fapi/v1/klines", False, partial(_klines, False)),
     ("GET", "/api/v3/klines", False, partial(_klines, True)),
+    ("GET", "/fapi/v1/depth", False,
+     lambda s, p: wire.depth(s.ledger.contract(p.get("symbol")), s.ledger.mark(s.ledger.contract(p.get("symbol"))), s.ledger.now())),
     ("GET", "/fapi/v3/account", True, lambda s, p: wire.account(s.ledger)),
     ("GET", "/fapi/v3/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk)),
     ("GET", "/fapi/v2/positionRisk", True, lambda s, p: _position_risk(s, p, wire.position_risk_v2)),
     ("GET", "/fapi/v1/leverageBracket", True, _leverage_bracket),
     ("GET", "/fapi/v1/positionSide/dual", True, lambda s, p: {"dualSidePosition": s.ledger.hedge}),
+    ("GET", "/fapi/v1/multiAssetsMargin", True, lambda s, p: {"multiAssetsMargin": False}),
     ("GET", "/fapi/v1/openOrders", True,
      lambda s, p: [wire.order(o, query=True) for o in s.ledger.open_orders(p.get("symbol"))]),
     ("POST", "/fapi/v1/order", True, _new_order),
@@ -239,6 +254,7 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
     ("GET", "/fapi/v1/userTrades", True, _user_trades),
     ("POST", "/fapi/v1/countdownCancelAll", True, _countdown),
     ("POST", "/fapi/v1/leverage", True, _leverage),
+    ("POST", "/fapi/v1/marginType", True, _margin_type),
 )
 
 

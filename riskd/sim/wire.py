@@ -204,6 +204,16 @@ def ticker(contract: Contract, day: Candle, last: Decimal, now: int) -> dict:
     }
 
 
+def depth(contract: Contract, mark: Decimal, now: int) -> dict:
+    """GET /fapi/v1/depth: a book one tick either side of the mark, deep enough for any test
+    order (bots that price from the order book, as Freqtrade must on Binance futures, need one)."""
+    return {
+        "lastUpdateId": now, "E": now, "T": now,
+        "bids": [[price(contract, mark - contract.tick), "1000000"]],
+        "asks": [[price(contract, mark + contract.tick), "1000000"]],
+    }
+
+
 def ticker_price(contract: Contract, last: Decimal, now: int) -> dict:
     return {"symbol": contract.id, "price": price(contract, last), "time": now}
 

@@ -28,6 +28,7 @@ from riskd.domain import (
     CommandKind,
     CommandStatus,
     Event,
+    HookCall,
     Position,
     Reading,
     Snapshot,
@@ -35,10 +36,12 @@ from riskd.domain import (
 )
 from riskd.store.records import (
     ActionRecord,
+    ChannelRecord,
     CommandRecord,
     EventRecord,
     OrderKind,
     OutboxAlert,
+    OutboxHook,
     SnapshotRecord,
     StoredState,
     decode_time,
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
     from riskd.candles import Row
 
 __all__ = [
-    "ActionRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "SnapshotRecord", "Store",
+    "ActionRecord", "ChannelRecord", "CommandRecord", "EventRecord", "OrderKind", "OutboxAlert", "OutboxHook", "SnapshotRecord", "Store",
     "StoreError", "StoredState", "write_problem",
 ]
 
@@ -130,12 +133,13 @@ class Store:
             )
         return snapshot_id
 
-    def record_step(self, result: StepResult, now: datetime) -> None:
-        """The new state, its events and the alerts they cause, in one transaction."""
+    def record_step(self, result: StepResult, now: datetime, hooks: Iterable[HookCall] = ()) -> None:
+        """The new state, its events and the alerts and hook calls they cause, in one transaction."""
         with self.db.atomic():
             self._save_state(result.state, now, result.readings)
             self._insert_events(result.events, now)
             self._insert_alerts(result.alerts, now)
+            self._insert_hooks(hooks, now)
 
     def _save_state(self, state: AccountState, now: datetime, readings: Iterable[Reading] = ()) -> None:
         row = {"account": state.account, "updated_at": encode_time(now), "data": state_to_json(state)}
@@ -170,6 +174,23 @@ class Store:
                 "next_attempt_at": encode_time(now),
             }
             for alert in alerts
+        )
+
+    def _insert_hooks(self, calls: Iterable[HookCall], now: datetime) -> None:
+        self.db.table("hooks").insert_all(
+            {
+                "at": encode_time(now),
+                "account": call.account,
+                "hook": call.hook,
+                "kind": call.kind,
+                "trigger": str(call.trigger),
+                "state": str(call.state),
+                "reason": call.reason,
+                "status": str(AlertStatus.PENDING),
+                "attempts": 0,
+                "next_attempt_at": encode_time(now),
+            }
+            for call in calls
         )
 
     def record_event(self, event: Event, now: datetime, alert: Alert | None = None) -> None:
@@ -275,6 +296,81 @@ class Store:
             "select count(*), min(at) from alerts where status = ?", [str(AlertStatus.PENDING)]
         ).fetchone()
         return count, decode_time(oldest)
+
+    # --- alert channels besides Telegram ----------------------------------------
+
+    def channel(self, channel: str, label: str) -> ChannelRecord:
+        """How far `channel` has got; a channel seen for the first time starts after the
+        alerts already raised (it is not flooded with history)."""
+        row = next(self.db.table("channels").rows_where("channel = ?", [channel]), None)
+        if row is None:
+            latest = self.db.execute("select coalesce(max(id), 0) from alerts").fetchone()[0]
+            row = {"channel": channel, "label": label, "last_alert_id": latest, "attempts": 0}
+            self.db.table("channels").insert(row)
+            row = self.db.table("channels").get(channel)
+        return ChannelRecord.from_row(row)
+
+    def alerts_after(self, alert_id: int, limit: int = 50) -> list[OutboxAlert]:
+        """The alerts raised after `alert_id`, whatever their status, oldest first."""
+        rows = self.db.table("alerts").rows_where("id > ?", [alert_id], order_by="id", limit=limit)
+        return [OutboxAlert.from_row(row) for row in rows]
+
+    def channel_passed(self, channel: str, alert_id: int, now: datetime, sent: bool) -> None:
+        """The channel is done with `alert_id`: delivered (`sent`), or skipped as muted."""
+        fields = {"last_alert_id": alert_id, "attempts": 0, "next_attempt_at": None, "error": None}
+        if sent:
+            fields["sent_at"] = encode_time(now)
+        self.db.table("channels").update(channel, fields)
+
+    def channel_failed(self, channel: str, error: str, retry_at: datetime) -> None:
+        """The channel could not take its next alert: try again at `retry_at`."""
+        self.db.execute(
+            "update channels set attempts = attempts + 1, error = ?, next_attempt_at = ? where channel = ?",
+            [error, encode_time(retry_at), channel],
+        )
+
+    def channels(self) -> list[ChannelRecord]:
+        return [ChannelRecord.from_row(row) for row in self.db.table("channels").rows_where(order_by="channel")]
+
+    # --- hooks outbox ----------------------------------------------------------
+
+    def due_hooks(self, now: datetime, limit: int = 200) -> dict[tuple[str, str], list[OutboxHook]]:
+        """Pending hook calls by (account, hook), oldest first, each queue stopping at its first
+        call not yet due: a hook's calls keep their order, and one hook never waits on another."""
+        rows = self.db.table("hooks").rows_where("status = ?", [str(AlertStatus.PENDING)], order_by="id", limit=limit)
+        queues: dict[tuple[str, str], list[OutboxHook]] = {}
+        blocked = set()
+        for call in map(OutboxHook.from_row, rows):
+            queue = (call.account, call.hook)
+            if queue in blocked:
+                continue
+            if call.next_attempt_at and call.next_attempt_at > now:
+                blocked.add(queue)
+                continue
+            queues.setdefault(queue, []).append(call)
+        return queues
+
+    def mark_hook(
+        self,
+        call_id: int,
+        now: datetime,
+        status: AlertStatus,
+        outcome: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """What one attempt at a hook call gave: done (`sent`), given up (`failed`) or to retry at `retry_at`."""
+        row = self.db.table("hooks").get(call_id)
+        fields = {"status": str(status), "attempts": row["attempts"] + 1, "outcome": outcome, "error": error}
+        if status is not AlertStatus.PENDING:
+            fields["done_at"] = encode_time(now)
+        if retry_at is not None:
+            fields["next_attempt_at"] = encode_time(retry_at)
+        self.db.table("hooks").update(call_id, fields)
+
+    def hook_calls(self, account: str | None = None, limit: int = 50) -> list[OutboxHook]:
+        """The latest hook calls, whatever their status, oldest first."""
+        return [OutboxHook.from_row(row) for row in self._latest("hooks", account, limit)]
 
     # --- commands --------------------------------------------------------------
 
@@ -383,7 +479,8 @@ class Store:
             self.db.execute(f"delete from positions where {old}", [cutoff])
             for table, limit in (("snapshots", cutoff), ("events", long_cutoff), ("actions", long_cutoff), ("commands", long_cutoff)):
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
-            removed += self.db.execute("delete from alerts where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
+            for table in ("alerts", "hooks"):
+                removed += self.db.execute(f"delete from {table} where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
         return removed
 
     # --- candles ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from riskd.domain import (
     AlertStatus,
     CommandStatus,
     EventKind,
+    HookTrigger,
     Latch,
     Position,
     Reading,
@@ -48,6 +49,71 @@ class OrderKind(StrEnum):
 
 
 ORDER_KINDS = frozenset(OrderKind)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHook:
+    """A call of a hook in its outbox: what it is about, and how its delivery stands."""
+
+    id: int
+    at: datetime
+    account: str
+    hook: str
+    kind: str
+    trigger: HookTrigger
+    state: TradingState
+    reason: str
+    status: AlertStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    done_at: datetime | None
+    outcome: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> OutboxHook:
+        return cls(
+            id=row["id"],
+            at=decode_time(row["at"]),
+            account=row["account"],
+            hook=row["hook"],
+            kind=row["kind"],
+            trigger=HookTrigger(row["trigger"]),
+            state=TradingState(row["state"]),
+            reason=row["reason"] or "",
+            status=AlertStatus(row["status"]),
+            attempts=row["attempts"] or 0,
+            next_attempt_at=decode_time(row["next_attempt_at"]),
+            done_at=decode_time(row["done_at"]),
+            outcome=row["outcome"],
+            error=row["error"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """How far an alert channel has got: every alert up to `last_alert_id` delivered (or not
+    for it: muted), and after a failure, its attempts, when the next is due and why."""
+
+    channel: str
+    label: str
+    last_alert_id: int
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> ChannelRecord:
+        return cls(
+            channel=row["channel"],
+            label=row["label"] or "",
+            last_alert_id=row["last_alert_id"],
+            attempts=row["attempts"] or 0,
+            next_attempt_at=decode_time(row["next_attempt_at"]),
+            sent_at=decode_time(row["sent_at"]),
+            error=row["error"],
+        )
 
 
 @dataclass(frozen=True, slots=True)

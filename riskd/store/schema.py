@@ -169,7 +169,33 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """The hook outbox: each call of an account's hook (webhook, command, Freqtrade, lock file),
+    written with the step that caused it, and what became of it."""
+    db.table("hooks").create(
+        {
+            "id": int, "at": str, "account": str, "hook": str, "kind": str, "trigger": str, "state": str,
+            "reason": str, "status": str, "attempts": int, "next_attempt_at": str, "done_at": str,
+            "outcome": str, "error": str,
+        },
+        pk="id", not_null={"at", "account", "hook", "kind", "trigger", "status"},
+    )
+    db.table("hooks").create_index(["status", "id"])
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Each alert channel besides Telegram (an Apprise URL, known by a hash of it) and how far
+    it has got through the alerts, so one dead channel holds back no other and none is lost."""
+    db.table("channels").create(
+        {
+            "channel": str, "label": str, "last_alert_id": int, "attempts": int, "next_attempt_at": str,
+            "sent_at": str, "error": str,
+        },
+        pk="channel", not_null={"last_alert_id"},
+    )
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -427,3 +427,18 @@ async def test_control_endpoints_over_http(http, exchange, clock):
     assert await exchange.fetch_time() > 0
     async with http.post("/_sim/fault", json={"kind": "meteor"}) as reply:
         assert reply.status == 400
+
+
+async def test_fetch_order_book_gives_one_level_a_tick_either_side_of_the_mark(exchange, sim):
+    book = await exchange.fetch_order_book("LINK/USDT:USDT", 5)
+    mark = sim.state()["prices"]["LINK/USDT:USDT"]
+    assert book["bids"][0][0] == pytest.approx(mark - 0.001) and book["asks"][0][0] == pytest.approx(mark + 0.001)
+    assert book["bids"][0][1] >= 1_000_000 and len(book["bids"]) == len(book["asks"]) == 1
+
+
+async def test_the_account_is_cross_margin_only_and_says_so(exchange):
+    with pytest.raises(ccxt.MarginModeAlreadySet):  # Binance's answer when nothing needs changing
+        await exchange.set_margin_mode("cross", "LINK/USDT:USDT")
+    with pytest.raises(ccxt.OperationFailed, match="cross margin only"):
+        await exchange.set_margin_mode("isolated", "LINK/USDT:USDT")
+    assert await exchange.fapiPrivateGetMultiAssetsMargin() == {"multiAssetsMargin": False}

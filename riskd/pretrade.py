@@ -1,0 +1,170 @@
+"""The pre-trade check: may this order be placed now, and how much room is left under each limit?
+
+Why: a bot that asks before it trades is never fought by riskd afterwards. riskd
+cancels what a halted or reducing account should not hold, and trips breakers on
+exposure it sees after the fact; the same rules, asked beforehand, let a bot skip an
+entry instead of having it cancelled or closed on the next tick.
+
+The check is a pure function of the last good snapshot, the account's trading state
+and its limits: no clock, database or network, so it answers in microseconds and is
+tested with plain values. It follows the engine's own rules: while halted only
+reduce-only orders stay (the engine cancels every other order); while reducing an
+order that would grow or flip a position is cancelled; while active an order that
+adds exposure must leave every limit it touches unbreached (a value at the limit
+counts as a breach, as it does for the breakers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+from riskd.domain import Side, Snapshot, TradingState
+from riskd.engine import adds_exposure
+from riskd.units import format_money, format_percent
+
+LIMITS = ("leverage", "concentration", "position_size", "open_orders")
+"""The limits an order can push against, by breaker name: leverage and concentration are
+multiples of equity, position_size is the symbol's notional in the quote currency, and
+open_orders a count. A limit is checked when the account has that breaker enabled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An order a bot means to place: `side` buy or sell, `amount` in contracts (base units), `price` in quote."""
+
+    symbol: str
+    side: str
+    amount: float
+    price: float | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """One limit the order touches: where it stands now, after the order, and the room left.
+
+    `room` is what may still be added after this order before the limit trips: notional
+    in the quote currency, or orders for `open_orders` (`unit` says which). Negative
+    when the order would go past the limit.
+    """
+
+    limit: str
+    value: float
+    after: float
+    maximum: float
+    room: float
+    unit: str
+
+    @property
+    def breached(self) -> bool:
+        return self.after >= self.maximum or math.isclose(self.after, self.maximum, rel_tol=1e-9)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer: allowed or not, why in one sentence, the order's notional and the room left."""
+
+    allowed: bool
+    reason: str
+    notional: float | None = None
+    rooms: tuple[Room, ...] = ()
+
+
+def check(
+    intent: Intent,
+    trading_state: TradingState,
+    state_reason: str,
+    snapshot: Snapshot | None,
+    limits: Mapping[str, float],
+    problem: str | None = None,
+) -> Verdict:
+    """Judge `intent` against the account as riskd last saw it.
+
+    `limits` maps a name of LIMITS to its limit (others are ignored); `problem` says why
+    riskd cannot vouch for its view of the account (no recent good read), if so.
+    """
+    if snapshot is None or not snapshot.ok or problem is not None:
+        why = problem or "riskd has no good read of the account yet"
+        if intent.reduce_only:
+            return Verdict(True, f"allowed: a reduce-only order can only shrink a position, though {why}")
+        return Verdict(False, f"refused: riskd cannot guard what it cannot see ({why})")
+    held = sum(
+        position.contracts if position.side is Side.LONG else -position.contracts
+        for position in snapshot.positions
+        if position.symbol == intent.symbol
+    )
+    adding = adds_exposure(intent.side, intent.amount, held)
+    if intent.reduce_only and adding and held == 0:
+        return Verdict(False, f"refused: a reduce-only order has nothing to reduce, there is no {intent.symbol} position")
+    if intent.reduce_only and adding and (held > 0) == (intent.side == "buy"):
+        return Verdict(False, f"refused: a reduce-only {intent.side} cannot reduce a {_direction(held)} {intent.symbol} position")
+    price = intent.price or _mark(snapshot, intent.symbol)
+    rooms = _rooms(intent, held, price, snapshot, limits) if price else ()
+    notional = intent.amount * price if price else None
+    match trading_state:
+        case TradingState.HALTED if not intent.reduce_only:
+            return Verdict(False, f"refused: the account is halted ({state_reason}); only reduce-only orders stay", notional, rooms)
+        case TradingState.REDUCING if adding and not intent.reduce_only:
+            return Verdict(
+                False, f"refused: the account is reducing ({state_reason}); orders that add exposure are cancelled", notional, rooms
+            )
+    if intent.reduce_only or not adding:
+        return Verdict(True, "allowed: the order does not add exposure", notional, rooms)
+    if not price:
+        return Verdict(False, f"refused: give a price; riskd holds no {intent.symbol} position to price the order from")
+    if snapshot.equity <= 0:
+        equity = format_money(snapshot.equity, snapshot.quote)
+        return Verdict(False, f"refused: equity is {equity}, so any exposure is past every limit", notional, rooms)
+    breached = [room for room in rooms if room.breached]
+    if breached:
+        words = "; ".join(_breach(room, snapshot.quote) for room in breached)
+        return Verdict(False, f"refused: {words}", notional, rooms)
+    return Verdict(True, "allowed: within every limit", notional, rooms)
+
+
+def _rooms(intent: Intent, held: float, price: float, snapshot: Snapshot, limits: Mapping[str, float]) -> tuple[Room, ...]:
+    """Each configured limit before and after the order fills at `price`."""
+    equity = snapshot.equity
+    signed = intent.amount if intent.side == "buy" else -intent.amount
+    after_held = held + signed
+    if intent.reduce_only and held * after_held < 0:
+        after_held = 0.0  # a reduce-only order is cut at the position's size by the exchange
+    mine = sum(position.notional for position in snapshot.positions if position.symbol == intent.symbol)
+    others = [position.notional for position in snapshot.positions if position.symbol != intent.symbol]
+    mine_after = abs(after_held) * price
+    gross, gross_after = snapshot.gross_notional, snapshot.gross_notional - mine + mine_after
+    largest, largest_after = max([*others, mine], default=0.0), max([*others, mine_after], default=0.0)
+    orders = len(snapshot.orders)
+    rooms = []
+    for name in LIMITS:
+        if name not in limits:
+            continue
+        limit = limits[name]
+        if name == "open_orders":
+            rooms.append(Room(name, orders, orders + 1, limit, limit - orders - 1, "orders"))
+        elif name == "position_size":
+            rooms.append(Room(name, mine, mine_after, limit, limit - mine_after, snapshot.quote))
+        elif equity > 0:
+            value, after = (gross, gross_after) if name == "leverage" else (largest, largest_after)
+            rooms.append(Room(name, value / equity, after / equity, limit, limit * equity - after, snapshot.quote))
+    return tuple(rooms)
+
+
+def _mark(snapshot: Snapshot, symbol: str) -> float | None:
+    return next((position.mark_price for position in snapshot.positions if position.symbol == symbol and position.mark_price), None)
+
+
+def _direction(held: float) -> str:
+    return "long" if held > 0 else "short"
+
+
+def _breach(room: Room, quote: str) -> str:
+    if room.unit == "orders":
+        return f"open_orders would be {room.after:.0f}, at or past the limit of {room.maximum:.0f}"
+    if room.limit == "position_size":
+        return f"position_size would be {format_money(room.after, quote)}, past the limit of {format_money(room.maximum, quote)}"
+    if room.limit == "concentration":
+        return f"concentration would be {format_percent(room.after)}, past the limit of {format_percent(room.maximum)}"
+    return f"leverage would be {room.after:.2f}x, past the limit of {room.maximum:.2f}x"
