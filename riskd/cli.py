@@ -15,11 +15,27 @@ import sys
 from pathlib import Path
 
 from riskd import __version__, logs, messages, wording
-from riskd.commands import CATALOGUE, COUNT, PERCENT, REASON, Refusal, Shown, Verb, events, report, status, submit, wait_for
+from riskd.commands import (
+    BREAKER,
+    CATALOGUE,
+    COUNT,
+    LASTING,
+    LIMIT,
+    PERCENT,
+    REASON,
+    Refusal,
+    Shown,
+    Verb,
+    events,
+    overview,
+    report,
+    submit,
+    wait_for,
+)
 from riskd.config import ConfigError, Settings, load_settings
-from riskd.domain import CommandStatus, utcnow
+from riskd.domain import CommandStatus, LimitOverride, utcnow
 from riskd.store import Store, StoreError
-from riskd.units import format_money, parse_percent
+from riskd.units import format_money, parse_duration, parse_percent
 
 CONFIG_ERROR, TROUBLE = 2, 1
 
@@ -64,6 +80,10 @@ def _add_verb(commands: argparse._SubParsersAction, verb: Verb) -> None:
             command.add_argument("--reason", default="", help=argument.help)
         elif argument == PERCENT:
             command.add_argument("percent", metavar=argument.name, type=_percent, help=argument.help.replace("%", "%%"))
+        elif argument in (BREAKER, LIMIT):
+            command.add_argument(argument.name.lower(), metavar=argument.name, help=argument.help.replace("%", "%%"))
+        elif argument == LASTING:
+            command.add_argument("--for", dest="lasting", metavar=argument.name, type=_duration, required=True, help=argument.help)
         else:  # the account, named or left out
             command.add_argument("account", metavar=argument.name, nargs=None if argument.required else "?", help=argument.help)
     if verb.shown is Shown.EVENTS:  # the terminal can narrow the list to one account
@@ -84,6 +104,13 @@ def _count(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return number
+
+
+def _duration(text: str):
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _percent(text: str) -> float:
@@ -164,11 +191,18 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
                     print(f"  {line}")
                 for position in snapshot.positions:
                     print(f"  {position.key}: {position.side} {position.contracts:g}, {format_money(position.notional, snapshot.quote)}")
+                print(f"  limits{f' (preset {preset})' if (preset := account.preset or settings.preset) else ''}:")
+                for line in messages.limits(settings.breakers_for(name)):
+                    print(f"    {line}")
                 findings += await checks.account(name, account, adapter.client)
             finally:
                 await adapter.close()
                 if sim is not None:
                     await sim.stop()
+        if settings.portfolio is not None:
+            print(f"portfolio: every account summed in {settings.portfolio.currency}; limits:")
+            for line in messages.limits(settings.portfolio.breakers_in_force()):
+                print(f"    {line}")
         env_file = Path(arguments.env_file or ".env")
         findings += await checks.local(settings, env_file if env_file.is_file() else None)
         for finding in findings:
@@ -182,7 +216,7 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, arguments: argparse.Namespace) -> int:
-    table = messages.status_table(status(Store(settings.database), settings), utcnow())
+    table = messages.status_table(overview(Store(settings.database), settings), utcnow())
     if table:
         print(table)
     return 0
@@ -214,9 +248,13 @@ def _events(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _control(verb: Verb):
     def handle(settings: Settings, arguments: argparse.Namespace) -> int:
+        override = None
+        if hasattr(arguments, "lasting"):
+            override = LimitOverride(arguments.breaker, arguments.limit, arguments.lasting)
         if verb.destructive and not arguments.yes:
             target = messages.target(arguments.account, settings.accounts)
-            question = messages.plain(messages.question(verb.kind, target, settings.live, getattr(arguments, "percent", None)))
+            fraction = getattr(arguments, "percent", None)
+            question = messages.plain(messages.question(verb.kind, target, settings.live, fraction, override))
             answer = input(f"{question} Type yes to confirm: ") if sys.stdin.isatty() else ""
             if answer.strip().lower() != "yes":
                 print("not confirmed; nothing done (use --yes to skip the question)")
@@ -224,7 +262,7 @@ def _control(verb: Verb):
         store = Store(settings.database)
         ids = submit(
             store, settings, verb.kind, arguments.account, "cli", getpass.getuser(), utcnow(),
-            reason=getattr(arguments, "reason", ""), fraction=getattr(arguments, "percent", None),
+            reason=getattr(arguments, "reason", ""), fraction=getattr(arguments, "percent", None), override=override,
         )
         rows = asyncio.run(wait_for(store, ids, timeout=5.0))
         failed = 0

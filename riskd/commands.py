@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from riskd.config import Settings
-from riskd.domain import Command, CommandKind, CommandStatus, EventKind, Position, Reading, TradingState, utcnow
+from riskd.breakers import breaker_of
+from riskd.config import PORTFOLIO, Settings
+from riskd.domain import Command, CommandKind, CommandStatus, EventKind, LimitOverride, Position, Reading, TradingState, utcnow
 from riskd.store import ActionRecord, CommandRecord, EventRecord, Store
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 COMMAND_LIFETIME = timedelta(minutes=5)
 """A queued command older than this is refused rather than carried out late."""
+
+OVERRIDE_LONGEST = timedelta(days=7)
+"""An override lasts at most this long: a limit changed for longer belongs in the configuration."""
 
 
 class Refusal(Exception):
@@ -87,9 +91,12 @@ ACCOUNT = Argument("ACCOUNT", "the account; every account when left out")
 REASON = Argument("reason", "why, for the record")
 COUNT = Argument("N", "how many, at most 200")
 PERCENT = Argument("PERCENT", "such as 25%", required=True)
+BREAKER = Argument("BREAKER", "the breaker, such as daily_loss (a ladder's level 2: daily_loss.2)", required=True)
+LIMIT = Argument("LIMIT", "the limit for the while, written as in config.yaml: 8% or 800 USDT", required=True)
+LASTING = Argument("DURATION", "how long, such as 2h; at most 7d", required=True)
 
 CATALOGUE = (
-    Verb("status", "every account: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
+    Verb("status", "every account, then the portfolio: state, equity, day PnL, drawdown and breakers", Shown.ACCOUNTS),
     Verb("events", "the most recent events: warnings, breaches, actions, commands", Shown.EVENTS, (COUNT,)),
     Verb("report", "today and this week: equity, PnL, drawdown, exposure, VaR, correlation, stress, breaches", Shown.REPORT),
     Verb("freeze", "halt trading: cancel open orders, refuse new exposure", Shown.OUTCOME, (ACCOUNT, REASON)),
@@ -100,6 +107,11 @@ CATALOGUE = (
     Verb(
         "reduce", "reduce every position by a percentage", Shown.OUTCOME,
         (Argument("ACCOUNT", "the account", required=True), PERCENT),
+        destructive=True,
+    ),
+    Verb(
+        "override", "change one breaker's limit for a while; it reverts by itself, announced", Shown.OUTCOME,
+        (Argument("ACCOUNT", "the account", required=True), BREAKER, LIMIT, LASTING, REASON),
         destructive=True,
     ),
 )
@@ -145,6 +157,8 @@ def resolve_accounts(settings: Settings, account: str | None) -> list[str]:
     """The named account, or every account when none is named."""
     if account is None:
         return list(settings.accounts)
+    if account == PORTFOLIO and settings.portfolio is not None:
+        raise Refusal(f"{PORTFOLIO} takes only resume; name an account, or none for every account")
     if account not in settings.accounts:
         raise Refusal(f"no account named {account!r}; known: {', '.join(settings.accounts)}")
     return [account]
@@ -179,6 +193,32 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
     return result
 
 
+def overview(store: Store, settings: Settings) -> list[AccountStatus]:
+    """Every account as last seen, then the portfolio as last judged when `portfolio:` is
+    configured (`status`): its state, summed figures in its currency, and its breakers."""
+    accounts = status(store, settings)
+    if settings.portfolio is None:
+        return accounts
+    stored = store.stored_state(PORTFOLIO)
+    state = stored.state
+    summed = AccountStatus(
+        account=PORTFOLIO,
+        exchange=f"sum of {', '.join(settings.accounts)}",
+        live=settings.live,
+        trading_state=state.trading_state,
+        reason=state.reason,
+        since=state.since,
+        updated_at=stored.updated_at,
+        equity=state.last_equity,
+        peak_equity=state.peak_equity,
+        day_start_equity=state.day_start_equity,
+        quote=settings.portfolio.currency,
+        readings=list(stored.readings),
+        day_start=state.day_start,
+    )
+    return [*accounts, summed]
+
+
 def submit(
     store: Store,
     settings: Settings,
@@ -189,14 +229,39 @@ def submit(
     now: datetime,
     reason: str = "",
     fraction: float | None = None,
+    override: LimitOverride | None = None,
 ) -> list[int]:
     """Queue a control command for the daemon, one row per account; returns the row ids."""
     if kind is CommandKind.REDUCE and not (fraction and 0 < fraction <= 1):
         raise Refusal("reduce needs a fraction above 0% and at most 100%, such as 25%")
-    return [
-        store.submit_command(Command(kind, name, source, who, reason, fraction), now)
-        for name in resolve_accounts(settings, account)
-    ]
+    if kind is CommandKind.RESUME and account == PORTFOLIO and settings.portfolio is not None:
+        return [store.submit_command(Command(kind, PORTFOLIO, source, who, reason), now)]  # the portfolio's own latches
+    names = resolve_accounts(settings, account)
+    if kind is CommandKind.OVERRIDE:
+        if override is None:
+            raise Refusal("override needs a breaker, a limit and a duration, such as daily_loss 8% 2h")
+        for name in names:
+            overriding(settings, name, override)
+    return [store.submit_command(Command(kind, name, source, who, reason, fraction, override), now) for name in names]
+
+
+def overriding(settings: Settings, account: str, override: LimitOverride) -> tuple[str, str]:
+    """The limit an override replaces and the one it sets, in words; raises Refusal when the
+    breaker is not in force for the account, the limit is not one it takes, or the duration is too long."""
+    configs = settings.breakers_for(account)
+    if override.breaker not in configs:
+        raise Refusal(f"{account} has no breaker {override.breaker!r} in force; it has: {', '.join(configs)}")
+    if not timedelta(0) < override.lasting <= OVERRIDE_LONGEST:
+        raise Refusal("an override lasts more than no time and at most 7d; change config.yaml for longer")
+    config = configs[override.breaker]
+    try:
+        new = config.with_limit(override.limit)
+    except ValueError as error:
+        raise Refusal(f"{override.breaker}: {error}") from None
+    if new.currency is not None and new.currency != settings.accounts[account].quote:
+        raise Refusal(f"{account} counts in {settings.accounts[account].quote}, not {new.currency}")
+    describe = breaker_of(override.breaker).describe
+    return config.describer(describe)(config.limit), new.describer(describe)(new.limit)
 
 
 def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[EventRecord]:

@@ -26,7 +26,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from riskd.breakers import BREAKERS, BreakerConfig
+from riskd.breakers import BREAKERS, PORTFOLIO_BREAKERS, BreakerConfig
+from riskd.breakers.base import level_name
+from riskd.breakers.presets import PRESETS
 from riskd.domain import HookTrigger
 from riskd.sources import UnusableSource, read_dotenv, read_yaml, set_by, shown, unparsed_environment
 from riskd.units import Duration, format_duration
@@ -147,6 +149,7 @@ class AccountConfig(BaseModel):
     ccxt: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=10)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
     sim: SimSettings = SimSettings()
     stream: bool | None = None
     """Follow the venue's mark prices between polls; None: where ccxt has the stream (see stream.py)."""
@@ -243,6 +246,51 @@ class HttpSettings(BaseModel):
         return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
 
+PORTFOLIO = "portfolio"
+"""The name the portfolio goes by in the database, events and commands; no account may take it."""
+
+
+class PortfolioSettings(BaseModel):
+    """Breakers on the sum of every account, in one currency, whose actions apply to every account.
+
+    `rates` is what one unit of an account's quote currency is worth in `currency` (for
+    accounts that count in another); riskd does not price them live.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = "USDT"
+    rates: dict[str, float] = Field(default_factory=dict)
+    breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("rates")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for currency, rate in value.items():
+            if not rate > 0 or rate == float("inf"):
+                raise ValueError(f"the rate of {currency} must be a finite number above zero, got {rate!r}")
+        return {currency.upper(): rate for currency, rate in value.items()}
+
+    def rate(self, quote: str) -> float | None:
+        """What one unit of `quote` is worth in the portfolio's currency; None when not known."""
+        return 1.0 if quote == self.currency else self.rates.get(quote)
+
+    def breakers_in_force(self) -> dict[str, BreakerConfig]:
+        """Each enabled portfolio breaker's configuration, a ladder's levels each under its own name."""
+        configs = {}
+        for name, section in self.breakers.items():
+            config = BREAKERS[name].config.model_validate(section)
+            if config.enabled:
+                for number, level in enumerate(config.ladder(), start=1):
+                    configs[level_name(name, number)] = level
+        return configs
+
+
 class ReportSettings(BaseModel):
     """The daily risk report: sent at `at` (UTC) to Telegram as a chart with its text, else logged."""
 
@@ -297,6 +345,8 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     accounts: dict[str, AccountConfig] = Field(min_length=1)
     breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: Literal["conservative", "moderate", "aggressive"] | None = None
+    portfolio: PortfolioSettings | None = None
     telegram: TelegramSettings = TelegramSettings()
     alerts: AlertSettings = AlertSettings()
     market_data: MarketDataSettings = MarketDataSettings()
@@ -344,14 +394,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
 
+    def breaker_sections(self, account: str) -> dict[str, dict[str, Any]]:
+        """What is written for each breaker of `account`, merged field by field: the preset
+        (the account's, else the top-level one), then `breakers`, then the account's own.
+        An opt-in breaker (a runaway-bot guard) is left out unless one of them names it."""
+        preset = PRESETS.get(self.accounts[account].preset or self.preset or "", {})
+        sections = {}
+        for name, breaker in BREAKERS.items():
+            layers = [preset.get(name), self.breakers.get(name), self.accounts[account].breakers.get(name)]
+            written = [layer for layer in layers if layer is not None]
+            if breaker.config.portfolio_only or breaker.config.opt_in and not written:
+                continue
+            sections[name] = {key: value for layer in written for key, value in layer.items()}
+        return sections
+
     def breakers_for(self, account: str) -> dict[str, BreakerConfig]:
-        """Each enabled breaker's configuration for `account`: defaults, then overrides."""
-        overrides = self.accounts[account].breakers
-        configs = {
-            name: breaker.config.model_validate({**self.breakers.get(name, {}), **overrides.get(name, {})})
-            for name, breaker in BREAKERS.items()
-        }
-        return {name: config for name, config in configs.items() if config.enabled}
+        """Each enabled breaker's configuration for `account`, a ladder's levels each under
+        its own name (`drawdown`, `drawdown.2`, ...)."""
+        configs = {}
+        for name, section in self.breaker_sections(account).items():
+            config = BREAKERS[name].config.model_validate(section)
+            if config.enabled:
+                for number, level in enumerate(config.ladder(), start=1):
+                    configs[level_name(name, number)] = level
+        return configs
 
 
 def _span(value: timedelta) -> str:
@@ -365,7 +431,8 @@ def config_path(path: str | Path | None = None) -> Path:
 
 
 RELOADABLE = (
-    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts"
+    "live", "poll_interval", "day_reset", "alert_cooldown", "retention", "log_level", "log_format", "breakers", "accounts",
+    "preset", "portfolio",
 )
 """Settings a running daemon takes on at SIGHUP; every other one waits for a restart."""
 
@@ -385,7 +452,7 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
             restart.append(f"accounts.{name} (removed)")
             accounts[name] = account
             continue
-        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers})
+        accounts[name] = account.model_copy(update={"breakers": new.accounts[name].breakers, "preset": new.accounts[name].preset})
         if accounts[name] != new.accounts[name]:
             restart.append(f"accounts.{name}")
     restart += [f"accounts.{name} (added)" for name in new.accounts if name not in old.accounts]
@@ -421,7 +488,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError("\n".join([*found, *described])) from None
     except SettingsError as error:
         raise ConfigError("\n".join([*found, *unparsed_environment(error, Settings, env_path, dotenv)])) from None
-    problems = [*found, *_breaker_problems(settings), *_account_problems(settings)]
+    problems = [*found, *_breaker_problems(settings), *_portfolio_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
     if problems:
@@ -504,18 +571,55 @@ def _breaker_problems(settings: Settings) -> list[str]:
         for name in section:
             if name not in BREAKERS:
                 problems.append(f"{prefix}.{name}: unknown breaker (known: {', '.join(BREAKERS)})")
+            elif BREAKERS[name].config.portfolio_only:
+                problems.append(f"{prefix}.{name}: judges the sum of every account; write it under portfolio.breakers")
     for account in settings.accounts:
-        for name, breaker in BREAKERS.items():
-            merged = {**settings.breakers.get(name, {}), **settings.accounts[account].breakers.get(name, {})}
+        quote = settings.accounts[account].quote
+        for name, merged in settings.breaker_sections(account).items():
+            override = settings.accounts[account].breakers.get(name) or {}
             try:
-                breaker.config.model_validate(merged)
+                config = BREAKERS[name].config.model_validate(merged)
             except ValidationError as error:
-                override = settings.accounts[account].breakers.get(name, {})
                 for item in error.errors():
-                    written_here = bool(item["loc"]) and item["loc"][0] in override
+                    # a rule between fields (a ladder, money) has no field: it is the account's if it wrote any
+                    written_here = item["loc"][0] in override if item["loc"] else bool(override)
                     prefix = f"accounts.{account}.breakers" if written_here else "breakers"
                     problems.append(_describe({**item, "loc": (prefix, name, *item["loc"])}))
+                continue
+            for level in config.ladder():
+                if level.currency is not None and level.currency != quote:
+                    prefix = f"accounts.{account}.breakers" if override else "breakers"
+                    problems.append(
+                        f"{prefix}.{name}: a limit in {level.currency}, but account {account} counts in {quote};"
+                        f" write it in {quote}"
+                    )
     return list(dict.fromkeys(problems))
+
+
+def _portfolio_problems(settings: Settings) -> list[str]:
+    portfolio = settings.portfolio
+    problems = [f"accounts.{PORTFOLIO}: the name {PORTFOLIO} is the portfolio's; choose another"] if PORTFOLIO in settings.accounts else []
+    if portfolio is None:
+        return problems
+    for name, account in settings.accounts.items():
+        if portfolio.rate(account.quote) is None:
+            problems.append(
+                f"portfolio.rates: account {name} counts in {account.quote}; give its rate in {portfolio.currency},"
+                f" like rates: {{{account.quote}: 1.0}}"
+            )
+    for name, section in portfolio.breakers.items():
+        if name not in PORTFOLIO_BREAKERS:
+            problems.append(f"portfolio.breakers.{name}: not a portfolio breaker (known: {', '.join(PORTFOLIO_BREAKERS)})")
+            continue
+        try:
+            config = BREAKERS[name].config.model_validate(section)
+        except ValidationError as error:
+            problems += [_describe({**item, "loc": ("portfolio", "breakers", name, *item["loc"])}) for item in error.errors()]
+            continue
+        for level in config.ladder():
+            if level.currency is not None and level.currency != portfolio.currency:
+                problems.append(f"portfolio.breakers.{name}: a limit in {level.currency}, but the portfolio counts in {portfolio.currency}")
+    return problems
 
 
 def _account_problems(settings: Settings) -> list[str]:

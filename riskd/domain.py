@@ -8,7 +8,7 @@ tests can build them by hand. Nothing in this module imports the rest of riskd.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Mapping
@@ -62,6 +62,7 @@ class Remedy(StrEnum):
     """What a breaker's configuration asks for when it trips, mildest first."""
 
     ALERT = "alert"
+    CANCEL = "cancel"
     REDUCE = "reduce"
     CLOSE = "close"
     HALT = "halt"
@@ -85,6 +86,8 @@ class EventKind(StrEnum):
     STRANGER = "stranger"
     HTTP_FAILED = "http_failed"
     CONFIG_REFUSED = "config_refused"
+    OVERRIDE = "override"
+    OVERRIDE_ENDED = "override_ended"
     STREAM_BREACH = "stream_breach"
     STREAM_UNCONFIRMED = "stream_unconfirmed"
     STREAM_DOWN = "stream_down"
@@ -219,6 +222,22 @@ class Order:
     amount: float
     reduce_only: bool = False
     remaining: float | None = None
+    price: float | None = None
+    """The limit (or trigger) price; None for an order with neither."""
+    opened_at: datetime | None = None
+    """When the exchange says it was placed, when it says."""
+    contract_size: float = 1.0
+    """What one unit of `amount` is: base currency per contract, or quote for an inverse one."""
+    inverse: bool = False
+
+    @property
+    def notional(self) -> float | None:
+        """What the rest of the order is worth at its price, in the quote currency, as a
+        position's is: amount × contract size × price (an inverse contract's size is already in it)."""
+        amount = abs(self.remaining if self.remaining is not None else self.amount) * self.contract_size
+        if self.inverse:
+            return amount
+        return amount * self.price if self.price else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +281,28 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """Realized PnL the venue booked for one fill that closed (part of) a position."""
+
+    id: str
+    symbol: str
+    pnl: float
+    closed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradeHistory:
+    """The account's recent closed trades as last read (its own job, never the tick), oldest first.
+
+    `read_at` is None until a first read succeeded; `error` says why the latest read failed.
+    """
+
+    trades: tuple[ClosedTrade, ...] = ()
+    read_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What one breaker saw: a value against a limit, and why, in words."""
 
@@ -272,6 +313,10 @@ class Reading:
     warn_at: float
     reason: str
     symbol: str | None = None
+    currency: str | None = None
+    """The currency of the value and limit when the limit is written in money."""
+    order_ids: tuple[str, ...] = ()
+    """The orders at fault, for breakers that name them (open_orders, order_size)."""
 
     @property
     def key(self) -> str:
@@ -345,6 +390,12 @@ class AccountState:
     last_alerts: Mapping[str, datetime] = field(default_factory=frozen_mapping)
     halt_exposure: Mapping[str, float] | None = None
     implausible_ticks: int = 0
+    losses_counted_from: datetime | None = None
+    """Losing trades closed before this do not count towards loss_streak: it is set when the
+    streak halts the account and when a person resumes it, so a streak is acted on once."""
+    orders_seen: Mapping[str, datetime | None] = field(default_factory=frozen_mapping)
+    """Order ids open or recently seen, with when each first appeared (None: already open at
+    riskd's first look), for the order_rate breaker."""
 
 
 class CommandKind(StrEnum):
@@ -354,6 +405,30 @@ class CommandKind(StrEnum):
     RESUME = "resume"
     FLATTEN = "flatten"
     REDUCE = "reduce"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOverride:
+    """What a person asks of `override`: one breaker's limit, as written, for a while."""
+
+    breaker: str
+    limit: str
+    lasting: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideInForce:
+    """An override as recorded: whose, why, and until when it holds (then it reverts by itself)."""
+
+    id: int
+    account: str
+    breaker: str
+    limit: str
+    started_at: datetime
+    until: datetime
+    who: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +441,7 @@ class Command:
     who: str
     reason: str = ""
     fraction: float | None = None
+    override: LimitOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)

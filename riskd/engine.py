@@ -18,6 +18,11 @@ Rules, in the order `step` applies them:
    a position's stops and take-profits, stay) and exposure that grew since the halt is
    closed; while reducing, orders that would add exposure are cancelled.
 
+A ladder's levels reach the engine as breakers of their own (`drawdown`, `drawdown.2`),
+so each trips, latches and releases by itself. `overridden` applies a person's temporary
+overrides to the policy and `impose` the portfolio's latch to an account's state, both
+as plain values before a step.
+
 The engine decides; what it says about a decision is written by `wording` from the
 decision's fields.
 """
@@ -30,7 +35,7 @@ from typing import Iterable, Mapping, assert_never
 
 from riskd import wording
 from riskd.breakers import BREAKERS, BreakerConfig, Context
-from riskd.breakers.base import MANUAL, NEXT_DAY
+from riskd.breakers.base import MANUAL, NEXT_DAY, as_level, base_name
 from riskd.candles import EMPTY, MarketData
 from riskd.domain import (
     AccountState,
@@ -42,6 +47,7 @@ from riskd.domain import (
     Event,
     EventKind,
     Latch,
+    OverrideInForce,
     Reading,
     ReadFailure,
     Remedy,
@@ -49,6 +55,7 @@ from riskd.domain import (
     Snapshot,
     Status,
     StepResult,
+    TradeHistory,
     TradingState,
     alert_key,
     frozen_mapping,
@@ -69,6 +76,9 @@ ACTION_STATE = {Remedy.REDUCE: TradingState.REDUCING, Remedy.HALT: TradingState.
 FREEZE_LATCH = "manual"
 """The key of the latch a person's freeze or flatten sets (stored; only a resume releases it)."""
 
+IMPOSED_LATCH = "portfolio"
+"""The key of the latch a halted or reducing portfolio sets on every account (see `impose`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -78,6 +88,36 @@ class Policy:
     day_reset: time = time(0, 0)
     alert_cooldown: timedelta = timedelta(minutes=15)
     live: bool = False
+    enforces: bool = True
+    """Whether a halted or reducing state is enforced on the snapshot's orders and positions;
+    the portfolio's is not, since every account enforces the latch it imposes."""
+
+
+def overridden(policy: Policy, overrides: Iterable[OverrideInForce], now: datetime) -> tuple[Policy, tuple[OverrideInForce, ...]]:
+    """The policy with every override in force at `now` applied (a later one wins over an
+    earlier one for the same breaker), and the overrides that have run out, to be ended
+    and announced. An override of a breaker the configuration no longer has changes nothing."""
+    breakers, ended = dict(policy.breakers), []
+    for override in sorted(overrides, key=lambda override: override.id):
+        if override.until <= now:
+            ended.append(override)
+        elif override.breaker in breakers:
+            try:
+                breakers[override.breaker] = breakers[override.breaker].with_limit(override.limit)
+            except ValueError:
+                continue  # checked when it was given; a reload may since have changed the breaker
+    return replace(policy, breakers=frozen_mapping(breakers)), tuple(ended)
+
+
+def impose(state: AccountState, latch: Latch | None) -> AccountState:
+    """The account's state carrying the portfolio's latch while there is one, and without it
+    once the portfolio lets go; `step` then settles and enforces it like any latch."""
+    latches = dict(state.latches)
+    if latch is None:
+        latches.pop(IMPOSED_LATCH, None)
+    else:
+        latches[IMPOSED_LATCH] = latch
+    return replace(state, latches=frozen_mapping(latches))
 
 
 def day_start(now: datetime, reset: time) -> datetime:
@@ -120,20 +160,32 @@ class _Tick:
 
 
 def step(
-    state: AccountState, snapshot: Snapshot | None, policy: Policy, now: datetime, market: MarketData = EMPTY
+    state: AccountState,
+    snapshot: Snapshot | None,
+    policy: Policy,
+    now: datetime,
+    market: MarketData = EMPTY,
+    trades: TradeHistory | None = None,
 ) -> StepResult:
     """Decide one tick for one account. Pure: the same inputs give the same result.
 
-    `market` is the latest cached market data, read by the market breakers only.
+    `market` is the latest cached market data, read by the market breakers only;
+    `trades` is the closed-trade history as its own job last read it, for loss_streak.
     """
     state = replace(state, started_at=state.started_at or now)
     tick = _Tick(state, policy, now, None)
     good = _accept(tick, snapshot)
     tick.snapshot = good
     if good is not None:
+        if any(base_name(name) == "order_rate" for name in policy.breakers):
+            _follow_orders(tick, good)
         _follow_equity(tick, good)
-    context = Context(state.account, tick.state, now, good, market)  # prices the positions once for every breaker
-    readings = [reading for name, config in policy.breakers.items() for reading in BREAKERS[name].evaluate(context, config)]
+    context = Context(state.account, tick.state, now, good, market, trades)  # prices the positions once for every breaker
+    readings = [
+        as_level(reading, name)  # a ladder's level 2 of drawdown reads as drawdown.2
+        for name, config in policy.breakers.items()
+        for reading in BREAKERS[base_name(name)].evaluate(context, config)
+    ]
     _judge(tick, readings)
     _release_latches(tick, readings)
     _settle_state(tick)
@@ -186,6 +238,25 @@ def _follow_equity(tick: _Tick, snapshot: Snapshot) -> None:
     tick.state = replace(state, **fields)
 
 
+ORDERS_REMEMBERED = timedelta(minutes=1)
+"""How long an order that is gone stays in `orders_seen`: the order_rate breaker's window."""
+
+
+def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
+    """Remember when each open order was first seen. At riskd's first look at an account the
+    orders already there are not arrivals; an order that is gone is forgotten after a minute."""
+    seen, first_look = tick.state.orders_seen, tick.state.last_good_at is None
+    open_now = {order.id for order in snapshot.orders}
+    kept = {
+        order_id: moment
+        for order_id, moment in seen.items()
+        if order_id in open_now or moment is not None and tick.now - moment < ORDERS_REMEMBERED
+    }
+    for order_id in open_now - kept.keys():
+        kept[order_id] = None if first_look else tick.now
+    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept))
+
+
 def _judge(tick: _Tick, readings: list[Reading]) -> None:
     """Count streaks, record warnings and clears, and trip what is confirmed.
 
@@ -228,18 +299,34 @@ def _judge(tick: _Tick, readings: list[Reading]) -> None:
         statuses=frozen_mapping({key: value for key, value in statuses.items() if key in current}),
     )
     for reading, config, repeat in tripped:
-        _trip(tick, reading, config, repeat)
+        _trip(tick, reading, config, repeat, _superseded(reading, config, tripped))
 
 
-def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) -> None:
+def _superseded(reading: Reading, config: BreakerConfig, tripped: list) -> bool:
+    """Whether a higher level of the same ladder trips in the same tick with a remedy at
+    least as strong: escalation goes up the ladder at once, and the lower level's action
+    would only be undone by it (a reduce before a flatten)."""
+    order = list(Remedy)
+    return any(
+        base_name(other.breaker) == base_name(reading.breaker) and other.breaker != reading.breaker
+        and other.symbol == reading.symbol and order.index(other_config.action) >= order.index(config.action)
+        and other.currency == reading.currency  # a share and an amount of money do not compare
+        and other.limit != reading.limit and (other.limit > reading.limit) == config.higher_is_worse
+        for other, other_config, _ in tripped
+    )
+
+
+def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool, superseded: bool = False) -> None:
     """A confirmed breach: its event, its actions, its latch and its alert.
 
     A repeat (the breach persists after tripping) refreshes the latch and is only
-    recorded and announced when it has something left to do.
+    recorded and announced when it has something left to do. A level `superseded` by a
+    higher one tripping at the same time latches and is recorded, but leaves the acting to it.
     """
     snapshot, account, remedy = tick.snapshot, tick.state.account, config.action
     # one reduction per breach: repeating it would compound it into a close
-    actions = () if repeat and remedy is Remedy.REDUCE else _remedy(tick, remedy, reading)
+    skip = superseded or repeat and remedy is Remedy.REDUCE
+    actions = () if skip else _remedy(tick, remedy, reading)
     if repeat and not actions:
         if reading.breaker in tick.state.latches:
             latches = dict(tick.state.latches)
@@ -252,12 +339,15 @@ def _trip(tick: _Tick, reading: Reading, config: BreakerConfig, repeat: bool) ->
     if state is not None:
         latches[reading.breaker] = Latch(reading.breaker, state, tick.now, reading.reason, resume)
         tick.state = replace(tick.state, latches=frozen_mapping(latches))
+    if state is TradingState.HALTED and config.rearms:
+        tick.state = replace(tick.state, losses_counted_from=tick.now)  # this streak is acted on; the next counts afresh
     if remedy is Remedy.FLATTEN:
         tick.state = replace(tick.state, halt_exposure=frozen_mapping({}))
     severity = Severity.EMERGENCY if remedy is Remedy.FLATTEN else Severity.CRITICAL
     text = wording.breach_alert(
         account, reading.reason, remedy, tick.policy.live,
         symbol=reading.symbol, fraction=config.reduce_by, latched=state, resume=config.resume,
+        orders=len(reading.order_ids),
     )
     if not tick.alert(alert_key(EventKind.BREACH, reading.key), severity, text, always=not repeat):
         if tick.policy.live:
@@ -285,6 +375,8 @@ def _remedy(tick: _Tick, remedy: Remedy, reading: Reading) -> tuple[Action, ...]
     match remedy:
         case Remedy.ALERT:
             return ()
+        case Remedy.CANCEL:
+            return (tick.action(ActionKind.CANCEL_ORDERS, reason, order_ids=reading.order_ids),) if reading.order_ids else ()
         case Remedy.CLOSE:
             if any(position.key == reading.symbol for position in positions):
                 return (tick.action(ActionKind.CLOSE, reason, symbol=reading.symbol),)
@@ -308,8 +400,8 @@ def _release_latches(tick: _Tick, readings: list[Reading]) -> None:
     latches = dict(tick.state.latches)
     for name, latch in tick.state.latches.items():
         config = tick.policy.breakers.get(name)
-        if name == FREEZE_LATCH or name in breached:
-            continue
+        if name in (FREEZE_LATCH, IMPOSED_LATCH) or name in breached:
+            continue  # a person's freeze, or the portfolio's, is let go by them
         if config is None:
             due = True  # the breaker was removed from the configuration
         elif config.resume == NEXT_DAY:
@@ -366,7 +458,7 @@ def _settle_state(tick: _Tick, who: str = "") -> None:
 def _enforce(tick: _Tick) -> None:
     """Hold a halted or reducing account to its state against whatever else trades it."""
     snapshot, state = tick.snapshot, tick.state
-    if snapshot is None or any(action.kind is ActionKind.FLATTEN for action in tick.actions):
+    if snapshot is None or not tick.policy.enforces or any(action.kind is ActionKind.FLATTEN for action in tick.actions):
         return
     if state.trading_state is TradingState.HALTED:
         _enforce_halt(tick, snapshot)
@@ -458,6 +550,7 @@ def apply_command(
             statuses=frozen_mapping({}),
             peak_equity=equity if equity is not None else state.peak_equity,
             day_start_equity=equity if equity is not None else state.day_start_equity,
+            losses_counted_from=now,
         )
         _settle_state(tick, who)
         return tick.result()

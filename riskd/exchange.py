@@ -20,12 +20,15 @@ import ccxt.async_support as ccxt
 
 from riskd import venues
 from riskd.config import AccountConfig
-from riskd.domain import Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
+from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 from riskd.venues import AccountFigures, Unvalued, market_options, venue
 
 BRIDGES = ("USDC", "BTC")
 """Markets a spot holding without a market in the quote currency is priced through."""
+
+INCOME_VENUES = ("binance", "binanceusdm")
+"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`)."""
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
@@ -166,7 +169,7 @@ class ExchangeAdapter:
                 quote=self.quote,
                 balances=frozen_mapping(_totals(balance)),
                 positions=held,
-                orders=tuple(_order(o, self.venue) for o in orders),
+                orders=tuple(_order(o, self.venue, (self.client.markets or {}).get(o["symbol"]) or {}) for o in orders),
                 margin_ratio=figures.margin_ratio,
             )
         except asyncio.CancelledError:
@@ -355,6 +358,28 @@ class ExchangeAdapter:
             params.update(close(position.position_side))
         return await self._call("create_order", position.symbol, "market", side, amount, None, params)
 
+    async def closed_trades(self, since: datetime) -> tuple[ClosedTrade, ...]:
+        """Realized PnL booked since `since`, oldest first, from the venue's income history
+        (ccxt's `fetch_ledger` with Binance's `incomeType=REALIZED_PNL`: one call for every
+        symbol, so a round trip opened and closed between two ticks is not missed).
+        Raises on failure; the caller keeps what it had."""
+        await self.load()
+        if self.account.exchange not in INCOME_VENUES or not self.futures:  # Bybit's ledger has no such income type
+            raise ccxt.NotSupported(f"{self.account.exchange}: riskd reads realized PnL only from a Binance futures account's income history")
+        entries = await self._call(
+            "fetch_ledger", None, int(since.timestamp() * 1000), 1000, {"incomeType": "REALIZED_PNL"}
+        )
+        trades = []
+        for entry in entries:
+            info = entry.get("info") or {}
+            pnl = _float(info.get("income"))
+            if info.get("incomeType") != "REALIZED_PNL" or pnl is None or entry.get("timestamp") is None:
+                continue
+            symbol = self.client.safe_symbol(info.get("symbol"), None, None, "swap") if info.get("symbol") else ""
+            closed_at = datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc)
+            trades.append(ClosedTrade(str(entry.get("id")), symbol, pnl, closed_at))
+        return tuple(sorted(trades, key=lambda trade: trade.closed_at))
+
 
 def spot_price(asset: str, quote: str, prices: dict[str, float]) -> float | None:
     """The last price of `asset` in `quote`: direct, else through a bridge (ASSET/USDC ×
@@ -378,10 +403,12 @@ def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
+def _order(raw: dict, profile: venues.Venue | None = None, market: dict | None = None) -> Order:
     """One open order; in hedge mode an order that can only close its side counts as
-    reduce-only, as it is one (a take-profit on a long sells on the LONG side)."""
+    reduce-only, as it is one (a take-profit on a long sells on the LONG side). Its
+    contract size comes from `market` where the order does not say, as a position's does."""
     closes = bool(raw.get("reduceOnly")) or (profile is not None and profile.order_closes(raw))
+    market = market or {}
     return Order(
         id=str(raw["id"]),
         symbol=raw["symbol"],
@@ -389,4 +416,8 @@ def _order(raw: dict, profile: venues.Venue | None = None) -> Order:
         amount=float(raw.get("amount") or 0.0),
         reduce_only=closes,
         remaining=_float(raw.get("remaining")),
+        price=_float(raw.get("price")) or _float(raw.get("triggerPrice")) or None,
+        opened_at=datetime.fromtimestamp(raw["timestamp"] / 1000, timezone.utc) if raw.get("timestamp") else None,
+        contract_size=_float(raw.get("contractSize")) or _float(market.get("contractSize")) or 1.0,
+        inverse=bool(market.get("inverse")),
     )

@@ -16,14 +16,34 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from riskd import engine, hooks, wording
+from riskd import engine, hooks, portfolio, wording
+from riskd.breakers import breaker_of
+from riskd.breakers.base import base_name
 from riskd.candles import EMPTY
-from riskd.config import AccountConfig, Settings
-from riskd.domain import AccountState, Command, CommandKind, Severity, Snapshot, StepResult, TradingState
+from riskd.commands import overriding
+from riskd.config import PORTFOLIO, AccountConfig, Settings
+from riskd.domain import (
+    AccountState,
+    Action,
+    Alert,
+    Command,
+    CommandKind,
+    Event,
+    EventKind,
+    Latch,
+    OverrideInForce,
+    Severity,
+    Snapshot,
+    StepResult,
+    TradeHistory,
+    TradingState,
+    alert_key,
+    frozen_mapping,
+)
 from riskd.exchange import ExchangeAdapter, build_client, explain
 from riskd.executor import Executor
 from riskd.market_data import MarketFeed
@@ -38,6 +58,12 @@ log = logging.getLogger("riskd")
 
 HEARTBEAT = timedelta(minutes=10)
 """How often a quiet account still logs one line of its figures."""
+
+TRADES_KEPT = 200
+"""Closed trades kept in memory per account: far more than any loss streak counts."""
+
+TRADES_FIRST_LOOK = timedelta(days=7)
+"""How far back the first read of the trade history goes (Binance's own default window)."""
 
 LEVELS = {
     Severity.INFO: logging.INFO,
@@ -82,6 +108,7 @@ class AccountGuard:
     last_tick_at: datetime | None = None
     tick_seconds: float | None = None  # how long the latest tick took to read and judge
     errors: Counter = field(default_factory=Counter)  # failed reads since start, by kind
+    trades: TradeHistory = field(default_factory=TradeHistory)  # closed trades, as read_trades last found them
     last_heartbeat: datetime | None = None
     state: AccountState | None = None  # the state last recorded, for readers that must not wait on the database
     dead_man_armed_at: datetime | None = None  # when the venue's cancel-all countdown was last renewed
@@ -126,10 +153,14 @@ class AccountGuard:
     # --- what the mark-price stream needs (stream.py) ------------------------------
 
     def basis(self) -> Basis | None:
-        """What a mark is judged against; None before the first good read."""
+        """What a mark is judged against: the limits in force, temporary overrides
+        included (one run out is left for the next tick to end and announce); None before
+        the first good read."""
         if self.last_snapshot is None:
             return None
-        return Basis(self.last_snapshot, self.store.load_state(self.name), self.policy.breakers, self.clock())
+        now = self.clock()
+        policy, _ = engine.overridden(self.policy, self.store.overrides(self.name), now)
+        return Basis(self.last_snapshot, self.store.load_state(self.name), policy.breakers, now)
 
     def stream_client(self, symbols: tuple[str, ...]) -> Any:
         """A ccxt.pro client for the mark prices of `symbols`, sharing the REST client's markets."""
@@ -155,9 +186,9 @@ class AccountGuard:
             else:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
-            before = self.store.load_state(self.name)
+            before = engine.impose(self.store.load_state(self.name), self._imposed())
             market = self.market.current if self.market is not None else EMPTY
-            result = engine.step(before, snapshot, self.policy, now, market)
+            result = engine.step(before, snapshot, self._policy_now(now), now, market, self.trades)
             self._record(before, result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
             self.ticked.set()
@@ -185,6 +216,58 @@ class AccountGuard:
             log.warning("%s: the dead-man switch was not renewed: %s", self.name, explain(error).text)
             return
         self.dead_man_armed_at = self.clock()
+
+    @property
+    def reads_trades(self) -> bool:
+        """Whether a breaker in force (loss_streak) needs the closed-trade history."""
+        return any(base_name(name) == "loss_streak" for name in self.policy.breakers)
+
+    async def read_trades(self) -> TradeHistory:
+        """Read the closed trades booked since the last one known (a week back the first time),
+        outside the tick and its lock: the tick judges whatever this last found. A failed
+        read keeps what was known and says why."""
+        known = self.trades
+        since = known.trades[-1].closed_at if known.trades else self.clock() - TRADES_FIRST_LOOK
+        try:
+            fresh = await self.adapter.closed_trades(since)
+        except Exception as error:  # any failure: keep the cache, say why, try at the next turn
+            reason = explain(error).text
+            log.warning("%s: reading the trade history failed: %s", self.name, reason)
+            self.trades = replace(known, error=reason)
+            return self.trades
+        seen = {trade.id for trade in known.trades}
+        merged = known.trades + tuple(trade for trade in fresh if trade.id not in seen)
+        self.trades = TradeHistory(merged[-TRADES_KEPT:], self.clock())
+        return self.trades
+
+    def _imposed(self) -> Latch | None:
+        """The portfolio's latch while it is halted or reducing (none without a portfolio section)."""
+        return portfolio.imposed(self.store.load_state(PORTFOLIO)) if self.settings().portfolio is not None else None
+
+    async def carry_out(self, actions: list[Action]) -> None:
+        """The portfolio's actions (a flatten, a reduce) on this account, as it is now, under its lock."""
+        async with self.lock:
+            fresh = await self.adapter.snapshot()
+            if not fresh.ok:
+                log.warning("%s: the portfolio's %s waits for a good read: %s", self.name, actions[0].kind, fresh.error)
+                return
+            await self.executor.run([portfolio.for_account(action, self.name) for action in actions], fresh)
+
+    def _policy_now(self, now: datetime) -> engine.Policy:
+        """The policy with the overrides in force; each that has run out is ended and announced first."""
+        policy, ended = engine.overridden(self.policy, self.store.overrides(self.name), now)
+        for override in ended:
+            self._end_override(override, now)
+        return policy
+
+    def _end_override(self, override: OverrideInForce, now: datetime) -> None:
+        config = self.policy.breakers.get(override.breaker)
+        breaker = breaker_of(override.breaker)
+        limit = config.describer(breaker.describe)(config.limit) if config is not None and breaker else "its configured value"
+        text = wording.override_ended(override.breaker, limit, override.who)
+        event = Event(self.name, EventKind.OVERRIDE_ENDED, text, override.breaker, Severity.INFO, frozen_mapping({"id": override.id}))
+        self.store.end_override(override.id, now, event, Alert(self.name, Severity.INFO, alert_key(EventKind.OVERRIDE_ENDED, override.breaker), text))
+        log.info("%s: %s", self.name, text)
 
     # --- market data -------------------------------------------------------------
 
@@ -222,6 +305,8 @@ class AccountGuard:
     async def obey(self, command: Command) -> str:
         """Apply one command to the account under its lock; returns what happened, in words."""
         async with self.lock:
+            if command.kind is CommandKind.OVERRIDE:
+                return self._override(command)
             state = self.store.load_state(self.name)
             if command.kind is CommandKind.RESUME and state.trading_state is TradingState.ACTIVE and not state.latches:
                 return wording.already_active(self.name)
@@ -239,3 +324,16 @@ class AccountGuard:
                 if not all(outcome.done for outcome in outcomes):
                     return wording.command_unconfirmed(self.name, command.kind)
             return wording.command_result(self.name, command.kind, result.state.trading_state, self.settings().live)
+
+    def _override(self, command: Command) -> str:
+        """Start a temporary override: recorded with who and why, and announced, before the next tick uses it."""
+        override, now = command.override, self.clock()
+        before, after = overriding(self.settings(), self.name, override)  # the configuration may have changed since
+        until, who = now + override.lasting, f"{command.who} via {command.source}"
+        text = wording.override_started(override.breaker, before, after, until, who, command.reason)
+        data = {"limit": override.limit, "until": until.isoformat(), "who": who, "reason": command.reason}
+        event = Event(self.name, EventKind.OVERRIDE, text, override.breaker, Severity.WARNING, frozen_mapping(data))
+        alert = Alert(self.name, Severity.WARNING, alert_key(EventKind.OVERRIDE, override.breaker), text)
+        self.store.add_override(self.name, override, command.source, command.who, command.reason, now, event, alert)
+        log.warning("%s: %s", self.name, text)
+        return wording.override_result(self.name, override.breaker, after, until)

@@ -169,10 +169,12 @@ class HttpServer:
             return web.json_response({"error": error.args[0]}, status=404)
         guard, now = daemon.guards[name], daemon.clock()
         state = guard.state or daemon.store.load_state(name)
-        limits = {breaker: config.limit for breaker, config in guard.policy.breakers.items()}
+        breakers = guard.policy.breakers
+        limits = {breaker: config.limit for breaker, config in breakers.items()}
+        money = frozenset(breaker for breaker, config in breakers.items() if config.currency is not None)
         problems = health.problems([guard], now, health.freshness(daemon.settings.poll_interval))
         verdict = pretrade.check(
-            intent, state.trading_state, state.reason, guard.last_snapshot, limits, problems[0] if problems else None
+            intent, state.trading_state, state.reason, guard.last_snapshot, limits, problems[0] if problems else None, money
         )
         answer = web.json_response(
             {

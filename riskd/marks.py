@@ -22,10 +22,15 @@ from datetime import datetime
 from typing import Mapping
 
 from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.breakers.base import as_level, base_name
 from riskd.domain import AccountState, Reading, Side, Snapshot, Status
 
-PRICE_DRIVEN = ("drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance")
-"""The breakers a mark price can move. `stale_data` measures time, not prices."""
+PRICE_DRIVEN = (
+    "drawdown", "daily_loss", "position_loss", "leverage", "concentration", "liquidation_distance", "position_size",
+)
+"""The breakers a mark price can move. `stale_data` measures time, the runaway-bot
+guards on orders and the number of positions count things, and `loss_streak` counts
+closed trades: no mark moves them."""
 
 
 def revalue(snapshot: Snapshot, marks: Mapping[str, float]) -> Snapshot:
@@ -55,13 +60,15 @@ def price_readings(
     state: AccountState, snapshot: Snapshot, breakers: Mapping[str, BreakerConfig], now: datetime
 ) -> tuple[Reading, ...]:
     """The price-driven breakers' readings of `snapshot` against the remembered `state`
-    (the peak and day-start equity drawdown and daily loss are measured from)."""
+    (the peak and day-start equity drawdown and daily loss are measured from). A ladder's
+    levels are judged under their own names (`drawdown.2`), as the engine's tick does, so
+    a breach is compared with the status the account's reads hold for that level."""
     context = Context(state.account, state, now, snapshot)
     return tuple(
-        reading
+        as_level(reading, name)
         for name, config in breakers.items()
-        if name in PRICE_DRIVEN
-        for reading in BREAKERS[name].evaluate(context, config)
+        if base_name(name) in PRICE_DRIVEN
+        for reading in BREAKERS[base_name(name)].evaluate(context, config)
     )
 
 

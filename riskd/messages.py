@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from riskd import wording
-from riskd.breakers import BREAKERS
+from riskd.breakers import BREAKERS, BreakerConfig, breaker_of
 from riskd.commands import AccountStatus, DayReport
-from riskd.domain import CommandKind, EventKind, Reading, Severity, Status, TradingState, alert_kind
+from riskd.domain import CommandKind, EventKind, LimitOverride, Reading, Severity, Status, TradingState, alert_kind
 from riskd.store import EventRecord, OutboxAlert
 from riskd.units import format_duration, format_money, format_percent
 
@@ -306,9 +306,16 @@ def target(account: str | None, accounts: Iterable[str]) -> str:
     return account or f"every account ({', '.join(accounts)})"
 
 
-def question(kind: CommandKind, target: str, live: bool, fraction: float | None = None) -> str:
+def question(
+    kind: CommandKind, target: str, live: bool, fraction: float | None = None, override: LimitOverride | None = None
+) -> str:
     """The one confirmation question of a destructive command (`plain` makes it a terminal prompt)."""
     mode = f"{wording.mode(live)}."
+    if kind is CommandKind.OVERRIDE and override is not None:
+        return (
+            f"⚠️ Set <b>{escape(override.breaker)}</b>'s limit of <b>{escape(target)}</b> to {escape(override.limit)} "
+            f"for {format_duration(override.lasting)}? The change is announced, and reverts by itself when the time is up."
+        )
     if kind is CommandKind.REDUCE:
         return (
             f"⚠️ Reduce every position of <b>{escape(target)}</b> by {format_percent(fraction)}? "
@@ -350,9 +357,27 @@ def _drawdown(account: AccountStatus) -> str:
     return format_percent(account.drawdown) if account.drawdown is not None else "n/a"
 
 
+def limits(configs: dict[str, BreakerConfig]) -> list[str]:
+    """The limits in force, one line per breaker (a ladder's levels each on their own), for `riskd check`."""
+    lines = []
+    for name, config in configs.items():
+        breaker = breaker_of(name)
+        describe = config.describer(breaker.describe if breaker is not None else str)
+        resume = config.resume if isinstance(config.resume, str) else format_duration(config.resume)
+        action = f"{config.action} {format_percent(config.reduce_by)}" if config.action == "reduce" else str(config.action)
+        warn = f"warns at {describe(config.warning_level)}, " if config.warning_level != config.limit else ""
+        lines.append(f"{name}: {describe(config.limit)} → {action} ({warn}confirm {config.confirm}, resume {resume})")
+    return lines
+
+
 def _describer(reading: Reading) -> Callable[[float], str]:
-    """How the reading's breaker writes its values (a limit of 0.1 is `10.0%` or `0.1x`)."""
-    return BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+    """How the reading's breaker writes its values (a limit of 0.1 is `10.0%` or `0.1x`;
+    one written in money, `500.00 USDT`); a ladder's level writes them as its breaker does."""
+    if reading.currency is not None:
+        currency = reading.currency
+        return lambda value: format_money(value, currency)
+    breaker = breaker_of(reading.breaker)
+    return breaker.describe if breaker is not None else str
 
 
 def _reading(reading: Reading) -> str:

@@ -26,8 +26,9 @@ from riskd.units import format_money, format_percent
 
 LIMITS = ("leverage", "concentration", "position_size", "open_orders")
 """The limits an order can push against, by breaker name: leverage and concentration are
-multiples of equity, position_size is the symbol's notional in the quote currency, and
-open_orders a count. A limit is checked when the account has that breaker enabled."""
+multiples of equity (or, written in money, the notional itself), position_size is the
+symbol's notional in the quote currency, and open_orders a count. A limit is checked
+when the account has that breaker enabled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ class Room:
     maximum: float
     room: float
     unit: str
+    money: bool = False
+    """Whether `value`, `after` and `maximum` are amounts in the quote currency rather than ratios or counts."""
 
     @property
     def breached(self) -> bool:
@@ -79,11 +82,13 @@ def check(
     snapshot: Snapshot | None,
     limits: Mapping[str, float],
     problem: str | None = None,
+    money: frozenset[str] = frozenset(),
 ) -> Verdict:
     """Judge `intent` against the account as riskd last saw it.
 
-    `limits` maps a name of LIMITS to its limit (others are ignored); `problem` says why
-    riskd cannot vouch for its view of the account (no recent good read), if so.
+    `limits` maps a name of LIMITS to its limit (others are ignored), `money` names those
+    written in money (`limit: 50000 USDT`); `problem` says why riskd cannot vouch for its
+    view of the account (no recent good read), if so.
     """
     if snapshot is None or not snapshot.ok or problem is not None:
         why = problem or "riskd has no good read of the account yet"
@@ -101,7 +106,7 @@ def check(
     if intent.reduce_only and adding and (held > 0) == (intent.side == "buy"):
         return Verdict(False, f"refused: a reduce-only {intent.side} cannot reduce a {_direction(held)} {intent.symbol} position")
     price = intent.price or _mark(snapshot, intent.symbol)
-    rooms = _rooms(intent, held, price, snapshot, limits) if price else ()
+    rooms = _rooms(intent, held, price, snapshot, limits, money) if price else ()
     notional = intent.amount * price if price else None
     match trading_state:
         case TradingState.HALTED if not intent.reduce_only:
@@ -124,7 +129,9 @@ def check(
     return Verdict(True, "allowed: within every limit", notional, rooms)
 
 
-def _rooms(intent: Intent, held: float, price: float, snapshot: Snapshot, limits: Mapping[str, float]) -> tuple[Room, ...]:
+def _rooms(
+    intent: Intent, held: float, price: float, snapshot: Snapshot, limits: Mapping[str, float], money: frozenset[str]
+) -> tuple[Room, ...]:
     """Each configured limit before and after the order fills at `price`."""
     equity = snapshot.equity
     signed = intent.amount if intent.side == "buy" else -intent.amount
@@ -145,10 +152,13 @@ def _rooms(intent: Intent, held: float, price: float, snapshot: Snapshot, limits
         if name == "open_orders":
             rooms.append(Room(name, orders, orders + 1, limit, limit - orders - 1, "orders"))
         elif name == "position_size":
-            rooms.append(Room(name, mine, mine_after, limit, limit - mine_after, snapshot.quote))
-        elif equity > 0:
+            rooms.append(Room(name, mine, mine_after, limit, limit - mine_after, snapshot.quote, money=True))
+        else:
             value, after = (gross, gross_after) if name == "leverage" else (largest, largest_after)
-            rooms.append(Room(name, value / equity, after / equity, limit, limit * equity - after, snapshot.quote))
+            if name in money:
+                rooms.append(Room(name, value, after, limit, limit - after, snapshot.quote, money=True))
+            elif equity > 0:
+                rooms.append(Room(name, value / equity, after / equity, limit, limit * equity - after, snapshot.quote))
     return tuple(rooms)
 
 
@@ -163,8 +173,8 @@ def _direction(held: float) -> str:
 def _breach(room: Room, quote: str) -> str:
     if room.unit == "orders":
         return f"open_orders would be {room.after:.0f}, at or past the limit of {room.maximum:.0f}"
-    if room.limit == "position_size":
-        return f"position_size would be {format_money(room.after, quote)}, past the limit of {format_money(room.maximum, quote)}"
+    if room.money:
+        return f"{room.limit} would be {format_money(room.after, quote)}, past the limit of {format_money(room.maximum, quote)}"
     if room.limit == "concentration":
         return f"concentration would be {format_percent(room.after)}, past the limit of {format_percent(room.maximum)}"
     return f"leverage would be {room.after:.2f}x, past the limit of {room.maximum:.2f}x"

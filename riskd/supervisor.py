@@ -12,15 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from riskd import __version__, health, logs, wording
+from riskd import __version__, engine, health, logs, portfolio, wording
 from riskd.commands import expired
-from riskd.config import ConfigError, Settings, reloadable
-from riskd.domain import RISKD, Alert, AlertStatus, CommandStatus, Event, EventKind, Severity, StepResult, alert_key, utcnow
+from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
+from riskd.domain import (
+    RISKD,
+    Alert,
+    AlertStatus,
+    Command,
+    CommandStatus,
+    Event,
+    EventKind,
+    Severity,
+    StepResult,
+    alert_key,
+    utcnow,
+)
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
 from riskd.market_data import MarketFeed
@@ -33,6 +45,9 @@ if TYPE_CHECKING:
     from riskd.sim import Simulator
 
 log = logging.getLogger("riskd")
+
+TRADES_EVERY = timedelta(minutes=1)
+"""How often each account's closed trades are read (only where loss_streak is configured)."""
 
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.
@@ -123,13 +138,15 @@ class Daemon:
             )
 
     async def run(self, once: bool = False) -> None:
-        """Run until stopped; with `once`, do one tick per account and one command pass."""
+        """Run until stopped; with `once`, do one tick per account, one judgement of the
+        portfolio (when configured) and one command pass."""
         if not once:
             self._install_signals()  # before startup, so that a stop asked during it is obeyed
         try:
             await self.startup()
             if once:
                 await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+                await self.check_portfolio()
                 await self.process_commands()
                 await self.deliver_alerts()
                 await self.deliver_hooks()
@@ -187,6 +204,15 @@ class Daemon:
                     self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
                     seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
                 )
+        for name in self.guards:
+            # the trade history has its own job, so a slow income endpoint never delays a tick
+            scheduler.add_job(
+                self._tracked, "interval", args=[self.read_trades, name], seconds=TRADES_EVERY.total_seconds(),
+                id=f"trades:{name}", max_instances=1, coalesce=True, next_run_time=start,
+            )
+        # always scheduled: a reload may add a portfolio section, and without one the job does nothing
+        scheduler.add_job(self._tracked, "interval", args=[self.check_portfolio], seconds=interval, id="portfolio",
+                          max_instances=1, coalesce=True)
         if self.settings.report.at is not None:
             at = self.settings.report.at
             scheduler.add_job(self._tracked, "cron", args=[self.send_report], hour=at.hour, minute=at.minute, id="report",
@@ -343,6 +369,48 @@ class Daemon:
         """Fetch and cache the candles of what the account holds; its ticks read the result."""
         await self.guards[name].refresh_market()
 
+    async def check_portfolio(self) -> StepResult | None:
+        """Judge the sum of every account's latest read under the `portfolio:` breakers; a
+        flatten or reduce is carried out on every account, and a change of the portfolio's
+        state is imposed on every account by ticking each at once."""
+        config = self.settings.portfolio
+        if config is None:
+            return None
+        now = self.clock()
+        reads = {name: guard.last_read for name, guard in self.guards.items()}
+        venues = {name: guard.config.exchange for name, guard in self.guards.items()}
+        rates = {account.quote: config.rate(account.quote) for account in self.settings.accounts.values()}
+        snapshot = portfolio.combine(reads, venues, rates, config.currency, now)
+        policy = engine.Policy(
+            config.breakers_in_force(), self.settings.day_reset, self.settings.alert_cooldown, self.settings.live, enforces=False
+        )
+        before = self.store.load_state(PORTFOLIO)
+        result = engine.step(before, snapshot, policy, now)
+        self.store.record_step(result, now)
+        for event in result.events:
+            log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
+        shared = [action for action in result.actions if portfolio.acts_on_accounts(action)]
+        if shared:
+            await asyncio.gather(*(guard.carry_out(shared) for guard in self.guards.values()))
+        if result.state.trading_state is not before.trading_state:
+            await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return result
+
+    async def resume_portfolio(self, command: Command) -> str:
+        """A person's resume of the portfolio: its latches go, and each account's next tick lets go of its latch."""
+        now = self.clock()
+        policy = engine.Policy({}, self.settings.day_reset, self.settings.alert_cooldown, self.settings.live)
+        result = engine.apply_command(self.store.load_state(PORTFOLIO), command, None, policy, now)
+        self.store.record_step(result, now)
+        await asyncio.gather(*(guard.tick() for guard in self.guards.values()))
+        return wording.command_result(PORTFOLIO, command.kind, result.state.trading_state, self.settings.live)
+
+    async def read_trades(self, name: str) -> None:
+        """Read the closed trades of the named account, when a breaker in force needs them."""
+        guard = self.guards[name]
+        if guard.reads_trades:
+            await guard.read_trades()
+
     def _start_streams(self) -> None:
         """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
         for name, guard in self.guards.items():
@@ -373,7 +441,9 @@ class Daemon:
         for command_id, command, queued_at in self.store.pending_commands():
             now = self.clock()
             guard = self.guards.get(command.account)
-            if guard is None:
+            if command.account == PORTFOLIO and guard is None and not expired(queued_at, now):
+                self.store.finish_command(command_id, self.clock(), CommandStatus.DONE, await self.resume_portfolio(command))
+            elif guard is None:
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, f"no account named {command.account!r} here")
             elif expired(queued_at, now):
                 self.store.finish_command(command_id, now, CommandStatus.REFUSED, "expired: riskd was not running when it was given")

@@ -1,7 +1,7 @@
 """Parsing and printing of the units people write in configuration and commands.
 
 Percentages are written `10%` or `0.10`, durations `30s`, `5m`, `1h`, `2d`, ratios
-`3` or `3x`. Each parser raises ValueError with a sentence a person can act on, and
+`3` or `3x`, amounts of money `500 USDT`. Each parser raises ValueError with a sentence a person can act on, and
 each is used as a pydantic validator so a bad value fails at start, naming its key.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from pydantic import BeforeValidator, PlainSerializer
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 MAX_DURATION = 3650 * 86400
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_MONEY = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s+([A-Za-z][A-Za-z0-9]{1,9})\s*$")
 
 
 def parse_percent(value: object) -> float:
@@ -89,6 +91,32 @@ def parse_ratio(value: object) -> float:
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
         raise ValueError(f"a multiple must be a finite number above zero, got {value!r}")
     return number
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in a currency, as written in a limit: `500 USDT`."""
+
+    amount: float
+    currency: str
+
+
+def is_money(value: object) -> bool:
+    """Whether `value` is written as an amount of money (`500 USDT`) rather than a share or count."""
+    return isinstance(value, Money) or isinstance(value, str) and _MONEY.match(value) is not None
+
+
+def parse_money(value: object) -> Money:
+    """`500 USDT` or `1,500.50 usdt` → Money(1500.5, "USDT"); the amount above zero."""
+    if isinstance(value, Money):
+        return value
+    match = _MONEY.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"expected an amount of money like 500 USDT, got {value!r}")
+    amount = float(match.group(1).replace(",", "").replace("_", ""))
+    if not math.isfinite(amount) or amount <= 0:
+        raise ValueError(f"an amount of money must be above zero, got {value!r}")
+    return Money(amount, match.group(2).upper())
 
 
 def format_percent(value: float) -> str:

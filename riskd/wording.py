@@ -13,7 +13,7 @@ Pure: values in, text out, like the engine.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import assert_never
 
 from riskd.breakers.base import MANUAL, NEXT_DAY
@@ -70,11 +70,13 @@ def breach(reason: str, repeat: bool) -> str:
     return f"still breached: {reason}" if repeat else reason
 
 
-def doing(remedy: Remedy, live: bool, symbol: str | None = None, fraction: float | None = None) -> str:
+def doing(remedy: Remedy, live: bool, symbol: str | None = None, fraction: float | None = None, orders: int = 0) -> str:
     """What a tripped breaker's remedy does to the account, as a sentence."""
     match remedy:
         case Remedy.ALERT:
             return "No action is configured beyond this alert."
+        case Remedy.CANCEL:
+            return _act(live, f"cancelling the {orders} order(s) at fault; trading goes on")
         case Remedy.CLOSE:
             return _act(live, f"closing {symbol}")
         case Remedy.REDUCE:
@@ -107,10 +109,11 @@ def breach_alert(
     fraction: float | None = None,
     latched: TradingState | None = None,
     resume: str | timedelta = MANUAL,
+    orders: int = 0,
 ) -> str:
     """A tripped breaker: the reason, what riskd does, and, when it latched, how it ends."""
     hint = resume_hint(account, latched, resume) if latched is not None else ""
-    return " ".join(part for part in (f"BREACH: {reason}.", doing(remedy, live, symbol, fraction), hint) if part)
+    return " ".join(part for part in (f"BREACH: {reason}.", doing(remedy, live, symbol, fraction, orders), hint) if part)
 
 
 def released(breaker: str, resume: str) -> str:
@@ -207,6 +210,8 @@ def command_alert(kind: CommandKind, who: str, live: bool, fraction: float | Non
             activity = "cancelling open orders and halting trading; positions and their reduce-only orders are kept"
         case CommandKind.RESUME:
             raise ValueError("a resume is announced as a change of trading state")
+        case CommandKind.OVERRIDE:
+            raise ValueError("an override is announced by override_started and override_ended")
         case _:
             assert_never(kind)
     return f"{kind.capitalize()} ordered by {who}. {_act(live, activity)}"
@@ -226,6 +231,23 @@ def command_unread(account: str, kind: CommandKind, state: TradingState, error: 
 
 def command_unconfirmed(account: str, kind: CommandKind) -> str:
     return f"{account}: {kind} sent, but not everything could be confirmed; see riskd events"
+
+
+def override_started(breaker: str, before: str, after: str, until: datetime, who: str, reason: str) -> str:
+    """An override's event message and alert: which limit, from what to what, until when, whose and why."""
+    why = f": {reason}" if reason else " (no reason given)"
+    return (
+        f"Override: {breaker}'s limit is {after} instead of {before} until {until:%Y-%m-%d %H:%M} UTC, "
+        f"set by {who}{why}. It reverts by itself."
+    )
+
+
+def override_ended(breaker: str, limit: str, who: str) -> str:
+    return f"Override ended: {breaker}'s limit is back to {limit} (the override set by {who} has run out)."
+
+
+def override_result(account: str, breaker: str, after: str, until: datetime) -> str:
+    return f"{account}: {breaker}'s limit is {after} until {until:%Y-%m-%d %H:%M} UTC"
 
 
 def already_active(account: str) -> str:

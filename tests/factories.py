@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Iterable
 
 from riskd.breakers import BREAKERS, Context
+from riskd.breakers.base import level_name
 from riskd.domain import (
     AccountState, Alert, Command, CommandKind, Event, Latch, Order, Position, Severity, Side, Snapshot, TradingState,
     frozen_mapping,
@@ -134,9 +135,16 @@ def policy(
 ) -> Policy:
     """The engine's view of an account's configuration. Each keyword names a breaker and
     its settings, `policy(drawdown={}, leverage={"limit": 3})`; none gives every breaker
-    with its defaults."""
-    chosen = breakers or {name: {} for name in BREAKERS}
-    configs = {name: BREAKERS[name].config.model_validate(fields) for name, fields in chosen.items()}
+    with its defaults but the opt-in ones. A ladder's levels go by their own names, as
+    `Settings.breakers_for` gives them (`drawdown`, `drawdown.2`)."""
+    chosen = breakers or {
+        name: {} for name, breaker in BREAKERS.items() if not (breaker.config.opt_in or breaker.config.portfolio_only)
+    }
+    configs = {
+        level_name(name, number): level
+        for name, fields in chosen.items()
+        for number, level in enumerate(BREAKERS[name].config.model_validate(fields).ladder(), start=1)
+    }
     return Policy(configs, day_reset=day_reset, alert_cooldown=alert_cooldown, live=live)
 
 

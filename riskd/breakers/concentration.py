@@ -1,16 +1,21 @@
-"""Concentration: the largest single position's notional as a share of equity."""
+"""Concentration: the largest single position's notional as a share of equity (or, with a
+limit written in money, the notional itself)."""
 
 from __future__ import annotations
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, no_data
+from typing import ClassVar
+
+from riskd.breakers.base import Breaker, BreakerConfig, Context, ShareOrMoney, no_data
 from riskd.breakers.exposure import share_of_equity
 from riskd.domain import Reading, Remedy
-from riskd.units import Share, format_percent
+from riskd.units import format_percent
 
 
 class ConcentrationConfig(BreakerConfig):
-    limit: Share = 1.5
-    warn_at: Share | None = None
+    money: ClassVar[bool] = True
+
+    limit: ShareOrMoney = 1.5
+    warn_at: ShareOrMoney | None = None
     action: Remedy = Remedy.ALERT
 
 

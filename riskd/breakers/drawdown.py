@@ -1,15 +1,20 @@
-"""Drawdown: how far equity (unrealized PnL included) has fallen from its peak."""
+"""Drawdown: how far equity (unrealized PnL included) has fallen from its peak, as a share
+of the peak or, with a limit written in money, as an amount."""
 
 from __future__ import annotations
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, judge, no_data
+from typing import ClassVar
+
+from riskd.breakers.base import Breaker, BreakerConfig, Context, PercentOrMoney, judge, no_data
 from riskd.domain import Reading, Remedy
-from riskd.units import Percent, format_percent
+from riskd.units import format_percent
 
 
 class DrawdownConfig(BreakerConfig):
-    limit: Percent = 0.10
-    warn_at: Percent | None = None
+    money: ClassVar[bool] = True
+
+    limit: PercentOrMoney = 0.10
+    warn_at: PercentOrMoney | None = None
     action: Remedy = Remedy.FLATTEN
 
 
@@ -19,8 +24,9 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         return (no_data("drawdown", config, "no good snapshot to measure drawdown"),)
     if peak is None or peak <= 0:
         return (no_data("drawdown", config, "no positive peak equity recorded yet"),)
-    value = max(0.0, (peak - equity) / peak)
-    return (judge("drawdown", value, config, format_percent),)
+    lost = max(0.0, peak - equity)
+    value = lost if config.currency else lost / peak
+    return (judge("drawdown", value, config, config.describer(format_percent)),)
 
 
 BREAKER = Breaker(

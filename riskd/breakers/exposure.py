@@ -1,4 +1,4 @@
-"""Exposure as a multiple of equity, shared by the leverage and concentration breakers."""
+"""Exposure as a multiple of equity, or in money, shared by the leverage and concentration breakers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from riskd.units import format_money
 def share_of_equity(
     name: str, amount: float, snapshot: Snapshot, config: BreakerConfig, describe: Callable[[float], str]
 ) -> Reading:
-    """Judge `amount / equity`; open exposure on zero or negative equity is a breach."""
+    """Judge `amount / equity`, or `amount` itself when the limit is in money; open exposure
+    on zero or negative equity is a breach of a share of it."""
+    if config.currency:
+        return judge(name, amount, config, config.describer(describe))
     equity = snapshot.equity or 0.0
     if amount <= 0:
         return judge(name, 0.0, config, describe)

@@ -1,16 +1,20 @@
-"""Leverage: gross notional of all positions divided by equity."""
+"""Leverage: gross notional of all positions divided by equity, or with a limit written in
+money, the gross notional itself."""
 
 from __future__ import annotations
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, no_data
+from typing import ClassVar
+
+from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume, no_data
 from riskd.breakers.exposure import share_of_equity
 from riskd.domain import Reading, Remedy
-from riskd.units import Ratio
 
 
 class LeverageConfig(BreakerConfig):
-    limit: Ratio = 5.0
-    warn_at: Ratio | None = None
+    money: ClassVar[bool] = True
+
+    limit: RatioOrMoney = 5.0
+    warn_at: RatioOrMoney | None = None
     action: Remedy = Remedy.REDUCE
     resume: Resume = "1h"
 

@@ -1,4 +1,5 @@
-"""Position loss: one position's unrealized loss as a share of account equity.
+"""Position loss: one position's unrealized loss as a share of account equity, or with a
+limit written in money, as an amount.
 
 Its natural action is `close`, which closes only the losing position.
 """
@@ -7,16 +8,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, judge, no_data
+from riskd.breakers.base import Breaker, BreakerConfig, Context, PercentOrMoney, judge, no_data
 from riskd.domain import Reading, Remedy, Status
-from riskd.units import Percent, format_percent
+from riskd.units import format_percent
 
 
 class PositionLossConfig(BreakerConfig):
     per_position: ClassVar[bool] = True
+    money: ClassVar[bool] = True
 
-    limit: Percent = 0.03
-    warn_at: Percent | None = None
+    limit: PercentOrMoney = 0.03
+    warn_at: PercentOrMoney | None = None
     action: Remedy = Remedy.CLOSE
 
 
@@ -26,6 +28,12 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         return (no_data("position_loss", config, "no good snapshot to measure position losses"),)
     if not snapshot.positions:
         return (_flat(config),)
+    if config.currency:
+        describe = config.describer(format_percent)
+        return tuple(
+            judge("position_loss", max(0.0, -position.unrealized_pnl), config, describe, position.key)
+            for position in snapshot.positions
+        )
     if equity <= 0:
         return (no_data("position_loss", config, "equity is zero or negative, so a share of it means nothing"),)
     return tuple(
@@ -35,7 +43,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
 
 
 def _flat(config: BreakerConfig) -> Reading:
-    return Reading("position_loss", Status.OK, 0.0, config.limit, config.warning_level, "no open positions")
+    return Reading("position_loss", Status.OK, 0.0, config.limit, config.warning_level, "no open positions", currency=config.currency)
 
 
 BREAKER = Breaker(

@@ -2,21 +2,22 @@
 
 Scenarios: market moves (-10/-20/-30 % by default), a flash crash of the benchmark
 followed by each symbol's beta, every correlation at 1, and per-asset shocks from
-the configuration. The worst one's loss, as a share of equity, is judged.
+the configuration. The worst one's loss, as a share of equity (or in money, with a limit
+written so), is judged.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field
 
 from riskd.analytics import FLASH_CRASH, MARKET_MOVES, stress_test, worst
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, ShareOrMoney
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Remedy
-from riskd.units import Duration, Percent, Share, format_percent, parse_percent
+from riskd.units import Duration, Percent, format_percent, parse_percent
 
 
 def parse_move(value: object) -> float:
@@ -37,8 +38,10 @@ Move = Annotated[float, BeforeValidator(parse_move)]
 
 
 class StressLossConfig(BreakerConfig):
-    limit: Share = 0.25
-    warn_at: Share | None = None
+    money: ClassVar[bool] = True
+
+    limit: ShareOrMoney = 0.25
+    warn_at: ShareOrMoney | None = None
     action: Remedy = Remedy.ALERT
     moves: tuple[Move, ...] = MARKET_MOVES
     flash_crash: Move = FLASH_CRASH
@@ -65,9 +68,12 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
         config.horizon.total_seconds() / 86_400,
     )
     result = worst(results)
-    share = max(0.0, result.share or 0.0) if result else 0.0
+    if config.currency:
+        value, scale = max(0.0, result.loss) if result else 0.0, f"in {config.currency}"
+    else:
+        value, scale = max(0.0, result.share or 0.0) if result else 0.0, "as a share of equity"
     where = f" ({result.scenario}, most from {result.worst_symbol})" if result and result.worst_symbol else ""
-    return (worded("stress_loss", f"worst stress loss{where} as a share of equity", share, config, format_percent),)
+    return (worded("stress_loss", f"worst stress loss{where} {scale}", value, config, config.describer(format_percent)),)
 
 
 BREAKER = Breaker(

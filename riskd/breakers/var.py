@@ -1,27 +1,30 @@
 """Value at Risk: what the positions held now could lose over a horizon, as a share of equity.
 
 VaR (or, with `measure: es`, Expected Shortfall: the mean loss beyond the VaR) is
-priced on the cached candles of every held symbol, by one of three methods. It sees a
+priced on the cached candles of every held symbol, by one of three methods; a limit
+written in money (`limit: 500 USDT`) judges the loss itself. It sees a
 dangerous book before the loss, where drawdown sees it after.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from riskd.analytics import value_at_risk_of
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, ShareOrMoney
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Remedy
-from riskd.units import Duration, Percent, Share, format_duration, format_percent
+from riskd.units import Duration, Percent, format_duration, format_percent
 
 
 class VarConfig(BreakerConfig):
-    limit: Share = 0.10
-    warn_at: Share | None = None
+    money: ClassVar[bool] = True
+
+    limit: ShareOrMoney = 0.10
+    warn_at: ShareOrMoney | None = None
     action: Remedy = Remedy.ALERT
     measure: Literal["var", "es"] = "var"
     method: Literal["historical", "parametric", "monte_carlo"] = "historical"
@@ -54,8 +57,10 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     )
     loss = risk.shortfall if config.measure == "es" else risk.var
     figure = "expected shortfall" if config.measure == "es" else "VaR"
-    subject = f"{format_duration(config.horizon)} {figure} at {config.confidence:.0%} ({config.method.replace('_', ' ')}) as a share of equity"
-    return (worded("var", subject, loss / context.equity, config, format_percent),)
+    scale = f"in {config.currency}" if config.currency else "as a share of equity"
+    subject = f"{format_duration(config.horizon)} {figure} at {config.confidence:.0%} ({config.method.replace('_', ' ')}) {scale}"
+    value = loss if config.currency else loss / context.equity
+    return (worded("var", subject, value, config, config.describer(format_percent)),)
 
 
 BREAKER = Breaker(

@@ -198,6 +198,20 @@ def _user_trades(simulator: Simulator, params: Params) -> list:
     return [wire.trade(f) for f in fills[-min(_integer(params, "limit", 500), 1000):]]
 
 
+def _income(simulator: Simulator, params: Params) -> list:
+    """The income history, of which the simulator keeps realized PnL: oldest first, the
+    last seven days unless `startTime` says otherwise, at most `limit` (100, up to 1000)."""
+    kind = params.get("incomeType")
+    if kind not in (None, "REALIZED_PNL"):
+        return []
+    now = simulator.ledger.now()
+    start, end = _integer(params, "startTime", now - 7 * 86_400_000), _integer(params, "endTime", now)
+    symbol = params.get("symbol")
+    fills = [f for f in simulator.ledger.fills
+             if f.realized and start <= f.time <= end and (symbol is None or f.order.contract.id == symbol)]
+    return [wire.income(f) for f in fills[:min(_integer(params, "limit", 100), 1000)]]
+
+
 def _countdown(simulator: Simulator, params: Params) -> dict:
     contract = simulator.ledger.contract(params.get("symbol"))
     milliseconds = _integer(params, "countdownTime")
@@ -252,6 +266,7 @@ ROUTES: tuple[tuple[str, str, bool, Endpoint], ...] = (
     ("DELETE", "/fapi/v1/order", True, _cancel_order),
     ("DELETE", "/fapi/v1/allOpenOrders", True, _cancel_all),
     ("GET", "/fapi/v1/userTrades", True, _user_trades),
+    ("GET", "/fapi/v1/income", True, _income),
     ("POST", "/fapi/v1/countdownCancelAll", True, _countdown),
     ("POST", "/fapi/v1/leverage", True, _leverage),
     ("POST", "/fapi/v1/marginType", True, _margin_type),

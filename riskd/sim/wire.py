@@ -178,6 +178,15 @@ def trade(fill: Fill) -> dict:
     }
 
 
+def income(fill: Fill) -> dict:
+    """A REALIZED_PNL row of the income history: Binance writes one for each fill that realized PnL."""
+    c = fill.order.contract
+    return {
+        "symbol": c.id, "incomeType": "REALIZED_PNL", "income": money(fill.realized), "asset": "USDT",
+        "info": "REALIZED_PNL", "time": fill.time, "tranId": 9_000_000 + fill.id, "tradeId": str(fill.id),
+    }
+
+
 def kline(contract: Contract, candle: Candle, minutes: int) -> list:
     volume = Decimal(str(candle.volume)).quantize(contract.step)
     quote = candle.volume * (candle.open + candle.close) / 2

@@ -29,6 +29,8 @@ from riskd.domain import (
     CommandStatus,
     Event,
     HookCall,
+    LimitOverride,
+    OverrideInForce,
     Position,
     Reading,
     Snapshot,
@@ -199,6 +201,43 @@ class Store:
             self._insert_events([event], now)
             if alert is not None:
                 self._insert_alerts([alert], now)
+
+    # --- overrides -------------------------------------------------------------
+
+    def add_override(
+        self, account: str, override: LimitOverride, source: str, who: str, reason: str, now: datetime,
+        event: Event, alert: Alert,
+    ) -> int:
+        """An override that starts now, with its announcement, in one transaction; returns its id."""
+        with self.db.atomic():
+            row = self.db.table("overrides").insert(
+                {
+                    "account": account, "breaker": override.breaker, "limit_text": override.limit,
+                    "at": encode_time(now), "until": encode_time(now + override.lasting),
+                    "source": source, "who": who, "reason": reason,
+                }
+            )
+            self._insert_events([event], now)
+            self._insert_alerts([alert], now)
+        return row.last_pk
+
+    def overrides(self, account: str) -> list[OverrideInForce]:
+        """The account's overrides not yet ended, oldest first (some may have run out since)."""
+        rows = self.db.table("overrides").rows_where("account = ? and ended_at is null", [account], order_by="id")
+        return [
+            OverrideInForce(
+                row["id"], row["account"], row["breaker"], row["limit_text"], decode_time(row["at"]),
+                decode_time(row["until"]), f"{row['who']} via {row['source']}", row["reason"] or "",
+            )
+            for row in rows
+        ]
+
+    def end_override(self, override_id: int, now: datetime, event: Event, alert: Alert) -> None:
+        """An override that has run out, with its announcement, in one transaction."""
+        with self.db.atomic():
+            self.db.table("overrides").update(override_id, {"ended_at": encode_time(now)})
+            self._insert_events([event], now)
+            self._insert_alerts([alert], now)
 
     # --- actions ---------------------------------------------------------------
 
@@ -382,7 +421,7 @@ class Store:
                 "who": command.who,
                 "account": command.account,
                 "command": str(command.kind),
-                "args": json.dumps({"reason": command.reason, "fraction": command.fraction}),
+                "args": json.dumps({"reason": command.reason, "fraction": command.fraction, **_override_args(command)}),
                 "status": str(CommandStatus.PENDING),
             }
         )
@@ -405,7 +444,7 @@ class Store:
         return [
             (
                 row["id"],
-                Command(CommandKind(row["command"]), row["account"], row["source"], row["who"], **json.loads(row["args"])),
+                Command(CommandKind(row["command"]), row["account"], row["source"], row["who"], **_command_args(row["args"])),
                 decode_time(row["at"]),
             )
             for row in rows
@@ -481,6 +520,7 @@ class Store:
                 removed += self.db.execute(f"delete from {table} where at < ?", [limit]).rowcount
             for table in ("alerts", "hooks"):
                 removed += self.db.execute(f"delete from {table} where status != ? and at < ?", [str(AlertStatus.PENDING), cutoff]).rowcount
+            removed += self.db.execute("delete from overrides where ended_at < ?", [long_cutoff]).rowcount
         return removed
 
     # --- candles ---------------------------------------------------------------
@@ -520,3 +560,19 @@ class Store:
         """Delete candles that opened before `before` (epoch ms)."""
         with self.db.atomic():
             return self.db.execute("delete from candles where time < ?", [before]).rowcount
+
+
+def _override_args(command: Command) -> dict:
+    if command.override is None:
+        return {}
+    override = command.override
+    return {"breaker": override.breaker, "limit": override.limit, "lasting": override.lasting.total_seconds()}
+
+
+def _command_args(text: str) -> dict:
+    """A queued command's arguments; an override's three travel as one LimitOverride."""
+    arguments = json.loads(text)
+    if "breaker" in arguments:
+        lasting = timedelta(seconds=arguments.pop("lasting"))
+        arguments["override"] = LimitOverride(arguments.pop("breaker"), arguments.pop("limit"), lasting)
+    return arguments

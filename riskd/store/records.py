@@ -338,7 +338,9 @@ def readings_to_json(readings: tuple[Reading, ...] | list[Reading]) -> str:
 
 def readings_from_json(text: str | None) -> tuple[Reading, ...]:
     items = json.loads(text) if text else []
-    return tuple(Reading(**{**item, "status": Status(item["status"])}) for item in items)
+    return tuple(
+        Reading(**{**item, "status": Status(item["status"]), "order_ids": tuple(item.get("order_ids", ()))}) for item in items
+    )
 
 
 def state_to_json(state: AccountState) -> str:
@@ -365,6 +367,8 @@ def state_to_json(state: AccountState) -> str:
             "last_alerts": {key: encode_time(value) for key, value in state.last_alerts.items()},
             "halt_exposure": dict(state.halt_exposure) if state.halt_exposure is not None else None,
             "implausible_ticks": state.implausible_ticks,
+            "orders_seen": {key: encode_time(value) for key, value in state.orders_seen.items()},
+            "losses_counted_from": encode_time(state.losses_counted_from),
         }
     )
 
@@ -394,4 +398,6 @@ def state_from_json(account: str, text: str) -> AccountState:
         last_alerts=frozen_mapping({key: decode_time(value) for key, value in data.get("last_alerts", {}).items()}),
         halt_exposure=frozen_mapping(exposure) if exposure is not None else None,
         implausible_ticks=data.get("implausible_ticks", 0),
+        orders_seen=frozen_mapping({key: decode_time(value) for key, value in data.get("orders_seen", {}).items()}),
+        losses_counted_from=decode_time(data.get("losses_counted_from")),
     )

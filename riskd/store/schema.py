@@ -195,7 +195,20 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Temporary overrides of a breaker's limit: each with who set it, why and until when,
+    kept after it ends (`ended_at`) so that a restart neither loses nor repeats one."""
+    db.table("overrides").create(
+        {
+            "id": int, "account": str, "breaker": str, "limit_text": str, "at": str, "until": str,
+            "source": str, "who": str, "reason": str, "ended_at": str,
+        },
+        pk="id", not_null={"account", "breaker", "limit_text", "at", "until"},
+    )
+    db.table("overrides").create_index(["account", "ended_at"])
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -153,7 +153,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.edit_message_text(f"{confirmation.question}\n\n⏳ Confirmed; working on it…", parse_mode=ParseMode.HTML)
     reply = await session.carry_out(
         confirmation.request, confirmation.kind, confirmation.account,
-        reason=confirmation.reason, fraction=confirmation.fraction,
+        reason=confirmation.reason, fraction=confirmation.fraction, override=confirmation.override,
     )
     await query.edit_message_text(f"{confirmation.question}\n\n{reply.text}", parse_mode=ParseMode.HTML)
 

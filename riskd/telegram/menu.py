@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from riskd import commands, messages
-from riskd.domain import CommandKind, Status
+from riskd.domain import CommandKind, LimitOverride, Status
 from riskd.messages import escape
 from riskd.telegram.session import Reply, Request, Session, Usage
 from riskd.units import parse_duration, parse_percent
@@ -50,7 +50,7 @@ def shared(name: str, example: str, run: Callable[[Session, Request], Awaitable[
 
 async def _status(session: Session, request: Request) -> Reply:
     _at_most(request, 0)
-    return Reply(messages.status(commands.status(session.store, session.settings), session.clock()), recorded="shown")
+    return Reply(messages.status(commands.overview(session.store, session.settings), session.clock()), recorded="shown")
 
 
 async def _positions(session: Session, request: Request) -> Reply:
@@ -120,6 +120,22 @@ async def _flatten(session: Session, request: Request) -> Reply:
     return session.ask(request, question, CommandKind.FLATTEN, account, reason=" ".join(request.arguments[1:]))
 
 
+async def _override(session: Session, request: Request) -> Reply:
+    """Checked before the question is asked, so a wrong limit is said at once, not after Confirm."""
+    if len(request.arguments) < 4:
+        raise Usage("")
+    name, breaker, limit, lasting = request.arguments[:4]
+    account = commands.resolve_accounts(session.settings, name)[0]
+    try:
+        override = LimitOverride(breaker, limit, parse_duration(lasting))
+    except ValueError as error:
+        raise Usage(str(error)) from None
+    commands.overriding(session.settings, account, override)  # raises Refusal saying what is wrong
+    question = messages.question(CommandKind.OVERRIDE, account, session.settings.live, override=override)
+    reason = " ".join(request.arguments[4:])
+    return session.ask(request, question, CommandKind.OVERRIDE, account, reason=reason, override=override)
+
+
 async def _report(session: Session, request: Request) -> Reply:
     from riskd import chart
 
@@ -166,6 +182,7 @@ COMMANDS = (
     shared("resume", "/resume main", _resume),
     shared("reduce", "/reduce main 50%", _reduce),
     shared("flatten", "/flatten main", _flatten),
+    shared("override", "/override main daily_loss 8% 2h news day", _override),
     shared("report", "/report", _report),
     Spec("mute", "DURATION|off", "hold back info and warning alerts for a while", "/mute 2h", _mute),
     Spec("help", "", "what each command does", "/help", _help, aliases=("start",)),

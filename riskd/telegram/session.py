@@ -19,7 +19,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from riskd import commands
 from riskd.config import Settings
-from riskd.domain import CommandKind, CommandStatus
+from riskd.domain import CommandKind, CommandStatus, LimitOverride
 from riskd.messages import escape
 from riskd.store import Store
 from riskd.units import format_duration
@@ -73,6 +73,7 @@ class Confirmation:
     expires_at: datetime
     reason: str = ""
     fraction: float | None = None
+    override: LimitOverride | None = None
 
 
 class Session:
@@ -95,11 +96,13 @@ class Session:
         self.store.record_answer(SOURCE, request.who, request.text, reply.status, reply.recorded, now, reply.account)
 
     async def carry_out(
-        self, request: Request, kind: CommandKind, account: str | None, reason: str = "", fraction: float | None = None
+        self, request: Request, kind: CommandKind, account: str | None, reason: str = "", fraction: float | None = None,
+        override: LimitOverride | None = None,
     ) -> Reply:
         """Queue a control command for the daemon like the CLI does, and wait for its result."""
         ids = commands.submit(
-            self.store, self.settings, kind, account, SOURCE, request.who, self.clock(), reason=reason, fraction=fraction
+            self.store, self.settings, kind, account, SOURCE, request.who, self.clock(),
+            reason=reason, fraction=fraction, override=override,
         )
         lines = []
         for row in await commands.wait_for(self.store, ids, timeout=COMMAND_WAIT):
@@ -112,14 +115,14 @@ class Session:
 
     def ask(
         self, request: Request, question: str, kind: CommandKind, account: str | None,
-        reason: str = "", fraction: float | None = None,
+        reason: str = "", fraction: float | None = None, override: LimitOverride | None = None,
     ) -> Reply:
         """Hold a destructive command until the person who gave it confirms it, within the time limit."""
         now = self.clock()
         self.confirmations = {token: c for token, c in self.confirmations.items() if c.expires_at >= now}
         token = secrets.token_urlsafe(12)
         within = self.settings.telegram.confirm_within
-        self.confirmations[token] = Confirmation(request, question, kind, account, now + within, reason, fraction)
+        self.confirmations[token] = Confirmation(request, question, kind, account, now + within, reason, fraction, override)
         buttons = InlineKeyboardMarkup(
             [[InlineKeyboardButton("Confirm", callback_data=f"confirm:{token}"),
               InlineKeyboardButton("Cancel", callback_data=f"cancel:{token}")]]

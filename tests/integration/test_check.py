@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+import yaml
 
 from riskd import checks
 from riskd.cli import HANDLERS, TROUBLE, parser
@@ -30,6 +31,45 @@ def test_the_shipped_configuration_is_safe_to_start(workdir, capsys):
     assert "database: riskd.db is writable" in out
     assert "telegram: WARNING: not configured" in out
     assert out.endswith("safe to start\n")
+
+
+def test_check_prints_the_limits_in_force_after_the_preset_and_overrides(workdir, capsys):
+    config = workdir / "config.yaml"
+    text = config.read_text().replace("    sim:\n      seed: 7", "    preset: conservative\n    sim:\n      seed: 7")
+    config.write_text(text.replace("  drawdown:              # fall from peak equity, unrealized PnL included\n    limit: 10%",
+                                   "  drawdown:\n    levels: [{limit: 5%, action: reduce}, {limit: 500 USDT, action: flatten}]"))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "  limits (preset conservative):" in out
+    assert "    drawdown: 5.0% → reduce 50.0% (warns at 4.0%, confirm 2, resume manual)" in out
+    assert "    drawdown.2: 500.00 USDT → flatten (confirm 2, resume manual)" in out
+    assert "    leverage: 5.00x → reduce 50.0%" in out  # written in config.yaml, so it beats the preset's 2x
+
+
+def test_check_prints_the_venue_understood_then_the_preset_limits_of_the_market_breakers(workdir, capsys):
+    config = workdir / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["accounts"]["demo"]["preset"] = "conservative"
+    for name in ("margin_ratio", "var", "stress_loss"):  # left to the preset
+        del document["breakers"][name]
+    config.write_text(yaml.safe_dump(document))
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert out.index("  venue profile: Binance USDⓈ-M") < out.index("  limits (preset conservative):")
+    assert "    margin_ratio: 30.0% → reduce 50.0% (warns at 24.0%, confirm 2, resume 60m)" in out
+    assert "    var: 5.0% → alert (warns at 4.0%" in out
+    assert "    stress_loss: 15.0% → alert (warns at 12.0%" in out
+    assert "    flash_crash: 10.0% → halt (warns at 8.0%, confirm 2, resume 30m)" in out  # no preset names it
+
+
+def test_check_prints_the_portfolio_limits(workdir, capsys):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + "portfolio:\n  breakers:\n    daily_loss: {limit: 1500 USDT}\n    gross_exposure: {}\n")
+    assert check("--config", "config.yaml") == 0
+    out = capsys.readouterr().out
+    assert "portfolio: every account summed in USDT; limits:" in out
+    assert "    daily_loss: 1,500.00 USDT → halt (warns at 1,200.00 USDT, confirm 2, resume next_day)" in out
+    assert "    gross_exposure: 3.00x → reduce 50.0%" in out
 
 
 def test_check_says_what_riskd_understood_of_each_account(workdir, capsys):

@@ -60,6 +60,20 @@ def test_run_once_on_the_shipped_config_then_status_and_events(workdir, dialect,
     assert re.search(r"market -30% -[\d,]+\.\d\d USDT \(worst \w+/USDT:USDT\)", report.stdout)  # the stress test of the open positions
 
 
+def test_status_shows_the_portfolio_after_the_accounts_once_run_has_judged_it(workdir):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + "portfolio:\n  breakers:\n    drawdown: {limit: 8%}\n")
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    status = riskd(workdir, "status")
+    assert status.returncode == 0, status.stderr
+    accounts, portfolio = status.stdout.split("portfolio (sum of demo, DRY-RUN): ACTIVE")
+    assert "demo (sim, DRY-RUN): ACTIVE" in accounts
+    assert re.search(r"equity 10,1[\d,]+\.\d\d USDT", portfolio)  # the one account's equity, summed
+    assert re.search(r"drawdown +0\.0% +8\.0% +OK", portfolio)
+    assert "no tick recorded yet" not in portfolio
+
+
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     config = workdir / "config.yaml"
     config.write_text(config.read_text().replace("limit: 10%", "limit: ten"))
@@ -67,6 +81,31 @@ def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     assert result.returncode == 2
     assert "breakers.drawdown.limit" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_ladder_written_out_of_order_stops_with_words_and_exit_status_2(workdir):
+    config = workdir / "config.yaml"
+    ladder = "levels: [{limit: 10%, action: reduce}, {limit: 5%, action: flatten}]"
+    config.write_text(config.read_text().replace("limit: 10%", ladder))
+    result = riskd(workdir, "check")
+    assert result.returncode == 2
+    assert "breakers.drawdown: levels: level 2's limit must be past level 1's" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_override_is_queued_for_the_daemon_with_who_and_why_and_a_wrong_one_is_refused(workdir):
+    refused = riskd(workdir, "override", "demo", "daily_loss", "8", "--for", "2h", "--yes")
+    assert refused.returncode == 1
+    assert "daily_loss: limit: '8' is ambiguous: write 8% or 0.08" in refused.stderr
+    queued = riskd(workdir, "override", "demo", "daily_loss", "8%", "--for", "2h", "--reason", "CPI day", "--yes")
+    assert queued.returncode == 0, queued.stderr
+    assert "demo: queued" in queued.stdout  # no riskd runs here: it waits for one
+    row = sqlite3.connect(workdir / "riskd.db").execute("select command, args, status from commands").fetchone()
+    assert row[0] == "override" and row[2] == "pending"
+    assert yaml.safe_load(row[1]) == {"reason": "CPI day", "fraction": None, "breaker": "daily_loss", "limit": "8%", "lasting": 7200.0}
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    assert "Override: daily_loss's limit is 8.0% instead of 5.0%" in ran.stderr
 
 
 @pytest.mark.parametrize("exchange", list(POINTED))

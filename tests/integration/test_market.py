@@ -30,8 +30,10 @@ def guard(configure, clock, started):
 
 
 def only(name: str, **fields) -> dict:
-    """Breaker settings with every breaker but `name` turned off, so nothing else acts."""
-    return {other: {"enabled": False} for other in BREAKERS if other != name} | {name: fields}
+    """Breaker settings with every breaker but `name` turned off, so nothing else acts (the
+    opt-in and portfolio breakers run only where named: they are left out)."""
+    on_by_default = [other for other, breaker in BREAKERS.items() if not (breaker.config.opt_in or breaker.config.portfolio_only)]
+    return {other: {"enabled": False} for other in on_by_default if other != name} | {name: fields}
 
 
 def readings(result, name: str) -> dict:

@@ -92,6 +92,31 @@ async def test_a_reducing_account_allows_reduce_only_orders_and_refuses_what_add
         await daemon.shutdown()
 
 
+async def test_limits_written_in_money_and_opt_in_guards_answer_in_money_and_orders(tmp_path):
+    clock = Clock()
+    breakers = {
+        "leverage": {"limit": "25000 USDT"},
+        "position_size": {"limit": "12000 USDT"},
+        "open_orders": {"limit": 20},
+    }
+    daemon, server = await guarded(tmp_path, clock, breakers=breakers)
+    try:
+        await daemon.tick("demo")
+        async with aiohttp.ClientSession(base_url=server.url) as session:
+            status, answer = await ask(session, symbol=BTC, side="buy", amount=0.05)  # 3,000 more of BTC
+            assert status == 200 and answer["allowed"] is False
+            assert answer["reason"] == "refused: position_size would be 12,000.00 USDT, past the limit of 12,000.00 USDT"
+            leverage, size = answer["limits"]["leverage"], answer["limits"]["position_size"]
+            assert (leverage["value"], leverage["after"], leverage["limit"]) == pytest.approx((GROSS, GROSS + 3_000, 25_000))
+            assert leverage["room"] == pytest.approx(25_000 - GROSS - 3_000)
+            assert size["room"] == pytest.approx(0.0)
+            orders = answer["limits"]["open_orders"]
+            assert (orders["value"], orders["limit"], orders["unit"]) == (4, 20, "orders")
+    finally:
+        await server.stop()
+        await daemon.shutdown()
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [

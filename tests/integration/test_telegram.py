@@ -21,7 +21,7 @@ import yaml
 from pydantic import SecretStr
 
 from riskd import checks, logs
-from riskd.config import load_settings
+from riskd.config import PORTFOLIO, PortfolioSettings, load_settings
 from riskd.domain import Alert, Event, Severity, TradingState
 from riskd.store import OutboxAlert, Store
 from riskd.supervisor import Daemon
@@ -152,6 +152,22 @@ async def test_status_from_an_allowed_chat_is_answered_with_the_account_figures(
     )
 
 
+async def test_status_shows_the_portfolio_after_the_accounts(configure, api, clock):
+    portfolio = PortfolioSettings.model_validate({"breakers": {"drawdown": {"limit": "8%"}}})
+    async with running(configure().model_copy(update={"portfolio": portfolio}), clock) as daemon:
+        await daemon.tick("demo")
+        await daemon.check_portfolio()
+        equity = daemon.store.load_state(PORTFOLIO).last_equity
+        assert equity == daemon.store.load_state("demo").last_equity  # one account: the sum is its equity
+        await api.command("/status", ALICE)
+        answer = await api.wait_for(to(ALICE, "demo", "portfolio"))
+
+    accounts, portfolio = answer["text"].split("portfolio · sum of demo · DRY-RUN")
+    assert "demo" in accounts and "State: ACTIVE" in portfolio
+    assert format_money(equity, "USDT") in portfolio
+    assert "every breaker within its limits" in portfolio
+
+
 async def test_a_strangers_flatten_does_nothing_gets_no_answer_and_warns_the_owner_once(configure, api, clock):
     async with running(configure(live=True), clock) as daemon:
         await daemon.tick("demo")
@@ -240,6 +256,30 @@ async def test_flatten_asks_for_confirmation_and_only_the_asker_can_confirm(conf
         ("1001", "flatten", "done"),
     ]
     assert len(api.answers) == 3  # every press was answered
+
+
+async def test_override_asks_first_then_changes_the_limit_for_a_while_and_says_so(configure, api, clock):
+    async with running(configure(), clock) as daemon:
+        await daemon.tick("demo")
+        await api.command("/override demo drawdown ten 2h", ALICE)
+        await api.wait_for(to(ALICE, "drawdown:", "expected a percentage"))
+        await api.command("/override demo drawdown 8% 2h news day", ALICE)
+        question = await api.wait_for(lambda message: "Set drawdown's limit of demo to 8% for 2.0h?" in message["text"])
+        assert "reverts by itself" in question["text"] and "reply_markup" in question
+        assert daemon.store.pending_commands() == []  # nothing happens before Confirm
+        await api.press(question, "Confirm", ALICE)
+        await api.wait_for(lambda message: message["message_id"] == question["message_id"] and "drawdown's limit is 8.0% until" in message["text"])
+        await api.wait_for(to(ALICE, "Override: drawdown's limit is 8.0% instead of 5.0%", "news day"))
+        await daemon.tick("demo")
+        reading = next(r for r in daemon.store.stored_state("demo").readings if r.breaker == "drawdown")
+        assert reading.limit == pytest.approx(0.08)
+
+    rows = [(row["command"], row["status"]) for row in commands_table(daemon)]
+    assert rows == [
+        ("/override demo drawdown ten 2h", "refused"),
+        ("/override demo drawdown 8% 2h news day", "asked"),
+        ("override", "done"),
+    ]
 
 
 async def test_a_confirmation_expires_after_a_minute(configure, api, clock):

@@ -15,11 +15,15 @@ from tests.factories import context, position, seconds_ago, snapshot, state
 
 ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "margin_ratio", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]
+RUNAWAY = ["open_orders", "order_rate", "positions", "position_size", "order_size"]
+"""The runaway-bot guards count things or limit sizes in money; tests/unit/test_limits.py has theirs."""
 MARKET = ["var", "volatility_spike", "flash_crash", "correlation", "stress_loss"]
 # The market breakers price positions on candles, which no exact scale fits: they have
 # their own tests (test_market_breakers.py). These run on the others.
-BREAKERS = {name: REGISTRY[name] for name in (*ACCOUNT_WIDE, *PER_POSITION)}
-NEEDS_SNAPSHOT = [name for name in BREAKERS if name != "stale_data"]
+SCALED = [*ACCOUNT_WIDE, *PER_POSITION]
+"""The breakers judged as a share, a multiple or a time, on the scale below."""
+BREAKERS = {name: REGISTRY[name] for name in SCALED}
+NEEDS_SNAPSHOT = [name for name in SCALED if name != "stale_data"]
 
 
 def configure(name: str, **fields) -> BreakerConfig:
@@ -38,7 +42,7 @@ def only(readings: tuple[Reading, ...]) -> Reading:
 # Each breaker measured on a scale where the value is exactly `units / DIVISOR[name]`:
 # ten-thousandths of equity (or of the mark price), and seconds for stale_data. Whole
 # numbers keep the arithmetic exact, so "exactly at the limit" means exactly.
-DIVISOR = {name: 10_000 for name in BREAKERS} | {"stale_data": 1}
+DIVISOR = {name: 10_000 for name in SCALED} | {"stale_data": 1}
 
 # name: (default limit, default warning level) in the units above
 DEFAULT_LEVELS = {
@@ -81,17 +85,17 @@ def measuring(name: str, units: int) -> Context:
 
 
 def test_every_breaker_has_a_scale_in_these_tests():
-    assert set(DEFAULT_LEVELS) == set(BREAKERS)
+    assert set(DEFAULT_LEVELS) == set(SCALED)
 
 
 # The registry ----------------------------------------------------------------------
 
 
-def test_registry_holds_the_thirteen_breakers_under_their_yaml_names():
-    assert set(REGISTRY) == {*ACCOUNT_WIDE, *PER_POSITION, *MARKET}
+def test_registry_holds_every_breaker_under_its_yaml_name():
+    assert set(REGISTRY) == {*ACCOUNT_WIDE, *PER_POSITION, *RUNAWAY, *MARKET, "loss_streak", "gross_exposure", "exchange_exposure"}
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_every_breaker_names_its_readings_by_its_yaml_name(name):
     # the engine finds a reading's configuration and formatter by this name
     limit, _ = DEFAULT_LEVELS[name]
@@ -105,14 +109,14 @@ def test_every_breaker_describes_itself_in_one_line(name):
     assert description.strip() and "\n" not in description
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_every_breaker_config_forbids_unknown_keys(name):
     with pytest.raises(ValidationError) as raised:
         configure(name, limt="10%")
     assert [(error["type"], error["loc"]) for error in raised.value.errors()] == [("extra_forbidden", ("limt",))]
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_every_breaker_config_is_valid_with_its_defaults_and_reports_its_levels(name):
     config = configure(name)
     limit, warn = DEFAULT_LEVELS[name]
@@ -123,7 +127,7 @@ def test_every_breaker_config_is_valid_with_its_defaults_and_reports_its_levels(
 # Levels: exactly at, just short of, and past the limit and the warning level -------------
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_exactly_at_the_limit_is_breached(name):
     limit, _ = DEFAULT_LEVELS[name]
     reading = only(evaluate(name, measuring(name, limit)))
@@ -132,13 +136,13 @@ def test_exactly_at_the_limit_is_breached(name):
     assert reading.limit == configure(name).limit
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_past_the_limit_is_breached(name):
     limit, _ = DEFAULT_LEVELS[name]
     assert only(evaluate(name, measuring(name, limit + worse(name) * 100))).status is Status.BREACHED
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_just_short_of_the_limit_is_a_warning(name):
     limit, _ = DEFAULT_LEVELS[name]
     assert only(evaluate(name, measuring(name, limit - worse(name)))).status is Status.WARNING
@@ -147,7 +151,7 @@ def test_just_short_of_the_limit_is_a_warning(name):
 @pytest.mark.parametrize(
     "name",
     [
-        name for name in BREAKERS
+        name for name in SCALED
     ],
 )
 def test_exactly_at_the_default_warning_level_is_a_warning(name):
@@ -155,7 +159,7 @@ def test_exactly_at_the_default_warning_level_is_a_warning(name):
     assert only(evaluate(name, measuring(name, warn))).status is Status.WARNING
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_just_short_of_the_warning_level_is_ok(name):
     _, warn = DEFAULT_LEVELS[name]
     reading = only(evaluate(name, measuring(name, warn - worse(name))))
@@ -176,7 +180,7 @@ CUSTOM_WARNINGS = {
 }
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_custom_warn_at_moves_the_warning_level(name):
     written, warn = CUSTOM_WARNINGS[name]
     at_level = only(evaluate(name, measuring(name, warn), warn_at=written))
@@ -199,7 +203,7 @@ WARNINGS_BEYOND_THE_LIMIT = {
 }
 
 
-@pytest.mark.parametrize("name", BREAKERS)
+@pytest.mark.parametrize("name", SCALED)
 def test_warn_at_beyond_the_limit_is_refused(name):
     with pytest.raises(ValidationError, match="warn_at must come before the limit"):
         configure(name, warn_at=WARNINGS_BEYOND_THE_LIMIT[name])
@@ -491,7 +495,7 @@ def test_stale_data_confirm_keeps_the_bounds_every_breaker_has(confirm):
         configure("stale_data", confirm=confirm)
 
 
-@pytest.mark.parametrize("name", [name for name in BREAKERS if name != "stale_data"])
+@pytest.mark.parametrize("name", NEEDS_SNAPSHOT)
 @pytest.mark.parametrize("confirm", [0, 101])
 def test_confirm_out_of_bounds_is_refused(name, confirm):
     with pytest.raises(ValidationError):

@@ -51,4 +51,4 @@ def test_a_database_from_before_the_candles_gains_the_table(tmp_path):
     old.close()
     store = Store(path)
     assert store.record_candles("main", "BTC/USDT:USDT", "1m", rows(0, [1])) == 1
-    assert store.db.execute("select value from meta where key = 'schema_version'").fetchone()[0] == str(len(MIGRATIONS)) == "5"
+    assert store.db.execute("select value from meta where key = 'schema_version'").fetchone()[0] == str(len(MIGRATIONS)) == "6"

@@ -201,7 +201,87 @@ def test_breakers_not_mentioned_keep_their_own_defaults(tmp_path):
     settings = load_settings(write(tmp_path, MERGING))
     configs = settings.breakers_for("main")
     assert configs["daily_loss"] == BREAKERS["daily_loss"].config()
-    assert set(configs) == set(BREAKERS) - {"leverage", "position_loss"}
+    opt_in = {name for name, breaker in BREAKERS.items() if breaker.config.opt_in or breaker.config.portfolio_only}
+    assert set(configs) == set(BREAKERS) - {"leverage", "position_loss"} - opt_in
+
+
+PRESETS_AND_LADDERS = """\
+preset: conservative
+accounts:
+  main:
+    exchange: binance
+  bold:
+    exchange: binance
+    preset: aggressive
+    breakers:
+      daily_loss:
+        limit: 400 USDT
+      open_orders:
+        limit: 20
+breakers:
+  leverage:
+    limit: 3x
+  drawdown:
+    levels:
+      - {limit: 5%, action: reduce}
+      - {limit: 10%, action: flatten}
+"""
+
+
+def test_a_preset_fills_the_limits_and_explicit_values_override_it(monkeypatch, tmp_path):
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "bold")
+    settings = load_settings(write(tmp_path, PRESETS_AND_LADDERS))
+    main, bold = settings.breakers_for("main"), settings.breakers_for("bold")
+    assert main["daily_loss"].limit == pytest.approx(0.02)  # the top-level preset: conservative
+    assert main["concentration"].limit == pytest.approx(0.5)
+    assert bold["concentration"].limit == pytest.approx(3.0)  # the account's own preset: aggressive
+    assert (bold["daily_loss"].limit, bold["daily_loss"].currency) == (400.0, "USDT")  # written beats the preset
+    assert main["leverage"].limit == bold["leverage"].limit == 3.0  # so does a top-level breaker setting
+    assert main["daily_loss"].action == "halt"  # what a preset does not name keeps the breaker's default
+
+
+def test_a_ladder_becomes_one_breaker_per_level_and_opt_in_guards_run_only_where_named(monkeypatch, tmp_path):
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "bold")
+    settings = load_settings(write(tmp_path, PRESETS_AND_LADDERS))
+    main, bold = settings.breakers_for("main"), settings.breakers_for("bold")
+    assert (main["drawdown"].limit, main["drawdown"].action) == (pytest.approx(0.05), "reduce")
+    assert (main["drawdown.2"].limit, main["drawdown.2"].action) == (pytest.approx(0.10), "flatten")
+    assert "open_orders" not in main and bold["open_orders"].limit == 20
+
+
+def test_the_moderate_preset_is_the_shipped_defaults():
+    from riskd.breakers.presets import PRESETS
+
+    for name, fields in PRESETS["moderate"].items():
+        assert BREAKERS[name].config.model_validate(fields) == BREAKERS[name].config(), name
+
+
+def test_a_preset_that_says_nothing_of_a_breaker_leaves_its_defaults(monkeypatch, tmp_path):
+    from riskd.breakers.presets import PRESETS
+
+    give_credentials(monkeypatch)
+    give_credentials(monkeypatch, "bold")
+    settings = load_settings(write(tmp_path, PRESETS_AND_LADDERS))
+    sections = settings.breaker_sections("main")
+    assert "flash_crash" not in PRESETS["conservative"]
+    assert BREAKERS["flash_crash"].config.model_validate(sections["flash_crash"]) == BREAKERS["flash_crash"].config()
+    in_force = settings.breakers_for("main")
+    assert in_force["margin_ratio"].limit == pytest.approx(0.3) and in_force["var"].limit == pytest.approx(0.05)
+    assert in_force["stress_loss"].limit == pytest.approx(0.15)
+
+
+def test_every_preset_is_valid_and_the_three_climb_in_risk():
+    from riskd.breakers.presets import PRESETS
+
+    limits = {
+        preset: {name: BREAKERS[name].config.model_validate(fields).limit for name, fields in table.items()}
+        for preset, table in PRESETS.items()
+    }
+    for name, conservative in limits["conservative"].items():
+        direction = -1 if name == "liquidation_distance" else 1
+        assert direction * conservative < direction * limits["moderate"][name] < direction * limits["aggressive"][name], name
 
 
 # Refusals ----------------------------------------------------------------------------

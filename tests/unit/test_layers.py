@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "riskd"
 LEAVES = ("domain", "units", "redact", "notify", "sources")
 """Import nothing of riskd (sources reads the files config.py validates, below it)."""
 
-PURE = ("breakers", "analytics", "engine", "marks", "pretrade", "wording")
+PURE = ("breakers", "analytics", "engine", "marks", "pretrade", "wording", "portfolio")
 """Decide from values; they import no module that talks to the world."""
 
 ADAPTERS = ("exchange", "store", "telegram", "http", "executor", "supervisor", "guard", "stream", "sim", "checks", "cli")

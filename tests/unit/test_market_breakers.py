@@ -150,6 +150,16 @@ def test_var_breaches_past_its_limit_and_es_reads_the_shortfall(calm):
     assert shortfall.value > var.value and "expected shortfall" in shortfall.reason
 
 
+def test_var_with_a_limit_in_money_judges_the_loss_itself(calm):
+    held = (position(BTC, notional=50_000),)
+    share = only(evaluate("var", on(calm, *held)))
+    money = only(evaluate("var", on(calm, *held), limit=f"{share.value * 10_000 + 1:.0f} USDT"))
+    assert money.value == pytest.approx(share.value * 10_000)  # the same VaR, in USDT of a 10,000 equity
+    assert share.status is Status.BREACHED and money.status is not Status.BREACHED  # just under its money limit
+    assert only(evaluate("var", on(calm, *held), limit=f"{money.value - 1:.0f} USDT")).status is Status.BREACHED
+    assert "VaR at 99% (historical) in USDT" in money.reason and "USDT" in money.reason.rsplit("in USDT", 1)[1]
+
+
 def test_var_of_constant_prices_is_zero():
     flat = market({BTC: np.full(300, 60_000.0)})
     reading = only(evaluate("var", on(flat, position(BTC, notional=50_000))))
@@ -275,6 +285,25 @@ def test_stress_loss_is_the_worst_scenario_as_a_share_of_equity(calm):
     assert reading.value == pytest.approx(0.30 * 15_000 / 10_000)
     assert reading.status is Status.BREACHED
     assert "(market -30%, most from BTC/USDT:USDT)" in reading.reason
+
+
+def test_stress_loss_with_a_limit_in_money_judges_the_worst_loss_itself(calm):
+    reading = only(evaluate("stress_loss", on(calm, position(BTC, notional=10_000)), limit="2500 USDT"))
+    assert reading.value == pytest.approx(3_000)  # market -30% on 10,000 of BTC
+    assert reading.status is Status.BREACHED and "worst stress loss (market -30%, most from BTC/USDT:USDT) in USDT" in reading.reason
+
+
+@pytest.mark.parametrize("name", ["volatility_spike", "flash_crash", "correlation"])
+def test_a_market_move_breaker_refuses_a_limit_in_money_in_words(name):
+    with pytest.raises(ValidationError, match="is an amount of money, but this breaker's limit is not"):
+        configure(name, limit="500 USDT")
+
+
+def test_a_market_breaker_takes_a_ladder_of_levels():
+    ladder = configure("var", levels=[{"limit": "5%"}, {"limit": "10%", "action": "reduce"}]).ladder()
+    assert [(level.limit, level.action) for level in ladder] == [(0.05, "alert"), (0.10, "reduce")]
+    with pytest.raises(ValidationError, match="level 2's limit must be past level 1's"):
+        configure("flash_crash", levels=[{"limit": "10%"}, {"limit": "5%"}])
 
 
 def test_configured_shocks_can_be_the_worst_scenario(calm):

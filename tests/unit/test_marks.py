@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from riskd.breakers import BREAKERS
 from riskd.domain import AccountState, Side, Status, frozen_mapping
 from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
-from tests.factories import NOW, position, snapshot
+from tests.factories import NOW, policy, position, snapshot
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
 
-def defaults(**limits) -> dict:
-    return {name: breaker.config.model_validate(limits.get(name, {})) for name, breaker in BREAKERS.items()}
+def defaults() -> dict:
+    """Every breaker at its defaults, with the opt-in ones a mark can move or not given limits."""
+    return dict(
+        policy(
+            **{name: {} for name in PRICE_DRIVEN if name != "position_size"},
+            stale_data={}, position_size={"limit": "20000 USDT"}, open_orders={"limit": 1}, positions={"limit": 1},
+        ).breakers
+    )
 
 
 def test_a_long_loses_and_a_short_gains_when_the_mark_falls():
@@ -60,6 +65,23 @@ def test_the_price_driven_breakers_judge_the_revalued_snapshot():
     assert readings["daily_loss"].status is Status.BREACHED
     assert readings[f"position_loss:{BTC}"].status is Status.BREACHED
     assert readings["leverage"].value == pytest.approx(27_600 / 7_600)
+    assert readings[f"position_size:{BTC}"].status is Status.BREACHED  # 27,600 USDT past 20,000
+
+
+def test_a_ladder_is_judged_level_by_level_under_the_names_the_tick_uses():
+    state = AccountState(
+        "main", peak_equity=10_000, day_start_equity=10_000,
+        statuses=frozen_mapping({"drawdown": Status.BREACHED}),  # the account's reads tripped level 1
+    )
+    ladder = policy(drawdown={"levels": [{"limit": "5%", "action": "reduce"}, {"limit": "10%", "action": "flatten"}]})
+    crashed = revalue(snapshot(equity=10_000, positions=[position(BTC, notional=10_000, mark_price=100)]), {BTC: 88})
+
+    readings = {reading.key: reading for reading in price_readings(state, crashed, ladder.breakers, NOW)}
+
+    assert set(readings) == {"drawdown", "drawdown.2"}
+    assert readings["drawdown"].limit == pytest.approx(0.05) and readings["drawdown.2"].limit == pytest.approx(0.10)
+    assert all(reading.status is Status.BREACHED for reading in readings.values())  # 12 % down
+    assert [reading.key for reading in unconfirmed_breaches(state, tuple(readings.values()))] == ["drawdown.2"]
 
 
 def test_only_breaches_not_already_tripped_call_for_a_read():

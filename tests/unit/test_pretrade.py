@@ -44,6 +44,13 @@ def test_an_order_over_leverage_is_refused_and_says_by_how_much():
     assert rooms(verdict)["leverage"].room == pytest.approx(-5_000)
 
 
+def test_a_leverage_limit_written_in_money_is_judged_on_the_gross_notional_itself():
+    verdict = check(Intent(BTC, "buy", 0.3, price=50_000), ACTIVE, "", account(), {"leverage": 30_000.0}, money=frozenset({"leverage"}))
+    leverage = rooms(verdict)["leverage"]
+    assert (leverage.value, leverage.after, leverage.maximum, leverage.room) == pytest.approx((20_000, 35_000, 30_000, -5_000))
+    assert verdict.reason == "refused: leverage would be 35,000.00 USDT, past the limit of 30,000.00 USDT"
+
+
 def test_an_order_that_ends_exactly_at_a_limit_is_refused_as_the_breaker_would_trip():
     verdict = check(Intent(BTC, "buy", 0.2), ACTIVE, "", account(), {"leverage": 3.0})
     assert not verdict.allowed and rooms(verdict)["leverage"].room == pytest.approx(0.0)

@@ -28,6 +28,16 @@ def test_breakers_live_and_poll_interval_apply_at_once(tmp_path):
     assert effective.breakers_for("demo")["leverage"].limit == 3
 
 
+def test_presets_and_the_portfolio_apply_at_once(tmp_path):
+    old = settings(tmp_path)
+    new = settings(tmp_path, "new.yaml", preset="aggressive", portfolio={"breakers": {"drawdown": {"limit": "8%"}}},
+                   accounts={"demo": {"exchange": "sim", "preset": "conservative"}})
+    effective, restart = reloadable(old, new)
+    assert restart == []
+    assert effective.breakers_for("demo")["daily_loss"].limit == pytest.approx(0.02)  # the account's preset
+    assert effective.portfolio.breakers_in_force()["drawdown"].limit == pytest.approx(0.08)
+
+
 def test_connections_accounts_and_the_database_wait_for_a_restart(tmp_path):
     old = settings(tmp_path, accounts={"demo": {"exchange": "sim"}, "gone": {"exchange": "sim"}})
     new = settings(

@@ -15,14 +15,21 @@ from riskd.domain import (
     Action,
     ActionKind,
     ActionStatus,
+    Alert,
     AlertStatus,
+    Command,
+    CommandKind,
     CommandStatus,
+    Event,
     EventKind,
+    LimitOverride,
+    OverrideInForce,
     Severity,
     Side,
     Status,
     StepResult,
     TradingState,
+    frozen_mapping,
 )
 from riskd.engine import apply_command, step
 from riskd.store import OrderKind, OutboxAlert, Store
@@ -329,6 +336,36 @@ def test_orders_and_cancels_are_linked_to_their_action_and_counted_by_it(store):
 
 
 # --- commands --------------------------------------------------------------------------
+
+
+def test_an_override_command_keeps_its_breaker_limit_and_duration_while_queued(store):
+    asked = Command(CommandKind.OVERRIDE, "main", "cli", "bob", "CPI day", None, LimitOverride("daily_loss", "8%", timedelta(hours=2)))
+    command_id = store.submit_command(asked, NOW)
+    assert store.pending_commands() == [(command_id, asked, NOW)]
+
+
+def test_an_override_is_kept_with_its_announcements_until_it_is_ended(store):
+    started = Event("main", EventKind.OVERRIDE, "daily_loss 8% until 14:00", "daily_loss", Severity.WARNING)
+    alert = Alert("main", Severity.WARNING, "override:daily_loss", "Override: daily_loss 8%")
+    asked = LimitOverride("daily_loss", "8%", timedelta(hours=2))
+    override_id = store.add_override("main", asked, "telegram", "alice", "CPI day", NOW, started, alert)
+    expected = OverrideInForce(override_id, "main", "daily_loss", "8%", NOW, NOW + timedelta(hours=2), "alice via telegram", "CPI day")
+    assert store.overrides("main") == [expected]
+    assert store.overrides("other") == []
+    assert [event.kind for event in store.events("main")] == [EventKind.OVERRIDE]
+    assert [row.key for row in store.alerts()] == ["override:daily_loss"]
+
+    ended = Event("main", EventKind.OVERRIDE_ENDED, "back to 5%", "daily_loss")
+    store.end_override(override_id, NOW + timedelta(hours=2), ended, Alert("main", Severity.INFO, "override_ended:daily_loss", "back"))
+    assert store.overrides("main") == []
+    assert [event.kind for event in store.events("main")] == [EventKind.OVERRIDE, EventKind.OVERRIDE_ENDED]
+
+
+def test_the_orders_seen_for_order_rate_survive_a_restart(store):
+    remembered = AccountState("main", orders_seen=frozen_mapping({"1": None, "2": NOW}))
+    store.record_step(StepResult(remembered), NOW)
+    assert dict(store.load_state("main").orders_seen) == {"1": None, "2": NOW}
+
 
 
 def test_a_submitted_command_stays_pending_until_finished(store):

@@ -203,6 +203,19 @@ async def test_a_long_and_a_short_on_one_symbol_in_hedge_mode_are_two_positions(
         await client.close()
 
 
+def test_an_orders_notional_counts_its_contract_size_as_a_positions_does():
+    from riskd.exchange import _order
+
+    # ccxt's parse of an OKX order on BTC-USDT-SWAP: 3 contracts of 0.01 BTC at 60,000
+    raw = {"id": "1", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 3.0, "remaining": 3.0, "price": 60_000.0,
+           "timestamp": 1_700_000_000_000, "reduceOnly": False, "info": {"posSide": "net"}}
+    linear = _order(raw, venues.OKX, {"contractSize": 0.01, "inverse": False})
+    assert linear.notional == pytest.approx(3 * 0.01 * 60_000) and not linear.reduce_only
+    inverse = _order({**raw, "symbol": "BTC/USD:BTC"}, venues.OKX, {"contractSize": 100.0, "inverse": True})
+    assert inverse.notional == pytest.approx(3 * 100)  # USD, whatever the price
+    assert _order(raw).notional == pytest.approx(3 * 60_000)  # no market known: one contract is one unit
+
+
 @pytest.mark.parametrize(
     ("profile", "raw", "closes"),
     [
