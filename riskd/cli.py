@@ -154,7 +154,7 @@ def _load(arguments: argparse.Namespace) -> Settings:
     refused when the accounts' reads cannot fit their venues' request budgets."""
     if arguments.env_file is None:
         settings = load_settings(arguments.config)
-    elif not Path(arguments.env_file).is_file():
+    elif not os.path.isfile(arguments.env_file):  # os.path: a name too long is "not found", not a traceback
         raise ConfigError(f"{arguments.env_file}: env file not found (--env-file)")
     else:
         settings = load_settings(arguments.config, _env_file=arguments.env_file)

@@ -2,8 +2,10 @@
 
 Settings are read once at start by pydantic-settings from, in order of precedence,
 the environment (`RISKD_` prefix, `__` for nesting), a `.env` file, and the YAML
-file. Every problem becomes a `ConfigError` whose lines each name a key and what is
-wrong with it, so `riskd` can stop with a clear message and exit status 2.
+file; `sources` reads the two files first, so that a file riskd cannot use is named
+with its line. Every problem becomes a `ConfigError` whose lines each name where it is
+(a key, a file and line, or a variable) and what is wrong, so `riskd` can stop with a
+clear message and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,20 +16,39 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
 
 from riskd.breakers import BREAKERS, PORTFOLIO_BREAKERS, BreakerConfig
 from riskd.breakers.base import level_name
 from riskd.breakers.presets import PRESETS
 from riskd.domain import HookTrigger
+from riskd.sources import UnusableSource, read_dotenv, read_yaml, set_by, shown, unparsed_environment
 from riskd.units import Duration, format_duration
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
-CCXT_SECRET_KEYS = {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token"}
-ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CCXT_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token", "headers"}
+"""Keys refused at any depth of an account's `ccxt` mapping, compared without case, `_` or `-`:
+ccxt's own credential fields, and `headers`, which would carry a key past riskd's redaction."""
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+MIN_POLL_INTERVAL = timedelta(milliseconds=100)
+"""Below this, no machine reads and judges an account before the next tick is due."""
+MIN_VENUE_POLL_INTERVAL = timedelta(seconds=1)
+"""A real venue's floor: a tick's calls weigh enough (Binance: 40 of 2400 a minute for open
+orders alone) that polling more often exhausts the rate budget and gets the key banned."""
+READS_PER_TICK = 3
+"""Exchange calls one tick makes (balance, positions or tickers, open orders), each held to
+ccxt's rate limit for the venue: the poll interval must leave room for them."""
+MIN_RETENTION = timedelta(days=1)
+"""Anything shorter prunes the audit trail of a breach before anyone has read it."""
 
 
 class ConfigError(Exception):
@@ -142,6 +163,8 @@ class AccountConfig(BaseModel):
     @field_validator("quote")
     @classmethod
     def _upper(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty; the currency equity is measured in, like USDT (every read would fail without it)")
         return value.upper()
 
     @field_validator("keep_assets", mode="before")
@@ -336,6 +359,25 @@ class Settings(BaseSettings):
             raise ValueError("write the time quoted, like \"23:30\" (YAML reads 23:30 unquoted as a number)")
         return value
 
+    @field_validator("poll_interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < MIN_POLL_INTERVAL:
+            raise ValueError(
+                f"{_span(value)} is too short: a tick's reads and judgement take longer than that; "
+                f"use at least {_span(MIN_POLL_INTERVAL)}"
+            )
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _keeps_a_day(cls, value: timedelta) -> timedelta:
+        if value < MIN_RETENTION:
+            raise ValueError(
+                f"{_span(value)} would prune the record of a breach before anyone reads it; keep at least 1d"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level(cls, value: Any) -> Any:
@@ -378,6 +420,11 @@ class Settings(BaseSettings):
         return configs
 
 
+def _span(value: timedelta) -> str:
+    """A duration as written in the configuration, down to milliseconds."""
+    return f"{value.total_seconds() * 1000:g}ms" if value < timedelta(seconds=1) else format_duration(value)
+
+
 def config_path(path: str | Path | None = None) -> Path:
     """The file chosen by `--config`, else `RISKD_CONFIG`, else `./config.yaml`."""
     return Path(path or os.environ.get("RISKD_CONFIG") or DEFAULT_CONFIG)
@@ -413,16 +460,34 @@ def reloadable(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read and check the configuration, or raise ConfigError saying what to fix."""
+    """Read and check the configuration, or raise ConfigError saying what to fix.
+
+    The YAML file and the `.env` file are read by `sources` before pydantic-settings
+    sees them, so that every way they can be unusable (not there, a folder, not text,
+    not UTF-8, a key written twice, a line that does not parse) is named with its file
+    and line, and the document read is the one the settings are built from.
+    """
     path = config_path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found (choose one with --config or RISKD_CONFIG)")
-    found = _check_yaml(path)
-    settings_cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": path}})
+    env_file = overrides.get("_env_file", Settings.model_config["env_file"])
+    env_path = Path(env_file) if env_file else None
+    try:
+        document = read_yaml(path)
+        dotenv = read_dotenv(env_path) if env_path else {}
+    except UnusableSource as error:
+        raise ConfigError(str(error)) from None
+    found = _check_yaml(path, document)
+
+    def sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, document)
+
+    settings_cls = type("Settings", (Settings,), {"settings_customise_sources": classmethod(sources)})
     try:
         settings = settings_cls(**overrides)
     except ValidationError as error:
-        raise ConfigError("\n".join([*found, *(_describe(item) for item in error.errors())])) from None
+        described = [_describe(item) + set_by(item["loc"], Settings, env_path, dotenv) for item in error.errors()]
+        raise ConfigError("\n".join([*found, *described])) from None
+    except SettingsError as error:
+        raise ConfigError("\n".join([*found, *unparsed_environment(error, Settings, env_path, dotenv)])) from None
     problems = [*found, *_breaker_problems(settings), *_portfolio_problems(settings), *_account_problems(settings)]
     if settings.telegram.enabled and not settings.telegram.chat_ids:
         problems.append("telegram.chat_ids: needed with a token; the chats alerts go to and commands come from")
@@ -431,23 +496,13 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def _check_yaml(path: Path) -> list[str]:
+def _check_yaml(path: Path, document: dict) -> list[str]:
     """What the settings model cannot see: unknown top-level keys and secrets in YAML.
 
     The model ignores unknown top-level names so that a `.env` file may hold other
-    programs' variables; the YAML file has no such excuse. Returns the problems, to be
-    reported with the model's own; a file that cannot be read at all raises at once.
+    programs' variables; the YAML file has no such excuse.
     """
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(error, 'problem', error)}") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    path = shown(path)
     problems = [f"{key}: unknown key (check its spelling)" for key in document if key not in Settings.model_fields]
     accounts = document.get("accounts")
     for name, account in (accounts.items() if isinstance(accounts, dict) else ()):
@@ -456,9 +511,10 @@ def _check_yaml(path: Path) -> list[str]:
             if key in account:
                 variable = f"RISKD_ACCOUNTS__{str(name).upper()}__{key.upper()}"
                 problems.append(f"accounts.{name}.{key}: secrets do not belong in {path}; set {variable} instead")
-        ccxt_settings = account.get("ccxt") if isinstance(account.get("ccxt"), dict) else {}
-        for key in CCXT_SECRET_KEYS & set(ccxt_settings):
-            problems.append(f"accounts.{name}.ccxt.{key}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD")
+        for where in _secret_looking(account.get("ccxt"), f"accounts.{name}.ccxt"):
+            problems.append(
+                f"{where}: secrets do not belong in {path}; use RISKD_ACCOUNTS__{str(name).upper()}__API_KEY / __SECRET / __PASSWORD"
+            )
         hooks = account.get("hooks") if isinstance(account.get("hooks"), dict) else {}
         for hook_name, hook in hooks.items():
             hook = hook if isinstance(hook, dict) else {}
@@ -479,6 +535,21 @@ def _check_yaml(path: Path) -> list[str]:
     if isinstance(telegram, dict) and "token" in telegram:
         problems.append(f"telegram.token: secrets do not belong in {path}; set RISKD_TELEGRAM__TOKEN instead")
     return problems
+
+
+def _secret_looking(value: Any, where: str) -> list[str]:
+    """The dotted keys, at any depth under `where`, that look like credentials."""
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if re.sub(r"[_\-\s]", "", str(key)).lower() in CCXT_SECRET_KEYS:
+                found.append(f"{where}.{key}")
+            else:
+                found += _secret_looking(inner, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += _secret_looking(inner, f"{where}.{index}")
+    return found
 
 
 def _describe(error: Any) -> str:
@@ -556,12 +627,12 @@ def _account_problems(settings: Settings) -> list[str]:
 
     problems = []
     for name, account in settings.accounts.items():
-        if not ACCOUNT_NAME.match(name):
-            problems.append(f"accounts.{name}: account names are lower-case letters, digits and _")
+        if not ACCOUNT_NAME.fullmatch(name):
+            problems.append(f"accounts.{_printable(name)}: account names are lower-case letters, digits and _, starting with a letter")
         if account.stream and account.market == "spot":
-            problems.append(f"accounts.{name}.stream: the mark-price stream follows futures positions; a spot account is polled")
+            problems.append(f"accounts.{_printable(name)}.stream: the mark-price stream follows futures positions; a spot account is polled")
         if account.stream and account.is_sim and account.sim.venue == "bybit":
-            problems.append(f"accounts.{name}.stream: the simulator's Bybit dialect serves no websocket; this account is polled")
+            problems.append(f"accounts.{_printable(name)}.stream: the simulator's Bybit dialect serves no websocket; this account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):
@@ -575,10 +646,33 @@ def _account_problems(settings: Settings) -> list[str]:
                 f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
             )
         for hook_name, hook in account.hooks.items():
-            if not ACCOUNT_NAME.match(hook_name):
+            if not ACCOUNT_NAME.fullmatch(hook_name):
                 problems.append(f"accounts.{name}.hooks.{hook_name}: hook names are lower-case letters, digits and _")
             missing = [key for key in HOOK_SECRETS.get(hook.type, ()) if getattr(hook, key) is None]
             if missing:
                 variables = " and ".join(f"RISKD_ACCOUNTS__{name.upper()}__HOOKS__{hook_name.upper()}__{key.upper()}" for key in missing)
                 problems.append(f"accounts.{name}.hooks.{hook_name}: {', '.join(missing)} missing; set {variables} in the environment")
+    problems += _poll_budget(settings, ccxt)
     return problems
+
+
+def _poll_budget(settings: Settings, ccxt: Any) -> list[str]:
+    """The poll interval must leave room for a tick's reads within each venue's rate limit."""
+    problems = []
+    for name, account in settings.accounts.items():
+        if account.is_sim or account.exchange not in ccxt.exchanges or account.ccxt.get("enableRateLimit") is False:
+            continue
+        spacing = float(account.ccxt.get("rateLimit", getattr(ccxt, account.exchange)().rateLimit))
+        needed = max(MIN_VENUE_POLL_INTERVAL, timedelta(milliseconds=spacing * READS_PER_TICK))
+        if settings.poll_interval < needed:
+            problems.append(
+                f"poll_interval: {_span(settings.poll_interval)} is too often for accounts.{name} on {account.exchange}: "
+                f"a tick makes {READS_PER_TICK} calls, which ccxt spaces {spacing:g}ms apart there, and venues ban keys "
+                f"that poll faster than once a second; use at least {_span(needed)}"
+            )
+    return problems
+
+
+def _printable(name: str) -> str:
+    """An account name fit for a one-line message: control characters and spaces made visible."""
+    return name if name.isprintable() and not any(character.isspace() for character in name) else repr(name)

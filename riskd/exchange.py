@@ -57,6 +57,10 @@ def explain(error: BaseException) -> ExchangeFailure:
         return ExchangeFailure(ReadFailure.NETWORK, f"the exchange is unreachable or unavailable ({text})")
     if isinstance(error, ccxt.BadResponse):
         return ExchangeFailure(ReadFailure.MALFORMED, f"the exchange sent a reply riskd cannot read ({text})")
+    if isinstance(error, ccxt.OperationFailed):
+        # A failure on the exchange's side that may pass (Binance's -1000 and -1001: an
+        # internal error, a request whose outcome is unknown), not a reply riskd misread.
+        return ExchangeFailure(ReadFailure.NETWORK, f"the exchange failed to carry out the request ({text})")
     if isinstance(error, ccxt.ExchangeError):
         return ExchangeFailure(ReadFailure.REJECTED, f"the exchange rejected the request ({text})")
     return ExchangeFailure(ReadFailure.MALFORMED, f"unexpected reply from the exchange ({text})")

@@ -1,7 +1,9 @@
 """Is riskd doing its job? One judgement for the systemd watchdog, STATUS, /healthz and /metrics.
 
 Two questions, different on purpose, both against the same freshness limit
-(STALE_TICKS poll intervals):
+(STALE_TICKS poll intervals, or STALE_TICKS of the account's own reads when the venue
+takes longer than a poll interval to answer: ticks cannot come faster than reads
+complete, so a slow but working venue must not read as a stalled one):
 
 - Do every account's ticks keep completing? A failed read completes a tick: riskd is
   working, the exchange is not. Only this question feeds the watchdog, because a
@@ -37,13 +39,29 @@ def freshness(poll_interval: timedelta) -> timedelta:
     return poll_interval * STALE_TICKS
 
 
+def allowance(runner: Watched, limit: timedelta) -> timedelta:
+    """The freshness limit for one account, judged by the reads that complete.
+
+    When a read takes longer than a poll interval, ticks follow one another as reads
+    end, and a good read can be as old as two reads and a poll interval when the next
+    one lands. So the limit is STALE_TICKS of the latest good read's duration when that
+    is longer than the poll-interval limit. Only good reads set the pace: a read that
+    never completes, or fails after a long timeout, adds nothing, so a hung or failing
+    venue still goes stale at the last known good pace.
+    """
+    read = runner.last_snapshot
+    if read is None or not read.latency:
+        return limit
+    return max(limit, timedelta(seconds=read.latency) * STALE_TICKS)
+
+
 def overdue(runners: Iterable[Watched], now: datetime, limit: timedelta) -> dict[str, str]:
     """Accounts whose ticks stopped completing: name → how long ago the last one did."""
     found = {}
     for runner in runners:
         if runner.alive_at is None:
             found[runner.name] = f"{runner.name}: no tick completed yet"
-        elif now - runner.alive_at > limit:
+        elif now - runner.alive_at > allowance(runner, limit):
             found[runner.name] = f"{runner.name}: no tick completed for {format_duration(now - runner.alive_at)}"
     return found
 
@@ -57,7 +75,7 @@ def problems(runners: Iterable[Watched], now: datetime, limit: timedelta) -> lis
         if runner.name in late:
             continue
         good = runner.last_snapshot
-        if good is None or now - good.fetched_at > limit:
+        if good is None or now - good.fetched_at > allowance(runner, limit):
             since = "since start" if good is None else f"for {format_duration(now - good.fetched_at)}"
             error = runner.last_read.error if runner.last_read is not None and runner.last_read.error else "unknown"
             found.append(f"{runner.name}: no good read of the account {since}; last error: {error}")

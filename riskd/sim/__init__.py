@@ -12,7 +12,7 @@ points `bybit` at it (REST only: the Bybit dialect serves no websocket).
 
 from riskd.sim import bybit
 from riskd.sim.server import SimServer, ccxt_config, serve
-from riskd.sim.simulator import Simulator
+from riskd.sim.simulator import EMBEDDED_REQUEST_LOG, Simulator
 
 __all__ = ["SimServer", "Simulator", "ccxt_config", "serve", "start_embedded"]
 
@@ -22,9 +22,11 @@ async def start_embedded(settings) -> tuple[SimServer, dict]:
 
     Returns the running server and the ccxt settings that point the dialect's ccxt
     class at it (`binanceusdm`, or `bybit` for `venue: bybit`); the client keeps riskd's
-    shipped rate limiter, as it would against the real venue.
+    shipped rate limiter, as it would against the real venue. The embedded exchange
+    keeps a short request log: riskd may run for months.
     """
-    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility, hedge=settings.hedge)
+    simulator = Simulator.demo(seed=settings.seed, volatility=settings.volatility, hedge=settings.hedge,
+                               request_log=EMBEDDED_REQUEST_LOG)
     if settings.scenario:
         simulator.run_scenario(settings.scenario)
     if settings.latency:

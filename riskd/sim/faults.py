@@ -4,7 +4,8 @@ Why it exists: the guardian matters most when the exchange misbehaves, so tests,
 benchmarks and demos must be able to make it misbehave on purpose, in the ways a
 real exchange and the network between do: 503s, 429 rate limits and 418 IP bans (each
 with the `Retry-After` Binance sends), slow replies,
-replies that never come, and 200 OK bodies that are not JSON. A fault lasts for a
+replies that never come, connections dropped without a reply, 200 OK bodies that are
+not JSON, a key the exchange no longer accepts, and a clock it finds out of step. A fault lasts for a
 duration (seconds on the simulator's clock), a count of requests, or until cleared,
 and may be limited to paths starting with a prefix. This module only decides which
 faults apply to a request; the server acts them out.
@@ -21,14 +22,18 @@ BODIES = {
     "http_503": ("unavailable", "internal", "unknown"),
     "malformed": ("html", "truncated"),
 }
-KINDS = ("http_503", "http_429", "http_418", "latency", "timeout", "malformed")
+KINDS = ("http_503", "http_429", "http_418", "latency", "timeout", "malformed", "dropped", "revoked", "clock_skew")
 
 
 @dataclass
 class Fault:
     """One injected failure.
 
-    kind: http_503 | http_429 | http_418 | latency | timeout | malformed.
+    kind: http_503 | http_429 | http_418 (-1003: the IP banned for a while, as Binance
+    bans a client that keeps sending after 429s) | latency | timeout | malformed |
+    dropped (the connection closes with no reply) | revoked (401, -2015: the API key was
+    deleted or lost its permissions) | clock_skew (400, -1021: the request's timestamp is
+    outside recvWindow).
     seconds: the delay (latency), the hang (timeout; ends early when the server stops), or
     the `Retry-After` of a 429 (rate limited) or 418 (IP banned).
     body: for http_503, "unavailable" (no error code), "internal" (-1001, refused) or

@@ -41,7 +41,8 @@ API_PATHS = {
 INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240,
              "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 RATE_LIMITED = Rejection(-1003, "Too many requests; current limit is 2400 request weight per 1 MINUTE.", 429)
-BANNED_MESSAGE = "Way too much request weight used; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans."
+REVOKED = Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+CLOCK_SKEW = Rejection(-1021, "Timestamp for this request is outside of the recvWindow.", 400)
 UNAVAILABLE = {
     "unavailable": {"msg": "Service Unavailable."},
     "internal": {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
@@ -358,17 +359,20 @@ class SimServer:
             return _error(Rejection(-5000, f"Path {request.path}, Method {request.method} is invalid", 404))
 
     async def _faulted(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        """Log and weigh the request, act out the faults that apply to it, and say the weight used."""
+        """Log and weigh the request, act out the faults that apply to it, say the weight used,
+        and log the status it got once it has been answered (so a test can wait for a reply
+        that comes late)."""
         params = await _params(request)
         used = self.weights.add(request.method, request.path, params)
-        response = await self._answer(request, handler, params)
-        response.headers[HEADER] = str(used)
-        return response
-
-    async def _answer(self, request: web.Request, handler: Callable, params: Params) -> web.StreamResponse:
         entry = self.simulator.log_request(request.method, request.path, params)
         faults = self.simulator.faults.take(request.path)
         entry["faults"] = [f.kind for f in faults]
+        response = await self._act_out(request, handler, faults)
+        entry["status"] = response.status
+        response.headers[HEADER] = str(used)
+        return response
+
+    async def _act_out(self, request: web.Request, handler: Callable, faults: list[Fault]) -> web.StreamResponse:
         delay = sum(f.seconds for f in faults if f.kind == "latency")
         if delay:
             await asyncio.sleep(delay)
@@ -378,9 +382,17 @@ class SimServer:
         if failure.kind == "http_429":
             return _error(RATE_LIMITED, {"Retry-After": f"{failure.seconds:g}"})
         if failure.kind == "http_418":
-            until = int((self.simulator.clock() + failure.seconds) * 1000)
-            banned = Rejection(-1003, BANNED_MESSAGE.format(until), 418)
+            until = self.simulator.ledger.now() + int(failure.seconds * 1000)
+            banned = Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
+                               "Please use the websocket for live updates to avoid bans.", 418)
             return _error(banned, {"Retry-After": f"{failure.seconds:g}"})
+        if failure.kind == "revoked":
+            return _error(REVOKED)
+        if failure.kind == "clock_skew":
+            return _error(CLOCK_SKEW)
+        if failure.kind == "dropped":
+            request.transport.abort()  # the connection goes before any reply
+            return web.Response(status=502)
         if failure.kind == "http_503" and failure.body != "unknown":
             return _json(UNAVAILABLE[failure.body], 503)
         response = await handler(request)  # takes effect; the reply is lost or spoiled

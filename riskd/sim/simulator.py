@@ -21,6 +21,10 @@ from riskd.sim.market import VOLATILITY, Market, scenario
 from riskd.sim.spot import DEMO_SPOT_BALANCES, DEMO_SPOT_ORDERS, SPOT_LISTING, Pair, SpotAccount
 
 REQUEST_LOG = 10_000
+"""Requests kept for tests and `/_sim/requests`: the newest ones, so the log cannot grow without end."""
+EMBEDDED_REQUEST_LOG = 1_000
+"""Inside riskd (`exchange: sim`) the log is read by no one but tests; about a ten-second
+poll's hour of requests, so memory stops growing within the first hour of running."""
 
 
 def _contract(base: str, tick: str, step: str, min_notional: int = 5) -> Contract:
@@ -83,23 +87,24 @@ class Simulator:
     def __init__(self, listing: Iterable[tuple[Contract, float]] = LISTING,
                  wallet: float = DEMO_WALLET, seed: int = 0,
                  clock: Callable[[], float] = time.time, volatility: float = VOLATILITY,
-                 spot_listing: Iterable[Pair] = SPOT_LISTING, hedge: bool = False):
+                 spot_listing: Iterable[Pair] = SPOT_LISTING, hedge: bool = False,
+                 request_log: int = REQUEST_LOG):
         listing = list(listing)
         self.clock = clock
         self.ledger = Ledger((c for c, _ in listing), wallet, clock, hedge)
         self.market = Market({c.id: p for c, p in listing}, seed, clock, volatility)
         self.spot = SpotAccount((p for p in spot_listing if p.id in self.ledger.contracts), clock=clock)
         self.faults = Faults(clock)
-        self.requests: deque[dict] = deque(maxlen=REQUEST_LOG)
+        self.requests: deque[dict] = deque(maxlen=request_log)
         self.countdowns: dict[str, int] = {}  # contract id -> epoch ms when its orders go
         self.sync()
 
     @classmethod
     def demo(cls, seed: int = 7, clock: Callable[[], float] = time.time,
-             volatility: float = VOLATILITY, hedge: bool = False) -> Simulator:
+             volatility: float = VOLATILITY, hedge: bool = False, request_log: int = REQUEST_LOG) -> Simulator:
         """Futures: 10,000 USDT wallet; BTC long 0.15, ETH short 2, SOL long 20; four far
         limit orders. Spot: 5,000 USDT, 0.05 BTC, 1.5 ETH, 40 SOL, 2 BNB; two far limit orders."""
-        simulator = cls(LISTING, DEMO_WALLET, seed, clock, volatility, hedge=hedge)
+        simulator = cls(LISTING, DEMO_WALLET, seed, clock, volatility, hedge=hedge, request_log=request_log)
         for symbol, amount, entry in DEMO_POSITIONS:
             simulator.ledger.open_position(symbol, amount, entry)
         for symbol, side, quantity, price, reduce_only, client_id in DEMO_ORDERS:

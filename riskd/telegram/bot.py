@@ -119,15 +119,20 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     session, query = bot.session, update.callback_query
     choice, _, token = (query.data or "").partition(":")
     confirmation, now, who = session.confirmations.get(token), session.clock(), describe(update)
-    if confirmation is None or now > confirmation.expires_at:
-        session.confirmations.pop(token, None)
+    if choice not in ("confirm", "cancel") or confirmation is None:
+        # Not a button riskd is waiting for: made up, malformed, replayed or from before a
+        # restart. Answered so the client stops spinning, and recorded like any stranger.
         await query.answer("This confirmation has expired; nothing was done.")
-        if confirmation is not None:
-            text = f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it."
-            reply = Reply(text, recorded="confirmation expired; nothing done", account=confirmation.account,
-                          status=CommandStatus.EXPIRED)
-            session.record(confirmation.request, reply)
-            await query.edit_message_text(reply.text, parse_mode=ParseMode.HTML)
+        await bot.ignore(update, "a button riskd is not waiting for (forged, malformed or expired)", text=f"button {query.data!r}")
+        return
+    if now > confirmation.expires_at:
+        del session.confirmations[token]
+        await query.answer("This confirmation has expired; nothing was done.")
+        text = f"{confirmation.question}\n\n⌛ Expired: nothing was done. Send the command again if you still want it."
+        reply = Reply(text, recorded="confirmation expired; nothing done", account=confirmation.account,
+                      status=CommandStatus.EXPIRED)
+        session.record(confirmation.request, reply)
+        await query.edit_message_text(reply.text, parse_mode=ParseMode.HTML)
         return
     if query.from_user.id != confirmation.request.user_id:
         pressed = Request((), f"{choice} button of {confirmation.request.text}", who, query.from_user.id)
@@ -304,10 +309,10 @@ class TelegramBot:
             return None
         return f"user {user.id} is not an administrator of chat {chat.id} (and telegram.user_ids is not set)"
 
-    async def ignore(self, update: Update, reason: str) -> None:
-        """Record a command riskd will not obey, without answering; warn the owners once per cooldown."""
+    async def ignore(self, update: Update, reason: str, text: str | None = None) -> None:
+        """Record a command (or `text`, a button press) riskd will not obey; warn the owners once per cooldown."""
         now, who = self.clock(), describe(update)
-        text = (update.effective_message.text or "")[:200]
+        text = (text if text is not None else update.effective_message.text or "")[:200]
         self.store.record_answer(SOURCE, who, text, CommandStatus.REFUSED, f"not obeyed: {reason}", now)
         log.warning("telegram: not obeyed: %r from %s: %s", text, who, reason)
         cooldown = self.settings.alert_cooldown
@@ -342,6 +347,6 @@ def build_application(config: TelegramSettings) -> Application:
         application.add_handler(CommandHandler([spec.name, *spec.aliases], on_command, filters=allowed & new_message))
     application.add_handler(MessageHandler(filters.COMMAND & allowed & new_message, on_unknown))
     application.add_handler(MessageHandler(filters.COMMAND & ~allowed & new_message, on_stranger))
-    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^(confirm|cancel):"))
+    application.add_handler(CallbackQueryHandler(on_button))  # every button press, forged ones included
     application.add_error_handler(on_error)
     return application

@@ -7,7 +7,7 @@ wrong token with 401 like Telegram. Like Telegram it refuses HTML it cannot pars
 (400), and shows the text of a message with its markup removed.
 
 Tests play the people: `command()` sends a command as a user in a chat, `press()`
-presses an inline button; `messages` is what the bot said, as it stands after edits.
+presses an inline button, `send_callback()` sends a press with any data, as a forger can; `messages` is what the bot said, as it stands after edits.
 `fail()` makes it answer 502 pages or 429 with retry_after for a while. `settled()`,
 `in_flight()` and `answered()` wait for what the bot has done, so a test that checks that
 nothing happened checks it after a positive signal, not after a guessed sleep.
@@ -28,6 +28,9 @@ from typing import Callable
 from aiohttp import web
 
 BOT = {"id": 700001, "is_bot": True, "first_name": "riskd", "username": "riskd_test_bot"}
+SETTLING = "cancel:never-issued"
+"""The data of the press `settled()` sends: riskd never issued it, so it carries out nothing
+and records it as a refused press, the command `button 'cancel:never-issued'`."""
 TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "blockquote", "tg-spoiler", "span"}
 
 
@@ -283,6 +286,16 @@ class FakeTelegram:
         }})
         return query_id
 
+    async def send_callback(self, data: str, sender: dict, message: dict | None = None) -> str:
+        """A client sends a button press with any `data` at all, as a forger can (under
+        `message`, or with no message, as for an inline one)."""
+        query_id = str(next(self._callback_ids))
+        query = {"id": query_id, "from": sender, "chat_instance": "1", "data": data}
+        if message is not None:
+            query["message"] = _public(message)
+        await self._push({"callback_query": query})
+        return query_id
+
     async def _push(self, update: dict) -> None:
         async with self._arrived:
             self._updates.append({"update_id": next(self._update_ids), **update})
@@ -323,15 +336,16 @@ class FakeTelegram:
 
         python-telegram-bot handles updates one at a time, in order. So `sender` presses a
         button in `chat` that the bot never made (riskd's buttons carry `confirm:` or
-        `cancel:` and a token it issued): a bot answers every press, and this one changes
-        nothing. Once that answer has come, everything sent before it has been handled.
-        The answer is not kept in `answers`.
+        `cancel:` and a token it issued): a bot answers every press, and this one is carried
+        out by nobody (riskd records it as a refused press, whose data is `SETTLING`, and
+        counts it towards its warning about strangers). Once that answer has come,
+        everything sent before it has been handled. The answer is not kept in `answers`.
         """
         chat = chat or private_chat(sender)
         message = {"message_id": next(self._message_ids), "date": int(self.clock()), "chat": chat, "from": BOT, "text": "?"}
         query_id = str(next(self._callback_ids))
         await self._push({"callback_query": {
-            "id": query_id, "from": sender, "chat_instance": "1", "data": "cancel:never-issued", "message": message,
+            "id": query_id, "from": sender, "chat_instance": "1", "data": SETTLING, "message": message,
         }})
         answer = await self._until(
             lambda: next((params for params in self.answers if str(params.get("callback_query_id")) == query_id), None),

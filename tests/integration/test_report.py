@@ -19,7 +19,8 @@ from . import test_telegram
 from .test_cli import riskd
 from .test_telegram import ALICE, running, to
 
-api, clock, configure = test_telegram.api, test_telegram.clock, test_telegram.configure  # its fixtures, shared
+# test_telegram's fixtures, for these tests to ask for by name
+api, clock, configure = test_telegram.api, test_telegram.clock, test_telegram.configure
 
 
 def looks_drawn(image_bytes: bytes) -> Image.Image:

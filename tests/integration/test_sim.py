@@ -312,6 +312,15 @@ async def test_http_429_is_a_rate_limit_error(exchange, sim):
         await exchange.fetch_positions()
 
 
+async def test_http_418_is_an_ip_ban_as_binance_words_it(exchange, sim):
+    sim.add_fault("http_418", count=1)
+    with pytest.raises(ccxt.DDoSProtection, match="IP banned until") as banned:
+        await exchange.fetch_positions()
+    until = int(str(banned.value).split("banned until ")[1].split(".")[0])
+    assert until == sim.ledger.now() + 120_000
+    assert sim.requests[-1]["faults"] == ["http_418"]
+
+
 async def test_latency_delays_every_reply(exchange, sim):
     await exchange.load_markets()
     started = time.perf_counter()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiohttp
@@ -107,3 +108,16 @@ async def test_controls_drop_refuse_and_glitch(server, client):
             assert (await reply.json())["down"] is False
         assert await marks(client, [BTC]) == {BTC: 60_000.0}
         assert server.streams.connections == 2
+
+
+@pytest.mark.parametrize("kind", ["dropped", "revoked", "clock_skew", "http_503", "malformed"])
+async def test_a_rest_fault_leaves_the_websocket_upgrade_alone(server, client, kind):
+    await client.load_markets()  # the one REST call a subscription makes
+    fault = server.simulator.add_fault(kind, count=1)  # on every path, the stream's included
+    assert await marks(client, [BTC]) == {BTC: 60_000.0}
+    assert fault.hits == 0 and server.simulator.faults.active() == [fault]  # still there for the next REST call
+    with contextlib.suppress(ccxt.BaseError):
+        await client.fetch_time()
+    # the next REST call meets it (and only that one: aiohttp may retry a dropped GET)
+    assert fault.hits == 1
+    assert [entry["faults"] for entry in server.simulator.requests if entry["faults"]] == [[kind]]

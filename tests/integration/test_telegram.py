@@ -28,7 +28,7 @@ from riskd.supervisor import Daemon
 from riskd.telegram.bot import STOP_LIMIT
 from riskd.telegram.menu import COMMANDS
 from riskd.units import format_money
-from tests.fakes.telegram_api import FakeTelegram, group_chat, user
+from tests.fakes.telegram_api import SETTLING, FakeTelegram, group_chat, user
 from tests.timing import limit
 
 from .conftest import Clock, orders_sent
@@ -184,9 +184,10 @@ async def test_a_strangers_flatten_does_nothing_gets_no_answer_and_warns_the_own
     assert orders_sent(sim) == [] and sim.state()["positions"] == positions
     assert stored(daemon).load_state("demo").trading_state is TradingState.ACTIVE
     refused = [row for row in commands_table(daemon) if row["status"] == "refused"]
-    assert [row["command"] for row in refused] == ["/flatten demo", "/flatten"]
-    assert all(row["who"] == "user 6666 (@mallory) in chat 6666" for row in refused)
-    assert all("chat 6666 is not in telegram.chat_ids" in row["result"] for row in refused)
+    # the last is settled()'s press, refused as any press riskd did not ask for
+    assert [row["command"] for row in refused] == ["/flatten demo", "/flatten", f"button {SETTLING!r}"]
+    assert all(row["who"] == "user 6666 (@mallory) in chat 6666" for row in refused[:2])
+    assert all("chat 6666 is not in telegram.chat_ids" in row["result"] for row in refused[:2])
 
 
 async def test_in_a_group_only_administrators_are_obeyed_unless_users_are_listed(configure, api, clock):
@@ -200,7 +201,8 @@ async def test_in_a_group_only_administrators_are_obeyed_unless_users_are_listed
 
     assert len([text for text in api.said(DESK["id"]) if "State" in text]) == 1
     rows = commands_table(daemon)
-    assert [(row["who"].split()[1], row["status"]) for row in rows] == [("6666", "refused"), ("1001", "done")]
+    # the last is settled()'s press, refused as any press riskd did not ask for
+    assert [(row["who"].split()[1], row["status"]) for row in rows] == [("6666", "refused"), ("1001", "done"), ("1001", "refused")]
     assert "not an administrator" in rows[0]["result"]
 
 
@@ -359,6 +361,68 @@ async def test_events_breakers_positions_report_and_help_answer(configure, api, 
         ]:
             await api.command(command, ALICE)
             await api.wait_for(to(ALICE, *words))
+
+
+# --- forged button presses --------------------------------------------------------
+# A Telegram client can send a callback with any data under any message the bot wrote, or
+# with none. riskd must carry out none of them, answer each (so the client stops waiting),
+# record each in `commands` as refused with who sent it, and warn the owner once per
+# cooldown as for any stranger.
+
+FORGED = [
+    "confirm:AAAAAAAAAAAAAAAA",          # made up: a token riskd never gave
+    "",                                   # empty
+    "confirm:" + "x" * 4096,              # overlong
+    "flatten:all",                        # not a choice riskd offers
+    "cancel:",                            # no token
+    "confirm",                            # no separator
+    "confirm:\x00\n/flatten",             # control characters
+]
+
+
+async def test_forged_presses_do_nothing_are_recorded_with_their_sender_and_warn_the_owner_once(configure, api, clock):
+    async with running(configure(live=True), clock) as daemon:
+        await daemon.tick("demo")
+        sim = sim_of(daemon)
+        positions = sim.state()["positions"]
+        await api.command("/status", ALICE)
+        under = await api.wait_for(to(ALICE, "demo"))
+        for data in FORGED:
+            await api.send_callback(data, MALLORY, under)
+        await api.send_callback("confirm:AAAAAAAAAAAAAAAA", MALLORY)  # no message: as from an inline button
+        await api.answered("answerCallbackQuery", count=len(FORGED) + 1)
+        warning = await api.wait_for(to(ALICE, "ignored a command", "mallory"))
+        # a confirmation riskd really asked for, pressed after it was used, is a replay
+        await api.command("/freeze demo", ALICE)
+        await api.wait_for(to(ALICE, "demo", "halted"))
+
+    assert orders_sent(sim) == [] and sim.state()["positions"] == positions
+    assert [text for text in api.said(ALICE["id"]) if "ignored a command" in text] == [warning["text"]]
+    assert api.said(MALLORY["id"]) == []
+    refused = [row for row in commands_table(daemon) if row["who"].startswith("user 6666")]
+    assert len(refused) == len(FORGED) + 1
+    assert all(row["status"] == "refused" and "not waiting for" in row["result"] for row in refused)
+    assert all(row["who"].startswith("user 6666 (@mallory)") for row in refused)
+    assert all(row["command"].startswith("button ") and len(row["command"]) <= 200 for row in refused)
+    assert stored(daemon).load_state("demo").trading_state is TradingState.HALTED  # only Alice's freeze
+
+
+async def test_a_used_or_stale_confirmation_pressed_again_is_refused_and_recorded(configure, api, clock):
+    async with running(configure(live=True), clock) as daemon:
+        await daemon.tick("demo")
+        sim = sim_of(daemon)
+        await api.command("/flatten demo", ALICE)
+        question = await api.wait_for(lambda message: "Flatten demo?" in message["text"] and "reply_markup" in message)
+        confirm = question["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        await api.press(question, "Cancel", ALICE)
+        await api.wait_for(lambda message: message["message_id"] == question["message_id"] and "Cancelled" in message["text"])
+        await api.send_callback(confirm, ALICE, question)  # the Confirm of a decided question, replayed
+        await api.answered("answerCallbackQuery", count=2)
+
+    assert orders_sent(sim) == []
+    last = commands_table(daemon)[-1]
+    assert (last["status"], last["command"]) == ("refused", f"button {confirm!r}")
+    assert last["who"].startswith("user 1001 (@alice)")
 
 
 # --- alerts ------------------------------------------------------------------------

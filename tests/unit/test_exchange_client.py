@@ -1,4 +1,4 @@
-"""How riskd builds its ccxt client: configuration only, no network."""
+"""How riskd builds its ccxt client and names the errors it raises: no network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import ccxt.async_support as ccxt
 import pytest
 
 from riskd.config import AccountConfig
-from riskd.exchange import build_client
+from riskd.domain import ReadFailure
+from riskd.exchange import build_client, explain
 
 
 @pytest.fixture
@@ -95,3 +96,24 @@ async def test_what_riskd_understood_names_what_it_does_not_know(clients):
         "warning: riskd has no profile for kraken; its figures are ccxt's unified ones",
         "warning: the account was not read, so nothing about it is known",
     ]
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (ccxt.OperationFailed('binanceusdm {"code":-1001,"msg":"Internal error; unable to process your request."}'),
+         ReadFailure.NETWORK),
+        (ccxt.OperationFailed('binanceusdm {"code":-1000,"msg":"Unknown error, please check your request."}'),
+         ReadFailure.NETWORK),
+        (ccxt.CancelPending("binanceusdm cancel pending"), ReadFailure.NETWORK),
+        (ccxt.BadResponse("binanceusdm <html>"), ReadFailure.MALFORMED),
+        (ccxt.NullResponse("binanceusdm null"), ReadFailure.MALFORMED),
+        (ccxt.DDoSProtection('binanceusdm 418 {"code":-1003}'), ReadFailure.RATE_LIMIT),
+    ],
+    ids=["internal", "unknown", "cancel_pending", "bad_response", "null_response", "banned"],
+)
+def test_an_exchange_failure_that_may_pass_is_named_network_and_only_an_unreadable_reply_malformed(error, kind):
+    # ccxt's OperationFailed is the parent of NetworkError and BadResponse; what is neither
+    # (Binance's -1000 and -1001) is the exchange failing for now, not a reply riskd misread.
+    assert explain(error).kind is kind
+
