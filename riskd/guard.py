@@ -235,6 +235,8 @@ class AccountGuard:
         outside the tick and its lock: the tick judges whatever this last found. A failed
         read keeps what was known and says why."""
         known = self.trades
+        if self.adapter.budget.holding():  # the venue asked for a pause: history can wait, the ticks come first
+            return known
         since = known.trades[-1].closed_at if known.trades else self.clock() - TRADES_FIRST_LOOK
         try:
             fresh = await self.adapter.closed_trades(since)
@@ -255,7 +257,8 @@ class AccountGuard:
     async def carry_out(self, actions: list[Action]) -> None:
         """The portfolio's actions (a flatten, a reduce) on this account, as it is now, under its lock."""
         async with self.lock:
-            fresh = await self.adapter.snapshot()
+            with urgent():  # the portfolio's emergency: ahead of routine reads, and through a rate-limit hold
+                fresh = await self.adapter.snapshot()
             if not fresh.ok:
                 log.warning("%s: the portfolio's %s waits for a good read: %s", self.name, actions[0].kind, fresh.error)
                 return

@@ -18,6 +18,7 @@ from .conftest import DIALECTS, open_positions, orders_sent, tick
 ORDER_PATH = DIALECTS["binanceusdm"][0]
 ACCOUNT_PATH = "/fapi/v3/account"
 KLINES_PATH = "/fapi/v1/klines"
+INCOME_PATH = "/fapi/v1/income"
 
 
 def sent(sim, path: str) -> int:
@@ -98,6 +99,38 @@ async def test_the_market_data_waits_out_a_pause(configure, exchange, clock, sta
     clock.advance(120)
     await daemon.refresh_market("main")
     assert sent(sim, KLINES_PATH) > 0 and guard.market.current.fetched_at == clock()
+
+
+async def test_the_trade_history_waits_out_a_pause(configure, exchange, clock, started):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True, breakers={"loss_streak": {"limit": 3}}), clock)
+    await tick(daemon, clock)
+    guard = daemon.guards["main"]
+    sim.add_fault("http_429", count=1, path=ACCOUNT_PATH, seconds=120)
+    await tick(daemon, clock)
+    assert guard.adapter.budget.holding() == 120
+
+    await daemon.read_trades("main")
+    assert sent(sim, INCOME_PATH) == 0  # nothing asked during the pause
+
+    clock.advance(120)
+    await daemon.read_trades("main")
+    assert sent(sim, INCOME_PATH) == 1 and guard.trades.read_at is not None
+
+
+async def test_the_portfolios_action_on_an_account_reads_it_during_a_pause_and_acts(configure, exchange, clock, started):
+    sim = exchange.simulator
+    daemon = await started(configure(live=True), clock)
+    await tick(daemon, clock)
+    guard = daemon.guards["main"]
+    sim.add_fault("http_429", count=1, path=ACCOUNT_PATH, seconds=120)
+    await tick(daemon, clock)
+    assert guard.adapter.budget.holding() == 120
+
+    await guard.carry_out([Action(ActionKind.FLATTEN, "portfolio", "test: the portfolio flattens")])
+
+    assert open_positions(sim) == {}
+    assert guard.adapter.budget.holding() > 0  # the pause still holds for the routine reads
 
 
 async def test_the_weight_the_venue_reports_is_read_and_warned_about_before_it_runs_out(configure, exchange, clock, started):
