@@ -12,14 +12,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import yaml
 
 from riskd.cli import HANDLERS, TROUBLE, parser
 from riskd.config import ConfigError, load_settings
 from riskd.domain import Command, CommandKind
 from riskd.supervisor import Daemon
 from tests.integration.test_hooks import Receiver, free_port
-from tests.integration.conftest import Clock
+from tests.integration.conftest import Clock, write_config
 
 
 class ApprisePayloads(Receiver):
@@ -38,14 +37,7 @@ def apprise_url(receiver: Receiver) -> str:
 
 async def guarded(tmp_path, clock, monkeypatch, *urls: str) -> Daemon:
     monkeypatch.setenv("RISKD_ALERTS__APPRISE", json.dumps(list(urls)))
-    document = {
-        "database": str(tmp_path / "riskd.db"),
-        "accounts": {"demo": {"exchange": "sim", "timeout": "2s", "sim": {"volatility": 0}}},
-        "alerts": {"timeout": "5s"},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    daemon = Daemon(load_settings(path), clock=clock)
+    daemon = Daemon(load_settings(write_config(tmp_path, alerts={"timeout": "5s"})), clock=clock)
     await daemon.startup()
     await daemon.tick("demo")
     return daemon
