@@ -11,10 +11,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 from riskd.cli import HANDLERS, TROUBLE, parser
-from riskd.config import ConfigError, load_settings
+from riskd.config import load_settings
 from riskd.domain import Command, CommandKind
 from riskd.supervisor import Daemon
 from tests.integration.test_hooks import Receiver, free_port
@@ -106,17 +104,6 @@ async def test_a_channel_added_later_starts_with_the_next_alert_not_the_history(
     finally:
         await daemon.shutdown()
         await receiver.stop()
-
-
-def test_apprise_urls_in_yaml_are_refused(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text("accounts:\n  main:\n    exchange: sim\nalerts:\n  apprise: ['slack://a/b/c']\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path)
-    assert str(caught.value) == (
-        f"alerts.apprise: Apprise URLs hold secrets and do not belong in {path}; "
-        """set RISKD_ALERTS__APPRISE='["scheme://...", ...]' instead"""
-    )
 
 
 class Taker(BaseHTTPRequestHandler):
