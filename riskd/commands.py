@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from riskd.breakers import breaker_of
 from riskd.config import PORTFOLIO, Settings
 from riskd.domain import Command, CommandKind, CommandStatus, EventKind, LimitOverride, Position, Reading, TradingState, utcnow
-from riskd.store import ActionRecord, CommandRecord, EventRecord, Store
+from riskd.store import ActionRecord, CommandRecord, EventRecord, Store, StoredState
 
 if TYPE_CHECKING:
     from riskd.analytics import Figures
@@ -169,27 +169,9 @@ def status(store: Store, settings: Settings, account_name: str | None = None) ->
     result = []
     for name in resolve_accounts(settings, account_name):
         account = settings.accounts[name]
-        stored = store.stored_state(name)
-        state = stored.state
         snapshot = store.latest_snapshot(name)
-        result.append(
-            AccountStatus(
-                account=name,
-                exchange=account.exchange,
-                live=settings.live,
-                trading_state=state.trading_state,
-                reason=state.reason,
-                since=state.since,
-                updated_at=stored.updated_at,
-                equity=state.last_equity,
-                peak_equity=state.peak_equity,
-                day_start_equity=state.day_start_equity,
-                quote=account.quote,
-                readings=list(stored.readings),
-                positions=store.positions_of(snapshot.id) if snapshot else [],
-                day_start=state.day_start,
-            )
-        )
+        positions = store.positions_of(snapshot.id) if snapshot else []
+        result.append(as_seen(store.stored_state(name), settings, account.exchange, account.quote, positions))
     return result
 
 
@@ -199,11 +181,19 @@ def overview(store: Store, settings: Settings) -> list[AccountStatus]:
     accounts = status(store, settings)
     if settings.portfolio is None:
         return accounts
-    stored = store.stored_state(PORTFOLIO)
+    exchange = f"sum of {', '.join(settings.accounts)}"
+    summed = as_seen(store.stored_state(PORTFOLIO), settings, exchange, settings.portfolio.currency)
+    return [*accounts, summed]
+
+
+def as_seen(
+    stored: StoredState, settings: Settings, exchange: str, quote: str, positions: list[Position] | None = None
+) -> AccountStatus:
+    """An account's (or the portfolio's) stored state as `status` shows it."""
     state = stored.state
-    summed = AccountStatus(
-        account=PORTFOLIO,
-        exchange=f"sum of {', '.join(settings.accounts)}",
+    return AccountStatus(
+        account=state.account,
+        exchange=exchange,
         live=settings.live,
         trading_state=state.trading_state,
         reason=state.reason,
@@ -212,11 +202,11 @@ def overview(store: Store, settings: Settings) -> list[AccountStatus]:
         equity=state.last_equity,
         peak_equity=state.peak_equity,
         day_start_equity=state.day_start_equity,
-        quote=settings.portfolio.currency,
+        quote=quote,
         readings=list(stored.readings),
+        positions=positions or [],
         day_start=state.day_start,
     )
-    return [*accounts, summed]
 
 
 def submit(

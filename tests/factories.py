@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Iterable
 
-from riskd.breakers import BREAKERS, Context
+from riskd.breakers import BREAKERS, BreakerConfig, Context
 from riskd.breakers.base import level_name
 from riskd.domain import (
-    AccountState, Alert, Command, CommandKind, Event, Latch, Order, Position, Severity, Side, Snapshot, TradingState,
-    frozen_mapping,
+    AccountState, Alert, Command, CommandKind, Event, Latch, Order, Position, Reading, Severity, Side, Snapshot,
+    TradingState, frozen_mapping,
 )
 from riskd.engine import Policy
 
@@ -114,6 +114,22 @@ def context(
 ) -> Context:
     """The inputs of one breaker evaluation; no snapshot means the tick had no usable read."""
     return Context(account=account, state=state if state is not None else AccountState(account), now=now, snapshot=snapshot)
+
+
+def configure(name: str, **fields) -> BreakerConfig:
+    """The named breaker's settings, validated as they would be from YAML."""
+    return BREAKERS[name].config.model_validate(fields)
+
+
+def evaluate(name: str, inputs: Context, **fields) -> tuple[Reading, ...]:
+    """The named breaker's readings of `inputs`, with the settings `fields`."""
+    return BREAKERS[name].evaluate(inputs, configure(name, **fields))
+
+
+def only(readings: tuple[Reading, ...]) -> Reading:
+    """The one reading a test expects, failing plainly when there are more or none."""
+    assert len(readings) == 1, readings
+    return readings[0]
 
 
 def seconds_ago(seconds: float) -> datetime:

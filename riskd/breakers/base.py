@@ -326,6 +326,11 @@ def no_data(name: str, config: BreakerConfig, why: str, symbol: str | None = Non
     return Reading(name, Status.NO_DATA, None, config.limit, config.warning_level, why, symbol, config.currency)
 
 
+def nothing_to_judge(name: str, config: BreakerConfig, why: str) -> Reading:
+    """A healthy reading without a value: nothing is open that the breaker guards, and why."""
+    return Reading(name, Status.OK, None, config.limit, config.warning_level, why)
+
+
 def as_level(reading: Reading, name: str) -> Reading:
     """A breaker's reading as the reading of its ladder level `name` (itself for level 1)."""
     return reading if reading.breaker == name else replace(reading, breaker=name)

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from riskd.analytics import book_correlation
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, nothing_to_judge
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Remedy, Status
 from riskd.units import Duration, Share, format_percent
@@ -41,7 +41,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     average = book_correlation(held)
     if average is None:
         why = "fewer than two symbols held, so nothing to correlate"
-        return (Reading("correlation", Status.OK, None, config.limit, config.warning_level, why),)
+        return (nothing_to_judge("correlation", config, why),)
     gross = held.gross / context.equity
     if gross < config.exposure:
         why = (

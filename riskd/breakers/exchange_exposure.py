@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume, no_data
-from riskd.breakers.exposure import share_of_equity
-from riskd.breakers.leverage import format_multiple
+from riskd.breakers.exposure import format_multiple, share_of_equity
 from riskd.domain import Reading, Remedy
 
 

@@ -1,10 +1,11 @@
-"""Exposure as a multiple of equity, or in money, shared by the leverage and concentration breakers."""
+"""Exposure as a multiple of equity, or in money, shared by the leverage, gross_exposure,
+exchange_exposure and concentration breakers."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from riskd.breakers.base import BreakerConfig, judge
+from riskd.breakers.base import BreakerConfig, Context, judge, no_data
 from riskd.domain import Reading, Snapshot, Status
 from riskd.units import format_money
 
@@ -26,3 +27,16 @@ def share_of_equity(
         )
         return Reading(name, Status.BREACHED, None, config.limit, config.warning_level, reason)
     return judge(name, amount / equity, config, describe)
+
+
+def gross_share(name: str, context: Context, config: BreakerConfig, missing: str) -> tuple[Reading, ...]:
+    """The snapshot's gross notional judged by `share_of_equity` (an account's leverage, the
+    portfolio's gross exposure); `no_data` saying `missing` without a snapshot with equity."""
+    snapshot = context.snapshot
+    if snapshot is None or snapshot.equity is None:
+        return (no_data(name, config, missing),)
+    return (share_of_equity(name, snapshot.gross_notional, snapshot, config, format_multiple),)
+
+
+def format_multiple(value: float) -> str:
+    return f"{value:.2f}x"

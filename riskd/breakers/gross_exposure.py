@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume, no_data
-from riskd.breakers.exposure import share_of_equity
-from riskd.breakers.leverage import format_multiple
+from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume
+from riskd.breakers.exposure import format_multiple, gross_share
 from riskd.domain import Reading, Remedy
 
 
@@ -23,10 +22,7 @@ class GrossExposureConfig(BreakerConfig):
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
-    snapshot = context.snapshot
-    if snapshot is None or snapshot.equity is None:
-        return (no_data("gross_exposure", config, "no good read of every account to sum"),)
-    return (share_of_equity("gross_exposure", snapshot.gross_notional, snapshot, config, format_multiple),)
+    return gross_share("gross_exposure", context, config, "no good read of every account to sum")
 
 
 BREAKER = Breaker(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume, no_data
-from riskd.breakers.exposure import share_of_equity
+from riskd.breakers.base import Breaker, BreakerConfig, Context, RatioOrMoney, Resume
+from riskd.breakers.exposure import format_multiple, gross_share
 from riskd.domain import Reading, Remedy
 
 
@@ -20,14 +20,7 @@ class LeverageConfig(BreakerConfig):
 
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
-    snapshot = context.snapshot
-    if snapshot is None or snapshot.equity is None:
-        return (no_data("leverage", config, "no good snapshot to measure leverage"),)
-    return (share_of_equity("leverage", snapshot.gross_notional, snapshot, config, format_multiple),)
-
-
-def format_multiple(value: float) -> str:
-    return f"{value:.2f}x"
+    return gross_share("leverage", context, config, "no good snapshot to measure leverage")
 
 
 BREAKER = Breaker(

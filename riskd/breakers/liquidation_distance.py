@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading, Remedy, Status
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data, nothing_to_judge
+from riskd.domain import Reading, Remedy
 from riskd.units import Percent, format_percent
 
 
@@ -43,7 +43,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     if readings:
         return tuple(readings)
     reason = "no open position can be liquidated"
-    return (Reading("liquidation_distance", Status.OK, None, config.limit, config.warning_level, reason),)
+    return (nothing_to_judge("liquidation_distance", config, reason),)
 
 
 BREAKER = Breaker(

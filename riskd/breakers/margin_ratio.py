@@ -11,8 +11,8 @@ has no margin at risk; one with positions on a venue that reports no ratio reads
 
 from __future__ import annotations
 
-from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data
-from riskd.domain import Reading, Remedy, Status
+from riskd.breakers.base import Breaker, BreakerConfig, Context, Resume, judge, no_data, nothing_to_judge
+from riskd.domain import Reading, Remedy
 from riskd.units import Percent, format_percent
 
 
@@ -32,7 +32,7 @@ def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     if any(position.kind != "spot" for position in snapshot.positions):
         return (no_data("margin_ratio", config, "the venue reports no account margin ratio for this account"),)
     reason = "no margin in use: no derivatives position is open"
-    return (Reading("margin_ratio", Status.OK, None, config.limit, config.warning_level, reason),)
+    return (nothing_to_judge("margin_ratio", config, reason),)
 
 
 BREAKER = Breaker(

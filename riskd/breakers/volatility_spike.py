@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, no_data
-from riskd.breakers.leverage import format_multiple
+from riskd.breakers.exposure import format_multiple
 from riskd.breakers.priced import flat, fresh, steps, window_rows, worded
 from riskd.domain import Remedy
 from riskd.units import Duration, Ratio

@@ -243,11 +243,14 @@ def open_positions(sim: Simulator) -> dict:
     return {position["symbol"]: position for position in sim.state()["positions"]}
 
 
-def write_config(folder: Path, timeout: str = "2s", sim: dict | None = None, **settings) -> Path:
+def write_config(
+    folder: Path, timeout: str = "2s", sim: dict | None = None, account: dict | None = None, **settings
+) -> Path:
     """A config.yaml in `folder` for one embedded-exchange account, "demo", in a still market
-    (`sim` adds simulator settings), its database beside it; `settings` are further top-level ones."""
-    account = {"exchange": "sim", "timeout": timeout, "sim": {"volatility": 0, **(sim or {})}}
-    document = {"database": str(folder / "riskd.db"), "accounts": {"demo": account}, **settings}
+    (`sim` adds simulator settings, `account` further settings of the account such as its
+    hooks), its database beside it; `settings` are further top-level ones."""
+    demo = {"exchange": "sim", "timeout": timeout, "sim": {"volatility": 0, **(sim or {})}, **(account or {})}
+    document = {"database": str(folder / "riskd.db"), "accounts": {"demo": demo}, **settings}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(document))
     return path

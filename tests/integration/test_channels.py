@@ -11,15 +11,12 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-import yaml
-
 from riskd.cli import HANDLERS, TROUBLE, parser
-from riskd.config import ConfigError, load_settings
+from riskd.config import load_settings
 from riskd.domain import Command, CommandKind
 from riskd.supervisor import Daemon
 from tests.integration.test_hooks import Receiver, free_port
-from tests.integration.conftest import Clock
+from tests.integration.conftest import Clock, write_config
 
 
 class ApprisePayloads(Receiver):
@@ -38,14 +35,7 @@ def apprise_url(receiver: Receiver) -> str:
 
 async def guarded(tmp_path, clock, monkeypatch, *urls: str) -> Daemon:
     monkeypatch.setenv("RISKD_ALERTS__APPRISE", json.dumps(list(urls)))
-    document = {
-        "database": str(tmp_path / "riskd.db"),
-        "accounts": {"demo": {"exchange": "sim", "timeout": "2s", "sim": {"volatility": 0}}},
-        "alerts": {"timeout": "5s"},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    daemon = Daemon(load_settings(path), clock=clock)
+    daemon = Daemon(load_settings(write_config(tmp_path, alerts={"timeout": "5s"})), clock=clock)
     await daemon.startup()
     await daemon.tick("demo")
     return daemon
@@ -114,17 +104,6 @@ async def test_a_channel_added_later_starts_with_the_next_alert_not_the_history(
     finally:
         await daemon.shutdown()
         await receiver.stop()
-
-
-def test_apprise_urls_in_yaml_are_refused(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text("accounts:\n  main:\n    exchange: sim\nalerts:\n  apprise: ['slack://a/b/c']\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path)
-    assert str(caught.value) == (
-        f"alerts.apprise: Apprise URLs hold secrets and do not belong in {path}; "
-        """set RISKD_ALERTS__APPRISE='["scheme://...", ...]' instead"""
-    )
 
 
 class Taker(BaseHTTPRequestHandler):

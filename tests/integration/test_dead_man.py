@@ -18,10 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
 
-from riskd.config import ConfigError, load_settings
 from tests.integration.conftest import tick
 
 COUNTDOWN_PATH = "/fapi/v1/countdownCancelAll"
@@ -73,17 +71,6 @@ async def test_the_venue_cancels_open_orders_once_riskd_stops_renewing_and_keeps
 async def test_without_the_option_nothing_is_armed(configure, exchange, clock, started):
     await started(configure(), clock, ticks=2)
     assert countdowns(exchange.simulator) == []
-
-
-def test_a_countdown_shorter_than_two_poll_intervals_is_refused(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text("poll_interval: 10s\naccounts:\n  main:\n    exchange: sim\n    dead_man_switch: 15s\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path)
-    assert str(caught.value) == (
-        "accounts.main.dead_man_switch: 15s is shorter than two poll intervals (20s); "
-        "the venue would cancel orders between riskd's ticks"
-    )
 
 
 def free_port() -> int:

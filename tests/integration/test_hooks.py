@@ -21,7 +21,7 @@ from aiohttp import web
 from riskd.config import load_settings
 from riskd.domain import AlertStatus, Command, CommandKind, HookTrigger
 from riskd.supervisor import Daemon
-from tests.integration.conftest import Clock
+from tests.integration.conftest import Clock, write_config
 
 SECRET = "webhook-secret-not-a-real-one"
 
@@ -71,13 +71,7 @@ async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict) -> Daemon:
         if hook["type"] == "freqtrade":
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__USERNAME", "freqtrader")
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__PASSWORD", "freqtrade-password")
-    document = {
-        "database": str(tmp_path / "riskd.db"),
-        "accounts": {"demo": {"exchange": "sim", "timeout": "2s", "sim": {"volatility": 0}, "hooks": hooks}},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    daemon = Daemon(load_settings(path), clock=clock)
+    daemon = Daemon(load_settings(write_config(tmp_path, account={"hooks": hooks})), clock=clock)
     await daemon.startup()
     await daemon.tick("demo")
     return daemon

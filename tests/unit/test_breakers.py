@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from riskd.breakers import BREAKERS as REGISTRY
-from riskd.breakers import BreakerConfig, Context
-from riskd.domain import Reading, Status
+from riskd.breakers import Context
+from riskd.domain import Status
 
-from tests.factories import context, position, seconds_ago, snapshot, state
+from tests.factories import configure, context, evaluate, only, position, seconds_ago, snapshot, state
 
 ACCOUNT_WIDE = ["drawdown", "daily_loss", "leverage", "concentration", "margin_ratio", "stale_data"]
 PER_POSITION = ["position_loss", "liquidation_distance"]
@@ -26,17 +26,7 @@ BREAKERS = {name: REGISTRY[name] for name in SCALED}
 NEEDS_SNAPSHOT = [name for name in SCALED if name != "stale_data"]
 
 
-def configure(name: str, **fields) -> BreakerConfig:
-    return BREAKERS[name].config.model_validate(fields)
 
-
-def evaluate(name: str, inputs: Context, **fields) -> tuple[Reading, ...]:
-    return BREAKERS[name].evaluate(inputs, configure(name, **fields))
-
-
-def only(readings: tuple[Reading, ...]) -> Reading:
-    assert len(readings) == 1, readings
-    return readings[0]
 
 
 # Each breaker measured on a scale where the value is exactly `units / DIVISOR[name]`:

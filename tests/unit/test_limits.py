@@ -23,7 +23,7 @@ from riskd.domain import (
 )
 from riskd.engine import apply_command, overridden, step
 
-from tests.factories import NOW, command, context, order, policy, position, snapshot, state, watched_state
+from tests.factories import NOW, command, configure, context, only, order, policy, position, snapshot, state, watched_state
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -31,13 +31,6 @@ TICK = timedelta(seconds=10)
 LADDER = {"levels": [{"limit": "5%", "action": "reduce", "reduce_by": "50%"}, {"limit": "10%", "action": "flatten"}]}
 
 
-def configure(name: str, **fields):
-    return BREAKERS[name].config.model_validate(fields)
-
-
-def only(readings):
-    assert len(readings) == 1, readings
-    return readings[0]
 
 
 def refusal(name: str, **fields) -> str:

@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from riskd.analytics import book, value_at_risk_of
-from riskd.breakers import BREAKERS, BreakerConfig, Context
+from riskd.breakers import BREAKERS, Context
 from riskd.candles import EMPTY, MarketData, market_data
 from riskd.domain import Reading, Status
 
-from tests.factories import NOW, context, position, snapshot
+from tests.factories import NOW, configure, context, evaluate, only, position, snapshot
 
 MARKET = ["var", "volatility_spike", "flash_crash", "correlation", "stress_loss"]
 MINUTE = 60_000
@@ -23,17 +23,7 @@ BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 END = int(NOW.timestamp() * 1000) // MINUTE * MINUTE  # the candle open at NOW
 
 
-def configure(name: str, **fields) -> BreakerConfig:
-    return BREAKERS[name].config.model_validate(fields)
 
-
-def evaluate(name: str, inputs: Context, **fields) -> tuple[Reading, ...]:
-    return BREAKERS[name].evaluate(inputs, configure(name, **fields))
-
-
-def only(readings: tuple[Reading, ...]) -> Reading:
-    assert len(readings) == 1, readings
-    return readings[0]
 
 
 def candles(closes, lows=None, highs=None):
