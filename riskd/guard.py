@@ -117,6 +117,7 @@ class AccountGuard:
     state: AccountState | None = None  # the state last recorded, for readers that must not wait on the database
     dead_man_armed_at: datetime | None = None  # when the venue's cancel-all countdown was last renewed
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
+    overrides_in_force: tuple[OverrideInForce, ...] = ()  # as the last tick or override read them, for /v1/check
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
     _no_dead_man_said: bool = field(default=False, init=False, repr=False)
 
@@ -266,7 +267,8 @@ class AccountGuard:
 
     def _policy_now(self, now: datetime) -> engine.Policy:
         """The policy with the overrides in force; each that has run out is ended and announced first."""
-        policy, ended = engine.overridden(self.policy, self.store.overrides(self.name), now)
+        self.overrides_in_force = tuple(self.store.overrides(self.name))
+        policy, ended = engine.overridden(self.policy, self.overrides_in_force, now)
         for override in ended:
             self._end_override(override, now)
         return policy
@@ -347,5 +349,6 @@ class AccountGuard:
         event = Event(self.name, EventKind.OVERRIDE, text, override.breaker, Severity.WARNING, frozen_mapping(data))
         alert = Alert(self.name, Severity.WARNING, alert_key(EventKind.OVERRIDE, override.breaker), text)
         self.store.add_override(self.name, override, command.source, command.who, command.reason, now, event, alert)
+        self.overrides_in_force = tuple(self.store.overrides(self.name))
         log.warning("%s: %s", self.name, text)
         return wording.override_result(self.name, override.breaker, after, until)

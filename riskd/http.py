@@ -29,12 +29,12 @@ from prometheus_client.exposition import choose_encoder
 from riskd import __version__, health, page, pretrade
 from riskd.commands import AccountStatus, status
 from riskd.config import Settings
-from riskd.domain import AccountState, ReadFailure, Status, TradingState
+from riskd.domain import AccountState, OverrideInForce, ReadFailure, Status, TradingState
+from riskd.engine import Policy, overridden
 from riskd.store import Store
 
 if TYPE_CHECKING:
     from riskd.budget import Budget
-    from riskd.engine import Policy
 
 ERROR_KINDS = tuple(ReadFailure)
 """The kinds `riskd.exchange.explain` gives a failed exchange call; each is counted from zero."""
@@ -55,6 +55,8 @@ class Observed(health.Watched, Protocol):
     """The state last recorded, None before the first tick or command."""
     policy: Policy
     adapter: Metered
+    overrides_in_force: tuple[OverrideInForce, ...]
+    """The temporary overrides as last read, some perhaps run out (`overridden` leaves those out)."""
 
 
 class Guarded(Protocol):
@@ -177,7 +179,7 @@ class HttpServer:
             return web.json_response({"error": error.args[0]}, status=404)
         guard, now = daemon.guards[name], daemon.clock()
         state = guard.state or daemon.store.load_state(name)
-        breakers = guard.policy.breakers
+        breakers = overridden(guard.policy, guard.overrides_in_force, now)[0].breakers
         limits = {breaker: config.limit for breaker, config in breakers.items()}
         money = frozenset(breaker for breaker, config in breakers.items() if config.currency is not None)
         problems = health.problems([guard], now, health.freshness(daemon.settings.poll_interval))
@@ -232,9 +234,11 @@ def read_intent(body: object, accounts: Mapping[str, object]) -> tuple[str, pret
     """The account and order of a /v1/check body; ValueError says what is wrong, LookupError names an unknown account."""
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object, like " + CHECK_EXAMPLE)
-    unknown = sorted(set(body) - {"account", "symbol", "side", "amount", "price", "reduce_only"})
+    unknown = sorted(set(body) - {"account", "symbol", "side", "amount", "price", "reduce_only", "position_side"})
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}; the fields are account, symbol, side, amount, price, reduce_only")
+        raise ValueError(
+            f"unknown field {unknown[0]!r}; the fields are account, symbol, side, amount, price, reduce_only, position_side"
+        )
     name = body.get("account")
     if name is None and len(accounts) == 1:
         name = next(iter(accounts))
@@ -252,7 +256,10 @@ def read_intent(body: object, accounts: Mapping[str, object]) -> tuple[str, pret
     reduce_only = body.get("reduce_only", False)
     if not isinstance(reduce_only, bool):
         raise ValueError(f"reduce_only: true or false, got {reduce_only!r}")
-    return name, pretrade.Intent(symbol, SIDES[side], amount, price, reduce_only)
+    position_side = body.get("position_side")
+    if position_side not in (None, "long", "short"):
+        raise ValueError(f"position_side: long or short in hedge mode (or leave it out in one-way mode), got {position_side!r}")
+    return name, pretrade.Intent(symbol, SIDES[side], amount, price, reduce_only, position_side)
 
 
 def _positive(value: object, field: str, meaning: str) -> float:

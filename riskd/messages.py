@@ -147,7 +147,7 @@ def _account_table(account: AccountStatus, now: datetime) -> str:
     lines.append(f"  equity {equity}   drawdown {_drawdown(account)}   day PnL {_day_pnl_text(account)}   last tick {age} ago")
     lines.append(f"  {'breaker':<34} {'value':>10} {'limit':>10}  status")
     for reading in account.readings:
-        describe = _describer(reading)
+        describe = describer(reading)
         value = describe(reading.value) if reading.value is not None else "-"
         lines.append(f"  {reading.key:<34} {value:>10} {describe(reading.limit):>10}  {reading.status.upper()}")
     for position in account.positions:
@@ -370,7 +370,7 @@ def limits(configs: dict[str, BreakerConfig]) -> list[str]:
     return lines
 
 
-def _describer(reading: Reading) -> Callable[[float], str]:
+def describer(reading: Reading) -> Callable[[float], str]:
     """How the reading's breaker writes its values (a limit of 0.1 is `10.0%` or `0.1x`;
     one written in money, `500.00 USDT`); a ladder's level writes them as its breaker does."""
     if reading.currency is not None:
@@ -381,6 +381,6 @@ def _describer(reading: Reading) -> Callable[[float], str]:
 
 
 def _reading(reading: Reading) -> str:
-    describe = _describer(reading)
+    describe = describer(reading)
     value = describe(reading.value) if reading.value is not None else "no data"
     return f"{escape(reading.key)} {escape(value)} (limit {escape(describe(reading.limit))}): {reading.status.upper().replace('_', ' ')}"

@@ -14,8 +14,8 @@ from datetime import datetime
 from html import escape
 from typing import Mapping, Sequence
 
-from riskd.breakers import BREAKERS
 from riskd.commands import AccountStatus
+from riskd.messages import describer
 from riskd.domain import Status, TradingState
 from riskd.store import EventRecord
 from riskd.units import format_duration, format_money, format_percent
@@ -85,7 +85,7 @@ def _breakers(account: AccountStatus) -> str:
         return "<p class=muted>no reading yet</p>"
     rows = []
     for reading in account.readings:
-        describe = BREAKERS[reading.breaker].describe if reading.breaker in BREAKERS else str
+        describe = describer(reading)  # money in its currency, a ladder's level as its breaker
         value = describe(reading.value) if reading.value is not None else "no data"
         rows.append(
             f"<tr><td>{escape(reading.key)}</td><td class=n>{escape(value)}</td><td class=n>{escape(describe(reading.limit))}</td>"

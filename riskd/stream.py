@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Mapping
 
 from riskd.breakers import BreakerConfig
+from riskd.breakers.base import base_name
 from riskd.config import AccountConfig
 from riskd import wording
 from riskd.domain import AccountState, Alert, Event, EventKind, Severity, Snapshot, Status, StepResult, alert_key, frozen_mapping
@@ -244,7 +245,7 @@ class MarkStream:
             if refuted:
                 until = time.monotonic() + self.hold().total_seconds()
                 self._held.update({r.key: until for r in refuted})
-                failed = all(r.status is Status.NO_DATA for r in result.readings if r.breaker in PRICE_DRIVEN)
+                failed = all(r.status is Status.NO_DATA for r in result.readings if base_name(r.breaker) in PRICE_DRIVEN)
                 text = wording.stream_unconfirmed(failed, [r.key for r in refuted], self.hold())
                 self._record(EventKind.STREAM_UNCONFIRMED, Severity.INFO, text, [r.key for r in refuted])
             if len(refuted) == len(breaches):

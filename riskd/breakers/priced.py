@@ -74,4 +74,4 @@ def worded(
     reading = judge(name, value, config, describe, symbol)
     plain = f"{name.replace('_', ' ')} of {symbol}" if symbol else name.replace("_", " ")
     reason = subject + reading.reason.removeprefix(plain)
-    return Reading(name, reading.status, value, reading.limit, reading.warn_at, reason, symbol)
+    return Reading(name, reading.status, value, reading.limit, reading.warn_at, reason, symbol, reading.currency)

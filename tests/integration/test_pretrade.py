@@ -9,8 +9,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from datetime import timedelta
+
 from riskd.config import load_settings
-from riskd.domain import Command, CommandKind
+from riskd.domain import Command, CommandKind, LimitOverride
 from riskd.http import HttpServer
 from riskd.supervisor import Daemon
 from tests.integration.conftest import Clock, write_config
@@ -63,6 +65,42 @@ async def test_an_order_over_leverage_is_refused(riskd):
     assert status == 200 and answer["allowed"] is False
     assert "leverage would be 5.30x, past the limit of 5.00x" in answer["reason"]
     assert answer["limits"]["leverage"]["room"] == pytest.approx(5 * EQUITY - GROSS - 36_000)
+
+
+async def test_a_temporary_override_is_the_limit_the_check_judges_by(riskd):
+    daemon, session = riskd
+    status, answer = await ask(session, account="demo", symbol=BTC, side="buy", amount=0.2)  # BTC 21,000: 206%
+    assert answer["allowed"] is False and answer["limits"]["concentration"]["limit"] == 1.5
+    override = LimitOverride("concentration", "250%", timedelta(hours=1))
+    await daemon.guards["demo"].obey(Command(CommandKind.OVERRIDE, "demo", "test", "tester", reason="news", override=override))
+    status, answer = await ask(session, account="demo", symbol=BTC, side="buy", amount=0.2)
+    assert (answer["allowed"], answer["reason"]) == (True, "allowed: within every limit")
+    assert answer["limits"]["concentration"]["limit"] == 2.5
+    assert answer["limits"]["concentration"]["room"] == pytest.approx(2.5 * EQUITY - 21_000)
+    daemon.clock.advance(3600)  # run out: the next tick ends it, and the configured limit is back
+    await daemon.tick("demo")
+    status, answer = await ask(session, account="demo", symbol=BTC, side="buy", amount=0.2)
+    assert answer["allowed"] is False and answer["limits"]["concentration"]["limit"] == 1.5
+
+
+async def test_a_hedge_mode_order_is_judged_on_its_own_side(tmp_path):
+    """The demo account in hedge mode holds its 0.15 BTC on the long side: a sell opens the
+    short side and adds to the gross, not nets against the long."""
+    clock = Clock()
+    daemon, server = await guarded(tmp_path, clock, sim={"hedge": True})
+    try:
+        await daemon.tick("demo")
+        async with aiohttp.ClientSession(base_url=server.url) as session:
+            for body in ({"position_side": "short"}, {}):
+                status, answer = await ask(session, symbol=BTC, side="sell", amount=0.1, **body)
+                assert (status, answer["allowed"], answer["reason"]) == (200, True, "allowed: within every limit")
+                assert answer["limits"]["leverage"]["after"] == pytest.approx((GROSS + 6_000) / EQUITY)
+            status, answer = await ask(session, symbol=BTC, side="sell", amount=0.1, position_side="long")
+            assert (answer["allowed"], answer["reason"]) == (True, "allowed: the order does not add exposure")
+            assert answer["limits"]["leverage"]["after"] == pytest.approx((GROSS - 6_000) / EQUITY)
+    finally:
+        await server.stop()
+        await daemon.shutdown()
 
 
 async def test_a_halted_account_refuses_entries_and_allows_reduce_only_orders(riskd):
@@ -124,7 +162,9 @@ async def test_limits_written_in_money_and_opt_in_guards_answer_in_money_and_ord
         ({"account": "demo", "symbol": BTC, "side": "buy", "amount": -1}, 400,
          "amount: a number above zero is needed (the order's size in contracts), got -1"),
         ({"account": "demo", "symbol": BTC, "side": "buy", "amount": 1, "leverage": 3}, 400,
-         "unknown field 'leverage'; the fields are account, symbol, side, amount, price, reduce_only"),
+         "unknown field 'leverage'; the fields are account, symbol, side, amount, price, reduce_only, position_side"),
+        ({"account": "demo", "symbol": BTC, "side": "buy", "amount": 1, "position_side": "both"}, 400,
+         "position_side: long or short in hedge mode (or leave it out in one-way mode), got 'both'"),
         ({"account": "other", "symbol": BTC, "side": "buy", "amount": 1}, 404, "no account named 'other'"),
         ([1, 2], 400, 'the body must be a JSON object, like {"account": "main", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 0.01}'),
     ],
@@ -151,3 +191,21 @@ async def test_each_check_is_timed_on_metrics(riskd):
         text = await response.text()
     assert "riskd_check_seconds_count 3.0" in text
     assert 'riskd_check_seconds_bucket{le="0.1"} 3.0' in text
+
+
+@pytest.mark.parametrize(("limit", "allowed"), [(5, True), (4, False)])
+async def test_the_open_orders_breach_starts_past_the_limit_as_the_breaker_judges(tmp_path, limit, allowed):
+    """The demo account rests 4 orders: under "at most 5" a fifth is allowed, under "at most 4" it is refused."""
+    clock = Clock()
+    daemon, server = await guarded(tmp_path, clock, breakers={"open_orders": {"limit": limit}})
+    try:
+        await daemon.tick("demo")
+        async with aiohttp.ClientSession(base_url=server.url) as session:
+            status, answer = await ask(session, symbol=BTC, side="buy", amount=0.01)
+            assert answer["allowed"] is allowed
+            assert answer["limits"]["open_orders"]["room"] == limit - 5
+            if not allowed:
+                assert answer["reason"] == "refused: open_orders would be 5, past the limit of 4"
+    finally:
+        await server.stop()
+        await daemon.shutdown()

@@ -14,6 +14,7 @@ from riskd.analytics import book, value_at_risk_of
 from riskd.breakers import BREAKERS, Context
 from riskd.candles import EMPTY, MarketData, market_data
 from riskd.domain import Reading, Status
+from riskd.messages import describer
 
 from tests.factories import NOW, configure, context, evaluate, only, position, snapshot
 
@@ -148,6 +149,8 @@ def test_var_with_a_limit_in_money_judges_the_loss_itself(calm):
     assert share.status is Status.BREACHED and money.status is not Status.BREACHED  # just under its money limit
     assert only(evaluate("var", on(calm, *held), limit=f"{money.value - 1:.0f} USDT")).status is Status.BREACHED
     assert "VaR at 99% (historical) in USDT" in money.reason and "USDT" in money.reason.rsplit("in USDT", 1)[1]
+    assert money.currency == "USDT"  # so the status, Telegram and the page show money, not a percentage
+    assert describer(money)(money.limit) == f"{money.limit:,.2f} USDT"
 
 
 def test_var_of_constant_prices_is_zero():
@@ -281,6 +284,7 @@ def test_stress_loss_with_a_limit_in_money_judges_the_worst_loss_itself(calm):
     reading = only(evaluate("stress_loss", on(calm, position(BTC, notional=10_000)), limit="2500 USDT"))
     assert reading.value == pytest.approx(3_000)  # market -30% on 10,000 of BTC
     assert reading.status is Status.BREACHED and "worst stress loss (market -30%, most from BTC/USDT:USDT) in USDT" in reading.reason
+    assert reading.currency == "USDT" and describer(reading)(reading.limit) == "2,500.00 USDT"
 
 
 @pytest.mark.parametrize("name", ["volatility_spike", "flash_crash", "correlation"])

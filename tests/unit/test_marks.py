@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from riskd.domain import AccountState, Side, Status, frozen_mapping
@@ -102,3 +105,9 @@ def test_a_calm_mark_breaches_nothing():
     state = AccountState("main", peak_equity=10_000, day_start_equity=10_000)
     calm = revalue(snapshot(equity=10_000, positions=[position(BTC, notional=5_000, mark_price=100)]), {BTC: 99.5})
     assert unconfirmed_breaches(state, price_readings(state, calm, defaults(), NOW)) == ()
+
+
+def test_the_readme_names_every_breaker_the_stream_judges():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    sentence = re.search(r"judges?\s+them with the price-driven breakers:(.*?)\.", readme, re.S).group(1)
+    assert set(re.findall(r"`(\w+)`", sentence)) == set(PRICE_DRIVEN)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from riskd.domain import Side, TradingState
+from riskd.breakers import BREAKERS
+from riskd.domain import Side, Status, TradingState
 from riskd.pretrade import Intent, check
-from tests.factories import order, position, snapshot
+from tests.factories import context, order, position, snapshot
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 LIMITS = {"leverage": 3.0, "concentration": 2.0}
@@ -128,15 +129,61 @@ def test_position_size_and_open_orders_limits_when_the_account_has_them():
 
 def test_an_order_over_position_size_or_open_orders_is_refused_with_both_reasons():
     limits = {"position_size": 12_000.0, "open_orders": 3}
-    full = account(orders=[order("1", BTC), order("2", ETH)])
+    full = account(orders=[order("1", BTC), order("2", ETH), order("3", ETH)])
     verdict = check(Intent(BTC, "buy", 0.05), ACTIVE, "", full, limits)
     assert not verdict.allowed
     assert verdict.reason == (
         "refused: position_size would be 12,500.00 USDT, past the limit of 12,000.00 USDT; "
-        "open_orders would be 3, at or past the limit of 3"
+        "open_orders would be 4, past the limit of 3"
     )
 
 
 def test_any_exposure_on_negative_equity_is_refused():
     verdict = check(Intent(BTC, "buy", 0.01), ACTIVE, "", snapshot(-50, [position(BTC, mark_price=50_000)]), LIMITS)
     assert verdict.reason == "refused: equity is -50.00 USDT, so any exposure is past every limit"
+
+
+@pytest.mark.parametrize(("resting", "allowed"), [(19, True), (20, False)])
+def test_open_orders_are_refused_exactly_where_the_breaker_would_trip(resting, allowed):
+    """At most N: the order that makes the Nth is allowed, the one past it refused, as the breaker judges."""
+    orders = [order(str(number), BTC) for number in range(resting)]
+    verdict = check(Intent(BTC, "buy", 0.01), ACTIVE, "", account(orders=orders), {"open_orders": 20})
+    assert verdict.allowed is allowed
+    assert rooms(verdict)["open_orders"].room == 20 - resting - 1
+    breaker = BREAKERS["open_orders"]
+    placed = account(orders=[*orders, order("new", BTC)])
+    reading = breaker.evaluate(context(placed), breaker.config(limit=20))[0]
+    assert (reading.status is Status.BREACHED) is not allowed
+
+
+def hedged(long: float, short: float, equity: float):
+    """A hedge-mode account holding `long` and `short` BTC at 60,000 on its two sides."""
+    positions = [
+        position(BTC, notional=long * 60_000, contracts=long, mark_price=60_000, position_side="LONG"),
+        position(BTC, side=Side.SHORT, notional=short * 60_000, contracts=short, mark_price=60_000, position_side="SHORT"),
+    ]
+    return snapshot(equity, positions)
+
+
+def test_in_hedge_mode_an_order_adds_to_its_own_side_and_is_not_netted_against_the_other():
+    account = hedged(1, 1, 25_000)  # 120,000 gross on 25,000 equity: 4.8x
+    for intent in (Intent(BTC, "buy", 0.5), Intent(BTC, "buy", 0.5, position_side="long")):
+        verdict = check(intent, ACTIVE, "", account, {"leverage": 5.0, "concentration": 2.0})
+        assert not verdict.allowed
+        leverage, concentration = rooms(verdict)["leverage"], rooms(verdict)["concentration"]
+        assert (leverage.value, leverage.after) == pytest.approx((4.8, 6.0))
+        assert (concentration.value, concentration.after) == pytest.approx((2.4, 3.6))  # the long side alone
+        assert verdict.reason.startswith("refused: leverage would be 6.00x, past the limit of 5.00x")
+    short = check(Intent(BTC, "sell", 0.5, position_side="short"), ACTIVE, "", account, {"leverage": 5.0})
+    assert rooms(short)["leverage"].after == pytest.approx(6.0) and not short.allowed
+
+
+def test_in_hedge_mode_an_order_that_closes_a_side_is_reduce_only():
+    account = hedged(1, 1, 25_000)
+    closing = check(Intent(BTC, "buy", 0.5, position_side="short"), HALTED, "frozen", account, {"leverage": 5.0})
+    assert closing.allowed and closing.reason == "allowed: the order does not add exposure"
+    assert rooms(closing)["leverage"].after == pytest.approx(3.6)  # 90,000 of 25,000
+    cut = check(Intent(BTC, "sell", 3, position_side="long"), ACTIVE, "", account, {"leverage": 5.0})
+    assert cut.allowed and rooms(cut)["leverage"].after == pytest.approx(2.4)  # closes the long side, opens nothing
+    nothing = check(Intent(BTC, "sell", 1, position_side="long"), ACTIVE, "", hedged(0, 1, 25_000), {"leverage": 5.0})
+    assert nothing.reason == f"refused: the order closes the long side, and there is no long {BTC} position"
