@@ -60,6 +60,8 @@ async def understanding(adapter: ExchangeAdapter, snapshot: Snapshot) -> list[st
         lines.append(f"warning: riskd has no profile for {adapter.client.id}; its figures are ccxt's unified ones")
     else:
         lines.append(f"venue profile: {adapter.venue.name}")
+    if adapter.account.dead_man_switch is not None and adapter.dead_man_switch is None:
+        lines.append(f"warning: dead_man_switch is set, but {adapter.client.id} offers riskd none: open orders stay if riskd dies")
     figures = adapter.understood
     if figures is None or not snapshot.ok:
         return lines + ["warning: the account was not read, so nothing about it is known"]

@@ -79,6 +79,13 @@ class HookBase(BaseModel):
         return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
 
 
+class ActingHook(BaseModel):
+    """A hook that makes a bot or a script act (freqtrade, command, lock_file): in dry-run riskd
+    acts on nothing, so it only records what the hook would have done, unless `in_dry_run`."""
+
+    in_dry_run: bool = False
+
+
 class CalledHook(HookBase):
     """A hook called through the outbox: at which moments (all unless told), and for how long at most.
     (`events`, not `on`: YAML reads a bare `on` as true.)"""
@@ -103,7 +110,7 @@ class WebhookHook(CalledHook):
     _url = field_validator("url")(_web_address)
 
 
-class CommandHook(CalledHook):
+class CommandHook(CalledHook, ActingHook):
     """A program run with the event in environment variables, within `timeout`, up to `attempts` times."""
 
     type: Literal["command"]
@@ -112,14 +119,14 @@ class CommandHook(CalledHook):
     attempts: Annotated[int, Field(ge=1, le=100)] = 3
 
 
-class LockFileHook(HookBase):
+class LockFileHook(HookBase, ActingHook):
     """A file that exists exactly while the account is not active, with the reason inside."""
 
     type: Literal["lock_file"]
     path: Path
 
 
-class FreqtradeHook(CalledHook):
+class FreqtradeHook(CalledHook, ActingHook):
     """A Freqtrade bot's REST API: stopentry when reducing or halted, forceexit of every trade on
     a flatten, and on resume `on_resume` (start or reload_config) when configured."""
 
@@ -133,6 +140,8 @@ class FreqtradeHook(CalledHook):
 
 
 Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+OKX_DEAD_MAN = (timedelta(seconds=10), timedelta(seconds=120))
+"""The countdown OKX's cancel-all-after accepts (its timeOut: 10 to 120 s)."""
 HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
 """Per hook type, the settings that come only from the environment."""
 
@@ -644,6 +653,11 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is shorter than two poll "
                 f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
+            )
+        if account.exchange == "okx" and account.dead_man_switch is not None and not OKX_DEAD_MAN[0] <= account.dead_man_switch <= OKX_DEAD_MAN[1]:
+            problems.append(
+                f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is outside what OKX "
+                f"allows ({format_duration(OKX_DEAD_MAN[0])} to {format_duration(OKX_DEAD_MAN[1])})"
             )
         for hook_name, hook in account.hooks.items():
             if not ACCOUNT_NAME.fullmatch(hook_name):

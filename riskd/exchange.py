@@ -324,10 +324,12 @@ class ExchangeAdapter:
     def dead_man_switch(self) -> str | None:
         """How this venue cancels open orders once riskd stops renewing a countdown: Binance
         USDⓈ-M's `countdownCancelAll` (per symbol), ccxt's `cancelAllOrdersAfter` (account-wide,
-        Bybit, OKX and others), or None where ccxt offers neither."""
+        OKX and others), or None where ccxt offers neither. Bybit's (disconnected-cancel-all)
+        fires only when a private websocket subscribed to `dcp` drops, and riskd reads over
+        REST: it would never fire, so Bybit is offered none."""
         if self.futures and hasattr(self.client, "fapiPrivatePostCountdownCancelAll"):
             return "Binance countdownCancelAll"
-        if self.client.has.get("cancelAllOrdersAfter"):
+        if self.client.has.get("cancelAllOrdersAfter") and self.client.id != "bybit":
             return "cancelAllOrdersAfter"
         return None
 

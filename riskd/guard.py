@@ -195,8 +195,8 @@ class AccountGuard:
             self._heartbeat(snapshot, result, now)
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
-            if snapshot.ok and self.config.dead_man_switch is not None:
-                await self._arm_dead_man_switch(snapshot)
+            if snapshot.ok and self.config.dead_man_switch is not None and self.settings().live:
+                await self._arm_dead_man_switch(snapshot)  # in dry-run riskd acts on nothing, the venue's countdown included
             return result
 
     async def _arm_dead_man_switch(self, snapshot: Snapshot) -> None:
@@ -293,10 +293,10 @@ class AccountGuard:
 
     def _record(self, before: AccountState, result: StepResult, now: datetime) -> None:
         """Write the step with the hook calls it causes, then bring the lock files in line, before any act."""
-        account_hooks = self.config.hooks
-        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result))
+        account_hooks, live = self.config.hooks, self.settings().live
+        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result, live))
         self.state = result.state
-        hooks.sync_lock_files(account_hooks, result.state)
+        hooks.sync_lock_files(account_hooks, result.state, live)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 

@@ -64,7 +64,7 @@ class Receiver:
         return web.json_response({"status": "ok"}, status=self.status)
 
 
-async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict) -> Daemon:
+async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict, live: bool = False) -> Daemon:
     for name, hook in hooks.items():
         if hook["type"] == "webhook":
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__SECRET", SECRET)
@@ -72,6 +72,7 @@ async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict) -> Daemon:
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__USERNAME", "freqtrader")
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__PASSWORD", "freqtrade-password")
     document = {
+        "live": live,
         "database": str(tmp_path / "riskd.db"),
         "accounts": {"demo": {"exchange": "sim", "timeout": "2s", "sim": {"volatility": 0}, "hooks": hooks}},
     }
@@ -172,7 +173,7 @@ async def test_a_command_runs_with_the_event_in_its_environment_and_not_riskds_s
     monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__API_KEY", "a-key-the-command-must-not-see")
     written = tmp_path / "event.json"
     script = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
-    hooks = {"pause": {"type": "command", "run": [sys.executable, "-c", script, str(written)], "events": ["halted"]}}
+    hooks = {"pause": {"type": "command", "run": [sys.executable, "-c", script, str(written)], "events": ["halted"], "in_dry_run": True}}
     daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
     try:
         await command(daemon, CommandKind.FREEZE)
@@ -196,7 +197,7 @@ async def test_a_failing_command_is_tried_its_attempts_then_given_up_with_its_ex
         "failing": {"type": "command", "run": failing, "attempts": 2},
         "slow": {"type": "command", "run": slow, "timeout": "1s", "attempts": 1},
     }
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await daemon.deliver_hooks()
@@ -212,7 +213,7 @@ async def test_a_failing_command_is_tried_its_attempts_then_given_up_with_its_ex
 
 async def test_a_lock_file_exists_exactly_while_the_account_is_not_active(tmp_path, clock, monkeypatch):
     lock = tmp_path / "locks" / "demo.lock"
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock)}})
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock)}}, live=True)
     try:
         assert not lock.exists()
         await command(daemon, CommandKind.FREEZE)
@@ -231,7 +232,7 @@ async def test_freqtrade_is_told_to_stop_entering_to_exit_on_a_flatten_and_to_st
     freqtrade = Receiver()
     await freqtrade.start()
     hooks = {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}", "on_resume": "start"}}
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await command(daemon, CommandKind.RESUME)
@@ -256,7 +257,7 @@ async def test_freqtrade_is_told_to_stop_entering_to_exit_on_a_flatten_and_to_st
 async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, clock, monkeypatch):
     freqtrade = Receiver()
     await freqtrade.start()
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"}})
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"}}, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await command(daemon, CommandKind.RESUME)
@@ -266,6 +267,55 @@ async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, cl
     finally:
         await daemon.shutdown()
         await freqtrade.stop()
+
+
+async def test_in_dry_run_hooks_that_act_are_recorded_not_called_and_webhooks_still_fire(tmp_path, clock, monkeypatch):
+    # dry-run sends nothing: a flatten must not make Freqtrade exit its trades, nor a script run
+    freqtrade, receiver = Receiver(), Receiver()
+    await freqtrade.start()
+    await receiver.start()
+    ran, lock = tmp_path / "ran", tmp_path / "demo.lock"
+    hooks = {
+        "bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"},
+        "pause": {"type": "command", "run": [sys.executable, "-c", f"open({str(ran)!r}, 'w')"], "events": ["halted"]},
+        "lock": {"type": "lock_file", "path": str(lock)},
+        "ops": {"type": "webhook", "url": receiver.url, "events": ["flatten"]},
+    }
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    try:
+        await command(daemon, CommandKind.FLATTEN)
+        await daemon.deliver_hooks()
+        assert [(event["event"], event["live"]) for event in receiver.received] == [("flatten", False)]
+        assert freqtrade.requests == [] and not ran.exists() and not lock.exists()
+        recorded = {(call.hook, call.trigger): (call.status, call.outcome) for call in daemon.store.hook_calls("demo")}
+        assert recorded == {
+            ("bot", HookTrigger.HALTED): (AlertStatus.LOGGED, "dry-run: not called; would have called Freqtrade's POST /api/v1/stopentry"),
+            ("pause", HookTrigger.HALTED): (AlertStatus.LOGGED, f"dry-run: not called; would have run {sys.executable} -c open({str(ran)!r}, 'w')"),
+            ("lock", HookTrigger.HALTED): (AlertStatus.LOGGED, f"dry-run: not called; would have written {lock}"),
+            ("bot", HookTrigger.FLATTEN): (
+                AlertStatus.LOGGED,
+                "dry-run: not called; would have called Freqtrade's POST /api/v1/stopentry, "
+                'then POST /api/v1/forceexit {"tradeid": "all"}',
+            ),
+            ("ops", HookTrigger.FLATTEN): (AlertStatus.SENT, 'HTTP 200 {"status": "ok"}'),
+        }
+    finally:
+        await daemon.shutdown()
+        await freqtrade.stop()
+        await receiver.stop()
+
+
+async def test_a_lock_file_that_says_in_dry_run_follows_the_state_in_dry_run(tmp_path, clock, monkeypatch):
+    lock = tmp_path / "demo.lock"
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock), "in_dry_run": True}})
+    try:
+        await command(daemon, CommandKind.FREEZE)
+        assert lock.read_text().startswith("halted: bot gone wild")
+        await command(daemon, CommandKind.RESUME)
+        assert not lock.exists()
+        assert daemon.store.hook_calls("demo") == []
+    finally:
+        await daemon.shutdown()
 
 
 def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path, monkeypatch, capsys):
