@@ -140,6 +140,10 @@ class FreqtradeHook(CalledHook, ActingHook):
 
 
 Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+INCOME_VENUES = ("binance", "binanceusdm")
+"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`),
+on a futures account: loss_streak is refused anywhere else, where it could never measure."""
+
 OKX_DEAD_MAN = (timedelta(seconds=10), timedelta(seconds=120))
 """The countdown OKX's cancel-all-after accepts (its timeOut: 10 to 120 s)."""
 HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
@@ -586,6 +590,8 @@ def _breaker_problems(settings: Settings) -> list[str]:
         quote = settings.accounts[account].quote
         for name, merged in settings.breaker_sections(account).items():
             override = settings.accounts[account].breakers.get(name) or {}
+            if name == "loss_streak" and merged.get("enabled", True) is not False:
+                problems += _income_problem(account, settings.accounts[account], "accounts" if override else "")
             try:
                 config = BREAKERS[name].config.model_validate(merged)
             except ValidationError as error:
@@ -603,6 +609,18 @@ def _breaker_problems(settings: Settings) -> list[str]:
                         f" write it in {quote}"
                     )
     return list(dict.fromkeys(problems))
+
+
+def _income_problem(name: str, account: AccountConfig, written: str) -> list[str]:
+    """loss_streak where the venue keeps no income history riskd can read: it would never measure."""
+    if account.exchange in INCOME_VENUES and account.market != "spot":
+        return []
+    where = "a spot account" if account.market == "spot" else f"{account.exchange}"
+    prefix = f"accounts.{name}.breakers" if written else "breakers"
+    return [
+        f"{prefix}.loss_streak: riskd reads closed trades only from a Binance futures account's income history, "
+        f"and account {name} is {where}; loss_streak could never measure there, so remove it"
+    ]
 
 
 def _portfolio_problems(settings: Settings) -> list[str]:

@@ -19,16 +19,13 @@ from typing import Any, Callable, Iterable
 import ccxt.async_support as ccxt
 
 from riskd import venues
-from riskd.config import AccountConfig
+from riskd.config import INCOME_VENUES, AccountConfig
 from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 from riskd.venues import AccountFigures, Unvalued, market_options, venue
 
 BRIDGES = ("USDC", "BTC")
 """Markets a spot holding without a market in the quote currency is priced through."""
-
-INCOME_VENUES = ("binance", "binanceusdm")
-"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`)."""
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
