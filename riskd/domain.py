@@ -93,6 +93,7 @@ class EventKind(StrEnum):
     STREAM_DOWN = "stream_down"
     STREAM_UP = "stream_up"
     REPORT = "report"
+    LOCK_FILE_FAILED = "lock_file_failed"
 
 
 class ReadFailure(StrEnum):

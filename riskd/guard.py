@@ -115,6 +115,7 @@ class AccountGuard:
     ticked: asyncio.Event = field(default_factory=asyncio.Event)  # set by the first completed tick
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
     _no_dead_man_said: bool = field(default=False, init=False, repr=False)
+    _lock_files_failing: set[str] = field(default_factory=set, init=False, repr=False)  # the lock file hooks last failing
 
     @property
     def config(self) -> AccountConfig:
@@ -296,7 +297,11 @@ class AccountGuard:
         account_hooks, live = self.config.hooks, self.settings().live
         self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result, live))
         self.state = result.state
-        hooks.sync_lock_files(account_hooks, result.state, live)
+        failing = hooks.sync_lock_files(account_hooks, result.state, live)
+        for name in failing.keys() - self._lock_files_failing:  # an alert when one starts failing, not at every tick
+            event, alert = hooks.lock_file_failed(self.name, name, failing[name], result.state)
+            self.store.record_event(event, now, alert)
+        self._lock_files_failing = set(failing)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 

@@ -38,7 +38,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from riskd import __version__
 from riskd.config import ActingHook, CommandHook, FreqtradeHook, Hook, LockFileHook, Settings, WebhookHook
-from riskd.domain import AccountState, ActionKind, AlertStatus, HookCall, HookTrigger, StepResult, TradingState
+from riskd.domain import (
+    AccountState, ActionKind, Alert, AlertStatus, Event, EventKind, HookCall, HookTrigger, Severity, StepResult, TradingState,
+    alert_key, frozen_mapping,
+)
 from riskd.redact import redact
 from riskd.store import OutboxHook, Store
 
@@ -93,20 +96,33 @@ def calls(account: str, hooks: Mapping[str, Hook], before: AccountState, result:
     return made
 
 
-def sync_lock_files(hooks: Mapping[str, Hook], state: AccountState, live: bool = True) -> None:
+def sync_lock_files(hooks: Mapping[str, Hook], state: AccountState, live: bool = True) -> dict[str, str]:
     """Make each lock file exist exactly while the account is not active, the reason inside
-    (in dry-run only those that say `in_dry_run`).
+    (in dry-run only those that say `in_dry_run`); returns why each that could not be made so failed.
 
     Run at every step the guard records, so a file removed by hand or a write that
-    failed is put right on the next tick. A failure is logged; it never stops a tick.
+    failed is put right on the next tick. A failure never stops a tick: the guard raises
+    an alert when one starts failing (`lock_file_failed`), since the bot then trades on.
     """
+    failing = {}
     for name, hook in hooks.items():
         if not isinstance(hook, LockFileHook) or held(hook, live):
             continue
         try:
             _sync_lock_file(hook.path, state)
         except OSError as error:
-            log.error("%s: lock file hook %s: %s", state.account, name, error)
+            failing[name] = redact(f"{hook.path}: {error.strerror or error}")
+            log.error("%s: lock file hook %s: %s", state.account, name, failing[name])
+    return failing
+
+
+def lock_file_failed(account: str, hook: str, problem: str, state: AccountState) -> tuple[Event, Alert]:
+    """The event and critical alert of a lock file that could not be brought in line with the state."""
+    meant = "exist" if state.trading_state is not TradingState.ACTIVE else "be removed"
+    text = (f"Lock file hook {hook} failed: {problem}. The file should {meant} while the account is "
+            f"{state.trading_state}: a bot that checks it may be trading. riskd tries again at every tick.")
+    event = Event(account, EventKind.LOCK_FILE_FAILED, text, severity=Severity.CRITICAL, data=frozen_mapping({"hook": hook}))
+    return event, Alert(account, Severity.CRITICAL, alert_key(EventKind.LOCK_FILE_FAILED, hook), text)
 
 
 def _sync_lock_file(path: Path, state: AccountState) -> None:

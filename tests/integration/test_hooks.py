@@ -19,7 +19,8 @@ import yaml
 from aiohttp import web
 
 from riskd.config import load_settings
-from riskd.domain import AlertStatus, Command, CommandKind, HookTrigger
+from riskd.domain import AlertStatus, Command, CommandKind, EventKind, HookTrigger, Severity
+from riskd.redact import redact
 from riskd.supervisor import Daemon
 from tests.integration.conftest import Clock
 
@@ -228,6 +229,23 @@ async def test_a_lock_file_exists_exactly_while_the_account_is_not_active(tmp_pa
         await daemon.shutdown()
 
 
+async def test_a_lock_file_that_cannot_be_written_raises_a_critical_alert_once(tmp_path, clock, monkeypatch):
+    # the bot that checks the file would trade on while riskd holds the account
+    lock = "/proc/riskd-nowhere/demo.lock"
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": lock}}, live=True)
+    try:
+        await command(daemon, CommandKind.FREEZE)
+        await daemon.tick("demo")
+        failed = [event for event in daemon.store.events("demo") if event.kind is EventKind.LOCK_FILE_FAILED]
+        assert len(failed) == 1 and failed[0].severity is Severity.CRITICAL
+        [alert] = [alert for alert in daemon.store.alerts() if alert.text.startswith("Lock file hook lock failed")]
+        assert alert.severity is Severity.CRITICAL
+        assert alert.text.startswith(f"Lock file hook lock failed: {lock}: ")
+        assert "should exist while the account is halted" in alert.text
+    finally:
+        await daemon.shutdown()
+
+
 async def test_freqtrade_is_told_to_stop_entering_to_exit_on_a_flatten_and_to_start_on_resume(tmp_path, clock, monkeypatch):
     freqtrade = Receiver()
     await freqtrade.start()
@@ -267,6 +285,24 @@ async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, cl
     finally:
         await daemon.shutdown()
         await freqtrade.stop()
+
+
+async def test_the_daemon_scrubs_its_hooks_secrets_from_whatever_it_writes(tmp_path, clock, monkeypatch):
+    secrets = {"BOT__USERNAME": "ft-user-only-here-1", "BOT__PASSWORD": "ft-password-only-here-2", "OPS__SECRET": "hmac-secret-only-here-3"}
+    for key, value in secrets.items():
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{key}", value)
+    document = {"database": str(tmp_path / "riskd.db"), "accounts": {"demo": {"exchange": "sim", "hooks": {
+        "bot": {"type": "freqtrade", "url": "http://127.0.0.1:9"}, "ops": {"type": "webhook", "url": "http://127.0.0.1:9/riskd"},
+    }}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    said = " ".join(secrets.values())
+    assert redact(said) == said  # not known before the daemon starts
+    daemon = Daemon(load_settings(tmp_path / "config.yaml"), clock=clock)
+    await daemon.startup()
+    try:
+        assert redact(said) == "*** *** ***"
+    finally:
+        await daemon.shutdown()
 
 
 async def test_in_dry_run_hooks_that_act_are_recorded_not_called_and_webhooks_still_fire(tmp_path, clock, monkeypatch):
@@ -346,6 +382,7 @@ def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path,
             "wrong": {"type": "freqtrade", "url": f"http://127.0.0.1:{server.server_port}"},
             "pause": {"type": "command", "run": ["no-such-program-here"]},
             "lock": {"type": "lock_file", "path": str(tmp_path / "locks" / "demo.lock")},
+            "stuck": {"type": "lock_file", "path": "/proc/riskd-nowhere/demo.lock"},  # writable by its mode bits, as root
         }
         document = {"database": str(tmp_path / "riskd.db"), "accounts": {"demo": {"exchange": "sim", "hooks": hooks}}}
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
@@ -357,6 +394,8 @@ def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path,
         assert "demo hook wrong: FAILURE: Freqtrade refused the username and password" in out
         assert "demo hook pause: FAILURE: no-such-program-here is not an executable program" in out
         assert f"demo hook lock: {tmp_path / 'locks' / 'demo.lock'} can be written" in out
+        assert "demo hook stuck: FAILURE: /proc/riskd-nowhere/demo.lock cannot be made: a file cannot be written in /proc (" in out
+        assert not list(tmp_path.glob(".riskd-check-*"))  # the probe file written in the nearest folder is gone
         assert "freqtrade-password" not in out
     finally:
         server.shutdown()
