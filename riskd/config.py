@@ -67,7 +67,9 @@ class SimSettings(BaseModel):
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None
-    volatility: float = Field(default=0.0005, ge=0, le=0.1)
+    volatility: float = Field(default=1e-4, ge=0, le=0.1)
+    """The random walk's standard deviation per one-second step: 1e-4 is about 3 % a day,
+    60 % a year, like BTC's (riskd.sim.market.VOLATILITY), so a demo is calm until a scenario."""
 
 
 class HookBase(BaseModel):
