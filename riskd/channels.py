@@ -7,9 +7,11 @@ takes commands); these channels only carry alerts.
 Each channel has its own place in the alert outbox (`channels` table: the last alert it
 has had), so a dead channel holds back no other, and none is lost: it is tried again
 with exponential backoff from where it stopped, and gets every alert in order once it
-answers. A channel's URL holds its secrets, so it is registered for scrubbing, never
-written anywhere, and a channel is named in logs and in the database by its position
-and scheme (`apprise 2 (slack)`) and a hash of its URL.
+answers. A channel's URL holds its secrets, so it is registered for scrubbing (the whole
+URL, and each part of it that may be a secret on its own), never written anywhere, and a
+channel is named in logs and in the database by its position and scheme (`apprise 2
+(slack)`) and an HMAC of its URL under a random salt kept in the database: a plain hash
+of a URL whose token is guessable could be brute-forced by whoever reads the database.
 
 Apprise is imported here, and this module only when a channel is configured: the
 library costs some 17 MB of the daemon's memory budget.
@@ -19,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import apprise
 
@@ -49,15 +54,18 @@ NOTIFY_TYPES = {
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One Apprise URL: `key` (a hash of it) identifies it in the database, `label` in words."""
+    """One Apprise URL: `key` (an HMAC of it under the database's salt) identifies it in the
+    database, `label` in words; `former_key` is the plain hash older riskd keyed it by, so its row carries over."""
 
     key: str
     label: str
     notifier: apprise.Apprise
+    former_key: str
 
 
-def channels(config: AlertSettings) -> list[Channel]:
-    """The configured channels, their URLs registered as secrets first."""
+def channels(config: AlertSettings, salt: bytes = b"") -> list[Channel]:
+    """The configured channels, their URLs registered as secrets first; keyed under `salt`
+    (the database's; `riskd check`, which stores nothing, needs none)."""
     found = []
     for number, secret in enumerate(config.apprise, start=1):
         url = secret.get_secret_value()
@@ -67,21 +75,58 @@ def channels(config: AlertSettings) -> list[Channel]:
         label = f"apprise {number} ({scheme})"
         if not notifier.add(url):
             raise ConfigError(f"alerts.apprise: {label} is not a URL Apprise understands (see its list of services)")
-        found.append(Channel("apprise:" + hashlib.sha256(url.encode()).hexdigest()[:16], label, notifier))
+        key = "apprise:" + hmac.new(salt, url.encode(), hashlib.sha256).hexdigest()[:32]
+        found.append(Channel(key, label, notifier, "apprise:" + hashlib.sha256(url.encode()).hexdigest()[:16]))
     return found
 
 
+SECRET_PART = 6
+"""Path segments and query values this long or longer are registered as secrets: Apprise
+puts tokens there (Slack's TokenA/TokenB/TokenC, ntfy's and Pushover's tokens, ?token=...).
+A plain lower-case word shorter than WORD is not (`alerts`, `webhook`): scrubbing it would
+blank that word out of every line riskd writes, and a token is never one."""
+WORD = 12
+PLAIN_WORD = re.compile(r"[a-z]+")
+
+
 def secret_parts(url: str) -> list[str]:
-    """The URL and the parts of it that may be a secret on their own: its password and its
-    longer path segments (the token of a Discord or Slack webhook)."""
+    """The URL and each part of it that may be a secret on its own, as written and decoded:
+    the user, the password and the host (in Apprise URLs often the token itself:
+    tgram://TOKEN/..., pover://USER@TOKEN) unless it is an address, every path segment and
+    query value of SECRET_PART characters or more but plain short words."""
     parts = [url]
+    _, found, rest = url.partition("://")
+    if not found:
+        return parts
+    netloc, _, _ = rest.partition("/")
+    netloc = netloc.split("?", 1)[0].split("#", 1)[0]
+    userinfo, _, host = netloc.rpartition("@")  # the raw text: urlsplit lower-cases the host, tokens are not
+    user, _, password = userinfo.partition(":")
+    name, colon, port = host.rpartition(":")
+    host = name if colon and port.isdigit() else host
+    parts += [user, password, "" if _is_address(host) else host]
     try:
         split = urlsplit(url)
-        parts += [part for part in (split.password, split.username) if part and len(part) >= 6]
-        parts += [segment for segment in split.path.split("/") if len(segment) >= 12]
     except ValueError:
-        pass
-    return parts
+        return [part for part in parts if part]
+    values = [pair.partition("=")[2] for pair in split.query.replace(";", "&").split("&")]
+    parts += [part for part in (*split.path.split("/"), *values) if _may_be_secret(part)]
+    return list(dict.fromkeys(decoded for part in parts if part for decoded in (part, unquote(part))))
+
+
+def _may_be_secret(part: str) -> bool:
+    return len(part) >= SECRET_PART and (len(part) >= WORD or not PLAIN_WORD.fullmatch(part))
+
+
+def _is_address(host: str) -> bool:
+    """An IP address or localhost: a place, never a token (and scrubbing it would hide where riskd connects)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 async def notify(channel: Channel, title: str, body: str, severity: Severity, timeout: float) -> str | None:
@@ -103,8 +148,9 @@ class AlertChannels:
 
     def __init__(self, config: AlertSettings, store: Store, clock: Callable[[], datetime]):
         self.config, self.store, self.clock = config, store, clock
-        self.channels = channels(config)
+        self.channels = channels(config, store.channel_salt())
         for channel in self.channels:  # a new channel's place is taken now: every alert from here on is its
+            store.rekey_channel(channel.former_key, channel.key)
             store.channel(channel.key, channel.label)
 
     async def deliver(self) -> None:

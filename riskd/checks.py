@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ async def understanding(adapter: ExchangeAdapter, snapshot: Snapshot) -> list[st
         lines.append(f"warning: riskd has no profile for {adapter.client.id}; its figures are ccxt's unified ones")
     else:
         lines.append(f"venue profile: {adapter.venue.name}")
+    if adapter.account.dead_man_switch is not None and adapter.dead_man_switch is None:
+        lines.append(f"warning: dead_man_switch is set, but {adapter.client.id} offers riskd none: open orders stay if riskd dies")
     figures = adapter.understood
     if figures is None or not snapshot.ok:
         return lines + ["warning: the account was not read, so nothing about it is known"]
@@ -201,14 +204,22 @@ async def hooks(settings: Settings) -> list[Finding]:
                     else:
                         findings.append(Finding(subject, OK, f"runs {program}"))
                 case "lock_file":
-                    folder = next(parent for parent in hook.path.absolute().parents if parent.exists())
-                    if os.access(folder, os.W_OK | os.X_OK):
-                        findings.append(Finding(subject, OK, f"{hook.path} can be written"))
-                    else:
-                        findings.append(Finding(subject, FAILURE, f"{folder} is not writable, so {hook.path} cannot be made"))
+                    findings.append(_lock_file(subject, hook.path))
                 case "webhook":
                     findings.append(Finding(subject, OK, "not called by check: a test call would look like a real event"))
     return findings
+
+
+def _lock_file(subject: str, path: Path) -> Finding:
+    """Write and delete a probe file where the lock file goes (in the nearest folder that exists,
+    which riskd would create the rest under): permission bits say nothing as root or on /proc."""
+    folder = next(parent for parent in path.absolute().parents if parent.is_dir())
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".riskd-check-"):
+            pass
+    except OSError as error:
+        return Finding(subject, FAILURE, f"{path} cannot be made: a file cannot be written in {folder} ({error.strerror or error})")
+    return Finding(subject, OK, f"{path} can be written")
 
 
 async def _freqtrade(subject: str, hook: Any) -> Finding:

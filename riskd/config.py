@@ -67,7 +67,9 @@ class SimSettings(BaseModel):
     seed: int = 7
     scenario: Literal["crash", "flash_crash", "volatility_spike", "liquidation_cascade"] | None = None
     latency: Duration | None = None
-    volatility: float = Field(default=0.0005, ge=0, le=0.1)
+    volatility: float = Field(default=1e-4, ge=0, le=0.1)
+    """The random walk's standard deviation per one-second step: 1e-4 is about 3 % a day,
+    60 % a year, like BTC's (riskd.sim.market.VOLATILITY), so a demo is calm until a scenario."""
 
 
 class HookBase(BaseModel):
@@ -77,6 +79,13 @@ class HookBase(BaseModel):
 
     def secrets(self) -> list[str]:
         return [value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr)]
+
+
+class ActingHook(BaseModel):
+    """A hook that makes a bot or a script act (freqtrade, command, lock_file): in dry-run riskd
+    acts on nothing, so it only records what the hook would have done, unless `in_dry_run`."""
+
+    in_dry_run: bool = False
 
 
 class CalledHook(HookBase):
@@ -103,7 +112,7 @@ class WebhookHook(CalledHook):
     _url = field_validator("url")(_web_address)
 
 
-class CommandHook(CalledHook):
+class CommandHook(CalledHook, ActingHook):
     """A program run with the event in environment variables, within `timeout`, up to `attempts` times."""
 
     type: Literal["command"]
@@ -112,14 +121,14 @@ class CommandHook(CalledHook):
     attempts: Annotated[int, Field(ge=1, le=100)] = 3
 
 
-class LockFileHook(HookBase):
+class LockFileHook(HookBase, ActingHook):
     """A file that exists exactly while the account is not active, with the reason inside."""
 
     type: Literal["lock_file"]
     path: Path
 
 
-class FreqtradeHook(CalledHook):
+class FreqtradeHook(CalledHook, ActingHook):
     """A Freqtrade bot's REST API: stopentry when reducing or halted, forceexit of every trade on
     a flatten, and on resume `on_resume` (start or reload_config) when configured."""
 
@@ -133,6 +142,12 @@ class FreqtradeHook(CalledHook):
 
 
 Hook = Annotated[WebhookHook | CommandHook | LockFileHook | FreqtradeHook, Field(discriminator="type")]
+INCOME_VENUES = ("binance", "binanceusdm")
+"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`),
+on a futures account: loss_streak is refused anywhere else, where it could never measure."""
+
+OKX_DEAD_MAN = (timedelta(seconds=10), timedelta(seconds=120))
+"""The countdown OKX's cancel-all-after accepts (its timeOut: 10 to 120 s)."""
 HOOK_SECRETS = {"webhook": ("secret",), "freqtrade": ("username", "password")}
 """Per hook type, the settings that come only from the environment."""
 
@@ -577,6 +592,8 @@ def _breaker_problems(settings: Settings) -> list[str]:
         quote = settings.accounts[account].quote
         for name, merged in settings.breaker_sections(account).items():
             override = settings.accounts[account].breakers.get(name) or {}
+            if name == "loss_streak" and merged.get("enabled", True) is not False:
+                problems += _income_problem(account, settings.accounts[account], "accounts" if override else "")
             try:
                 config = BREAKERS[name].config.model_validate(merged)
             except ValidationError as error:
@@ -594,6 +611,18 @@ def _breaker_problems(settings: Settings) -> list[str]:
                         f" write it in {quote}"
                     )
     return list(dict.fromkeys(problems))
+
+
+def _income_problem(name: str, account: AccountConfig, written: str) -> list[str]:
+    """loss_streak where the venue keeps no income history riskd can read: it would never measure."""
+    if account.exchange in INCOME_VENUES and account.market != "spot":
+        return []
+    where = "a spot account" if account.market == "spot" else f"{account.exchange}"
+    prefix = f"accounts.{name}.breakers" if written else "breakers"
+    return [
+        f"{prefix}.loss_streak: riskd reads closed trades only from a Binance futures account's income history, "
+        f"and account {name} is {where}; loss_streak could never measure there, so remove it"
+    ]
 
 
 def _portfolio_problems(settings: Settings) -> list[str]:
@@ -644,6 +673,11 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(
                 f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is shorter than two poll "
                 f"intervals ({format_duration(settings.poll_interval * 2)}); the venue would cancel orders between riskd's ticks"
+            )
+        if account.exchange == "okx" and account.dead_man_switch is not None and not OKX_DEAD_MAN[0] <= account.dead_man_switch <= OKX_DEAD_MAN[1]:
+            problems.append(
+                f"accounts.{name}.dead_man_switch: {format_duration(account.dead_man_switch)} is outside what OKX "
+                f"allows ({format_duration(OKX_DEAD_MAN[0])} to {format_duration(OKX_DEAD_MAN[1])})"
             )
         for hook_name, hook in account.hooks.items():
             if not ACCOUNT_NAME.fullmatch(hook_name):

@@ -95,6 +95,7 @@ class EventKind(StrEnum):
     REPORT = "report"
     RATE_LIMITED = "rate_limited"
     RATE_BUDGET = "rate_budget"
+    LOCK_FILE_FAILED = "lock_file_failed"
 
 
 class ReadFailure(StrEnum):

@@ -19,16 +19,13 @@ from typing import Any, Callable, Iterable
 import ccxt.async_support as ccxt
 
 from riskd import budget, venues, wording
-from riskd.config import AccountConfig
+from riskd.config import INCOME_VENUES, AccountConfig
 from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
 from riskd.venues import AccountFigures, Unvalued, market_options, venue
 
 BRIDGES = ("USDC", "BTC")
 """Markets a spot holding without a market in the quote currency is priced through."""
-
-INCOME_VENUES = ("binance", "binanceusdm")
-"""The venues whose income history riskd reads closed trades from (`incomeType=REALIZED_PNL`)."""
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
@@ -346,10 +343,12 @@ class ExchangeAdapter:
     def dead_man_switch(self) -> str | None:
         """How this venue cancels open orders once riskd stops renewing a countdown: Binance
         USDⓈ-M's `countdownCancelAll` (per symbol), ccxt's `cancelAllOrdersAfter` (account-wide,
-        Bybit, OKX and others), or None where ccxt offers neither."""
+        OKX and others), or None where ccxt offers neither. Bybit's (disconnected-cancel-all)
+        fires only when a private websocket subscribed to `dcp` drops, and riskd reads over
+        REST: it would never fire, so Bybit is offered none."""
         if self.futures and hasattr(self.client, "fapiPrivatePostCountdownCancelAll"):
             return "Binance countdownCancelAll"
-        if self.client.has.get("cancelAllOrdersAfter"):
+        if self.client.has.get("cancelAllOrdersAfter") and self.client.id != "bybit":
             return "cancelAllOrdersAfter"
         return None
 

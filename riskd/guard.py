@@ -120,6 +120,7 @@ class AccountGuard:
     overrides_in_force: tuple[OverrideInForce, ...] = ()  # as the last tick or override read them, for /v1/check
     _policy: tuple[Settings, engine.Policy] | None = field(default=None, init=False, repr=False)
     _no_dead_man_said: bool = field(default=False, init=False, repr=False)
+    _lock_files_failing: set[str] = field(default_factory=set, init=False, repr=False)  # the lock file hooks last failing
 
     @property
     def config(self) -> AccountConfig:
@@ -204,8 +205,8 @@ class AccountGuard:
             self._heartbeat(snapshot, result, now)
             if result.actions and snapshot.ok:
                 await self.executor.run(result.actions, snapshot)
-            if snapshot.ok and self.config.dead_man_switch is not None:
-                await self._arm_dead_man_switch(snapshot)
+            if snapshot.ok and self.config.dead_man_switch is not None and self.settings().live:
+                await self._arm_dead_man_switch(snapshot)  # in dry-run riskd acts on nothing, the venue's countdown included
             return result
 
     async def _arm_dead_man_switch(self, snapshot: Snapshot) -> None:
@@ -306,10 +307,14 @@ class AccountGuard:
 
     def _record(self, before: AccountState, result: StepResult, now: datetime) -> None:
         """Write the step with the hook calls it causes, then bring the lock files in line, before any act."""
-        account_hooks = self.config.hooks
-        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result))
+        account_hooks, live = self.config.hooks, self.settings().live
+        self.store.record_step(result, now, hooks.calls(self.name, account_hooks, before, result, live))
         self.state = result.state
-        hooks.sync_lock_files(account_hooks, result.state)
+        failing = hooks.sync_lock_files(account_hooks, result.state, live)
+        for name in failing.keys() - self._lock_files_failing:  # an alert when one starts failing, not at every tick
+            event, alert = hooks.lock_file_failed(self.name, name, failing[name], result.state)
+            self.store.record_event(event, now, alert)
+        self._lock_files_failing = set(failing)
         for event in result.events:
             log.log(LEVELS[event.severity], "%s: %s: %s", event.account, event.kind, event.message)
 

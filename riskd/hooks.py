@@ -12,6 +12,10 @@ re-enters, and riskd then fights it on every tick. A hook tells the bot instead.
   own hook, and never a tick.
 - A lock file is state rather than news: `sync_lock_files` makes each exist exactly
   while the account is not active, at every step the guard records, before it acts.
+- In dry-run riskd acts on nothing, so a hook that makes a bot or a script act
+  (freqtrade, command, lock_file) is not called unless it says `in_dry_run: true`: its
+  call is recorded, status `logged`, with what it would have done. Webhooks only tell,
+  so they are called in both modes, with `live` in the body.
 
 Webhook bodies are signed: `X-Riskd-Signature: sha256=<hex HMAC-SHA256 of the body
 under the hook's secret>`. A command runs with the event in `RISKD_*` environment
@@ -33,8 +37,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from riskd import __version__
-from riskd.config import CommandHook, FreqtradeHook, Hook, LockFileHook, Settings, WebhookHook
-from riskd.domain import AccountState, ActionKind, AlertStatus, HookCall, HookTrigger, StepResult, TradingState
+from riskd.config import ActingHook, CommandHook, FreqtradeHook, Hook, LockFileHook, Settings, WebhookHook
+from riskd.domain import (
+    AccountState, ActionKind, Alert, AlertStatus, Event, EventKind, HookCall, HookTrigger, Severity, StepResult, TradingState,
+    alert_key, frozen_mapping,
+)
 from riskd.redact import redact
 from riskd.store import OutboxHook, Store
 
@@ -68,32 +75,54 @@ def triggers(before: AccountState, result: StepResult) -> tuple[HookTrigger, ...
     return tuple(found)
 
 
-def calls(account: str, hooks: Mapping[str, Hook], before: AccountState, result: StepResult) -> list[HookCall]:
-    """The hook calls a step causes, in the order they are to be made."""
+def held(hook: Hook, live: bool) -> bool:
+    """Whether a hook that makes something act is only recorded: in dry-run, unless it says `in_dry_run`."""
+    return isinstance(hook, ActingHook) and not live and not hook.in_dry_run
+
+
+def calls(account: str, hooks: Mapping[str, Hook], before: AccountState, result: StepResult, live: bool = True) -> list[HookCall]:
+    """The hook calls a step causes, in the order they are to be made. A lock file held in
+    dry-run gets one for each state it would have followed, so what it would have done is recorded."""
     made = []
     for trigger in triggers(before, result):
         for name, hook in hooks.items():
             if isinstance(hook, LockFileHook):
-                continue  # kept in step with the state by sync_lock_files, not called
+                if held(hook, live) and trigger is not HookTrigger.FLATTEN:
+                    made.append(HookCall(account, name, hook.type, trigger, result.state.trading_state, result.state.reason))
+                continue  # otherwise kept in step with the state by sync_lock_files, not called
             if trigger not in hook.events or (isinstance(hook, FreqtradeHook) and _freqtrade_requests(hook, trigger) == ()):
                 continue
             made.append(HookCall(account, name, hook.type, trigger, result.state.trading_state, result.state.reason))
     return made
 
 
-def sync_lock_files(hooks: Mapping[str, Hook], state: AccountState) -> None:
-    """Make each lock file exist exactly while the account is not active, the reason inside.
+def sync_lock_files(hooks: Mapping[str, Hook], state: AccountState, live: bool = True) -> dict[str, str]:
+    """Make each lock file exist exactly while the account is not active, the reason inside
+    (in dry-run only those that say `in_dry_run`); returns why each that could not be made so failed.
 
     Run at every step the guard records, so a file removed by hand or a write that
-    failed is put right on the next tick. A failure is logged; it never stops a tick.
+    failed is put right on the next tick. A failure never stops a tick: the guard raises
+    an alert when one starts failing (`lock_file_failed`), since the bot then trades on.
     """
+    failing = {}
     for name, hook in hooks.items():
-        if not isinstance(hook, LockFileHook):
+        if not isinstance(hook, LockFileHook) or held(hook, live):
             continue
         try:
             _sync_lock_file(hook.path, state)
         except OSError as error:
-            log.error("%s: lock file hook %s: %s", state.account, name, error)
+            failing[name] = redact(f"{hook.path}: {error.strerror or error}")
+            log.error("%s: lock file hook %s: %s", state.account, name, failing[name])
+    return failing
+
+
+def lock_file_failed(account: str, hook: str, problem: str, state: AccountState) -> tuple[Event, Alert]:
+    """The event and critical alert of a lock file that could not be brought in line with the state."""
+    meant = "exist" if state.trading_state is not TradingState.ACTIVE else "be removed"
+    text = (f"Lock file hook {hook} failed: {problem}. The file should {meant} while the account is "
+            f"{state.trading_state}: a bot that checks it may be trading. riskd tries again at every tick.")
+    event = Event(account, EventKind.LOCK_FILE_FAILED, text, severity=Severity.CRITICAL, data=frozen_mapping({"hook": hook}))
+    return event, Alert(account, Severity.CRITICAL, alert_key(EventKind.LOCK_FILE_FAILED, hook), text)
 
 
 def _sync_lock_file(path: Path, state: AccountState) -> None:
@@ -112,7 +141,7 @@ def _sync_lock_file(path: Path, state: AccountState) -> None:
 
 def payload(call: OutboxHook, live: bool) -> dict:
     """The event as a webhook's JSON body and a command's environment carry it; `live` says
-    whether riskd itself acts on the exchange (hooks are called in dry-run too)."""
+    whether riskd itself acts on the exchange (webhooks are called in dry-run too)."""
     return {
         "id": call.id,
         "account": call.account,
@@ -155,6 +184,11 @@ class HookSender:
             if hook is None or hook.type != call.kind:
                 self.store.mark_hook(call.id, self.clock(), AlertStatus.FAILED, error="the hook is no longer configured")
                 continue
+            if isinstance(hook, LockFileHook) or held(hook, self.settings().live):
+                said = f"dry-run: not called; would have {would(hook, call)}"
+                self.store.mark_hook(call.id, self.clock(), AlertStatus.LOGGED, outcome=redact(said))
+                log.info("%s: hook %s, %s: %s", call.account, call.hook, call.trigger, redact(said))
+                continue
             try:
                 outcome = await asyncio.wait_for(self._call(hook, call), hook.timeout.total_seconds())
             except Refused as error:
@@ -189,7 +223,7 @@ class HookSender:
             case FreqtradeHook():
                 return await self._freqtrade(hook, call)
             case LockFileHook():
-                raise Refused("a lock file is not called")  # calls() makes none; an old row may name one
+                raise Refused("a lock file is not called")  # _drain records its rows (dry-run only) without a call
 
     async def _webhook(self, hook: WebhookHook, call: OutboxHook) -> str:
         body = json.dumps(payload(call, self.settings().live)).encode()
@@ -225,6 +259,19 @@ class HookSender:
             if response.status < 500 and response.status not in RETRIED_STATUSES:
                 raise Refused(said)
             raise ConnectionError(said)
+
+
+def would(hook: Hook, call: OutboxHook) -> str:
+    """What a hook held in dry-run would have done for `call`, in words."""
+    match hook:
+        case FreqtradeHook():
+            return "called Freqtrade's " + ", then ".join(f"POST /api/v1/{endpoint}" + (f" {json.dumps(body)}" if body else "")
+                                                           for endpoint, body in _freqtrade_requests(hook, call.trigger))
+        case CommandHook():
+            return f"run {' '.join(hook.run)}"
+        case LockFileHook():
+            return f"removed {hook.path}" if call.state is TradingState.ACTIVE else f"written {hook.path}"
+    return "called it"
 
 
 def _freqtrade_requests(hook: FreqtradeHook, trigger: HookTrigger) -> tuple[tuple[str, dict | None], ...]:

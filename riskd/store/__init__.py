@@ -13,6 +13,7 @@ rows, so no other module knows a column name. The tables and their migrations ar
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -348,6 +349,21 @@ class Store:
             self.db.table("channels").insert(row)
             row = self.db.table("channels").get(channel)
         return ChannelRecord.from_row(row)
+
+    def channel_salt(self) -> bytes:
+        """The random salt alert channels are keyed under (see riskd.channels), made on first use."""
+        row = next(self.db.table("meta").rows_where("key = ?", ["channel_salt"]), None)
+        if row is None:
+            row = {"key": "channel_salt", "value": secrets.token_hex(32)}
+            self.db.table("meta").insert(row, pk="key", ignore=True)
+            row = next(self.db.table("meta").rows_where("key = ?", ["channel_salt"]))
+        return bytes.fromhex(row["value"])
+
+    def rekey_channel(self, former: str, key: str) -> None:
+        """Carry a channel's place over from the key older riskd gave it, if it has one and not the new one yet."""
+        with self.db.atomic():
+            if self.db.execute("select 1 from channels where channel = ?", [key]).fetchone() is None:
+                self.db.execute("update channels set channel = ? where channel = ?", [key, former])
 
     def alerts_after(self, alert_id: int, limit: int = 50) -> list[OutboxAlert]:
         """The alerts raised after `alert_id`, whatever their status, oldest first."""

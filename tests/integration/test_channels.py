@@ -7,9 +7,12 @@ daemon's clock is fake, so backoff takes no time. `riskd check` tries each chann
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import sqlite_utils
 
 from riskd.cli import HANDLERS, TROUBLE, parser
 from riskd.config import load_settings
@@ -101,6 +104,35 @@ async def test_a_channel_added_later_starts_with_the_next_alert_not_the_history(
         since = [alert.text for alert in daemon.store.alerts() if alert.id not in earlier]
         assert earlier and since
         assert [payload["message"] for payload in receiver.received] == since
+    finally:
+        await daemon.shutdown()
+        await receiver.stop()
+
+
+async def test_a_channel_is_keyed_by_a_salted_hmac_and_a_row_under_the_old_plain_hash_carries_over(tmp_path, monkeypatch):
+    # a plain hash of a URL whose token is guessable could be brute-forced from the database
+    clock = Clock()
+    receiver = ApprisePayloads()
+    await receiver.start()
+    url = apprise_url(receiver)
+    daemon = await guarded(tmp_path, clock, monkeypatch)
+    await daemon.guards["demo"].obey(Command(CommandKind.FREEZE, "demo", "test", "tester", reason="before"))
+    earlier = [alert.text for alert in daemon.store.alerts()]
+    await daemon.shutdown()
+    plain = "apprise:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+    sqlite_utils.Database(tmp_path / "riskd.db").table("channels").insert(
+        {"channel": plain, "label": "apprise 1 (json)", "last_alert_id": 0, "attempts": 0}
+    )
+    try:
+        daemon = await guarded(tmp_path, clock, monkeypatch, url)
+        [channel] = daemon.store.channels()
+        assert channel.channel != plain and hashlib.sha256(url.encode()).hexdigest()[:16] not in channel.channel
+        assert channel.last_alert_id == 0  # the old row's place, not a new one after the history
+        await daemon.deliver_alerts()
+        assert [payload["message"] for payload in receiver.received][: len(earlier)] == earlier
+        await daemon.shutdown()
+        daemon = await guarded(tmp_path, clock, monkeypatch, url)
+        assert [row.channel for row in daemon.store.channels()] == [channel.channel]  # the salt is kept: the same key
     finally:
         await daemon.shutdown()
         await receiver.stop()

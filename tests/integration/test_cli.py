@@ -222,3 +222,24 @@ async def test_the_demo_narrates_warning_breach_halt_and_closing(capsys):
     assert text.count("reduce-only market: closed") == 3
     assert "left alone it would be" in text
     assert logging.getLogger().level == level  # the demo silences the log only while it runs
+
+
+async def test_the_shipped_demo_raises_no_market_breaker_warning_on_a_first_run(workdir):
+    # a new user's first `riskd run` must not open on a VaR breach: the simulator's walk is BTC-like by default
+    from riskd.config import load_settings
+    from riskd.domain import Status
+    from riskd.supervisor import Daemon
+
+    daemon = Daemon(load_settings(workdir / "config.yaml"))  # the real clock: the embedded simulator's candles are real-time
+    await daemon.startup()
+    try:
+        await daemon.tick("demo")
+        await daemon.refresh_market("demo")
+        for _ in range(3):  # past the 2 ticks a breach waits to be confirmed
+            result = await daemon.tick("demo")
+        market = {r.breaker: r for r in result.readings if r.breaker in ("var", "volatility_spike", "flash_crash", "correlation", "stress_loss")}
+        assert market["var"].value is not None  # measured, on the candles just fetched
+        assert {name: reading.status for name, reading in market.items()} == {name: Status.OK for name in market}
+        assert daemon.store.events("demo") == []
+    finally:
+        await daemon.shutdown()

@@ -18,8 +18,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
+from riskd import checks
+from riskd.config import ConfigError, load_settings
 from tests.integration.conftest import tick
 
 COUNTDOWN_PATH = "/fapi/v1/countdownCancelAll"
@@ -73,6 +76,38 @@ async def test_without_the_option_nothing_is_armed(configure, exchange, clock, s
     assert countdowns(exchange.simulator) == []
 
 
+async def test_in_dry_run_nothing_is_armed(configure, exchange, clock, started):
+    # riskd in dry-run acts on nothing: stopping it must not make the venue cancel the bot's orders
+    daemon = await started(with_switch(configure(live=False), "60s"), clock, ticks=2)
+    assert daemon.guards["main"].last_tick_at is not None
+    assert countdowns(exchange.simulator) == []
+    assert daemon.guards["main"].dead_man_armed_at is None
+
+
+async def test_bybit_is_offered_no_switch_and_check_says_so(configure, exchange, clock, started):
+    # Bybit's disconnected-cancel-all fires only when a dcp websocket drops; riskd polls over REST
+    daemon = await started(with_switch(configure(market="bybit"), "60s"), clock, ticks=2)
+    guard = daemon.guards["main"]
+    assert guard.adapter.dead_man_switch is None
+    assert guard.dead_man_armed_at is None
+    assert not [entry for entry in exchange.simulator.requests if "disconnected-cancel-all" in entry["path"]]
+    snapshot = await guard.adapter.snapshot()
+    assert "warning: dead_man_switch is set, but bybit offers riskd none: open orders stay if riskd dies" in (
+        await checks.understanding(guard.adapter, snapshot)
+    )
+
+
+@pytest.mark.parametrize("after", ["5s", "3m"])
+def test_a_countdown_outside_okxs_range_is_refused(tmp_path, monkeypatch, after):
+    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__API_KEY", "key-for-the-test")
+    monkeypatch.setenv("RISKD_ACCOUNTS__MAIN__SECRET", "secret-for-the-test")
+    path = tmp_path / "config.yaml"
+    path.write_text(f"poll_interval: 1s\naccounts:\n  main:\n    exchange: okx\n    dead_man_switch: {after}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert f"accounts.main.dead_man_switch: {after} is outside what OKX allows (10s to 2m)" in str(caught.value)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -112,6 +147,7 @@ def test_orders_are_cancelled_by_the_venue_after_riskd_is_killed(tmp_path):
         document = {
             # one Binance USDⓈ-M account's reads fit riskd's share of the IP's budget at 2.5 s and longer
             "poll_interval": "3s",
+            "live": True,
             "database": str(tmp_path / "riskd.db"),
             "accounts": {"main": {"exchange": "binanceusdm", "dead_man_switch": "6s", "ccxt": ccxt_settings}},
         }

@@ -217,7 +217,7 @@ async def test_a_halt_stops_freqtrade_entering_and_a_flatten_exits_its_trades(tm
         "database": str(tmp_path / "riskd.db"),
         "accounts": {"main": {
             "exchange": "binanceusdm", "ccxt": {**ccxt_settings, "enableRateLimit": False},
-            "hooks": {"bot": {"type": "freqtrade", "url": api.removesuffix("/api/v1"), "timeout": "20s"}},
+            "hooks": {"bot": {"type": "freqtrade", "url": api.removesuffix("/api/v1"), "timeout": "20s", "in_dry_run": True}},
         }},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))

@@ -19,7 +19,8 @@ import yaml
 from aiohttp import web
 
 from riskd.config import load_settings
-from riskd.domain import AlertStatus, Command, CommandKind, HookTrigger
+from riskd.domain import AlertStatus, Command, CommandKind, EventKind, HookTrigger, Severity
+from riskd.redact import redact
 from riskd.supervisor import Daemon
 from tests.integration.conftest import Clock, write_config
 
@@ -64,14 +65,14 @@ class Receiver:
         return web.json_response({"status": "ok"}, status=self.status)
 
 
-async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict) -> Daemon:
+async def start_daemon(tmp_path, clock, monkeypatch, hooks: dict, live: bool = False) -> Daemon:
     for name, hook in hooks.items():
         if hook["type"] == "webhook":
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__SECRET", SECRET)
         if hook["type"] == "freqtrade":
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__USERNAME", "freqtrader")
             monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{name.upper()}__PASSWORD", "freqtrade-password")
-    daemon = Daemon(load_settings(write_config(tmp_path, account={"hooks": hooks})), clock=clock)
+    daemon = Daemon(load_settings(write_config(tmp_path, account={"hooks": hooks}, live=live)), clock=clock)
     await daemon.startup()
     await daemon.tick("demo")
     return daemon
@@ -166,7 +167,7 @@ async def test_a_command_runs_with_the_event_in_its_environment_and_not_riskds_s
     monkeypatch.setenv("RISKD_ACCOUNTS__DEMO__API_KEY", "a-key-the-command-must-not-see")
     written = tmp_path / "event.json"
     script = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
-    hooks = {"pause": {"type": "command", "run": [sys.executable, "-c", script, str(written)], "events": ["halted"]}}
+    hooks = {"pause": {"type": "command", "run": [sys.executable, "-c", script, str(written)], "events": ["halted"], "in_dry_run": True}}
     daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
     try:
         await command(daemon, CommandKind.FREEZE)
@@ -190,7 +191,7 @@ async def test_a_failing_command_is_tried_its_attempts_then_given_up_with_its_ex
         "failing": {"type": "command", "run": failing, "attempts": 2},
         "slow": {"type": "command", "run": slow, "timeout": "1s", "attempts": 1},
     }
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await daemon.deliver_hooks()
@@ -206,7 +207,7 @@ async def test_a_failing_command_is_tried_its_attempts_then_given_up_with_its_ex
 
 async def test_a_lock_file_exists_exactly_while_the_account_is_not_active(tmp_path, clock, monkeypatch):
     lock = tmp_path / "locks" / "demo.lock"
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock)}})
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock)}}, live=True)
     try:
         assert not lock.exists()
         await command(daemon, CommandKind.FREEZE)
@@ -221,11 +222,28 @@ async def test_a_lock_file_exists_exactly_while_the_account_is_not_active(tmp_pa
         await daemon.shutdown()
 
 
+async def test_a_lock_file_that_cannot_be_written_raises_a_critical_alert_once(tmp_path, clock, monkeypatch):
+    # the bot that checks the file would trade on while riskd holds the account
+    lock = "/proc/riskd-nowhere/demo.lock"
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": lock}}, live=True)
+    try:
+        await command(daemon, CommandKind.FREEZE)
+        await daemon.tick("demo")
+        failed = [event for event in daemon.store.events("demo") if event.kind is EventKind.LOCK_FILE_FAILED]
+        assert len(failed) == 1 and failed[0].severity is Severity.CRITICAL
+        [alert] = [alert for alert in daemon.store.alerts() if alert.text.startswith("Lock file hook lock failed")]
+        assert alert.severity is Severity.CRITICAL
+        assert alert.text.startswith(f"Lock file hook lock failed: {lock}: ")
+        assert "should exist while the account is halted" in alert.text
+    finally:
+        await daemon.shutdown()
+
+
 async def test_freqtrade_is_told_to_stop_entering_to_exit_on_a_flatten_and_to_start_on_resume(tmp_path, clock, monkeypatch):
     freqtrade = Receiver()
     await freqtrade.start()
     hooks = {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}", "on_resume": "start"}}
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await command(daemon, CommandKind.RESUME)
@@ -250,7 +268,7 @@ async def test_freqtrade_is_told_to_stop_entering_to_exit_on_a_flatten_and_to_st
 async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, clock, monkeypatch):
     freqtrade = Receiver()
     await freqtrade.start()
-    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"}})
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"}}, live=True)
     try:
         await command(daemon, CommandKind.FREEZE)
         await command(daemon, CommandKind.RESUME)
@@ -260,6 +278,73 @@ async def test_freqtrade_is_not_started_on_resume_unless_configured(tmp_path, cl
     finally:
         await daemon.shutdown()
         await freqtrade.stop()
+
+
+async def test_the_daemon_scrubs_its_hooks_secrets_from_whatever_it_writes(tmp_path, clock, monkeypatch):
+    secrets = {"BOT__USERNAME": "ft-user-only-here-1", "BOT__PASSWORD": "ft-password-only-here-2", "OPS__SECRET": "hmac-secret-only-here-3"}
+    for key, value in secrets.items():
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__DEMO__HOOKS__{key}", value)
+    document = {"database": str(tmp_path / "riskd.db"), "accounts": {"demo": {"exchange": "sim", "hooks": {
+        "bot": {"type": "freqtrade", "url": "http://127.0.0.1:9"}, "ops": {"type": "webhook", "url": "http://127.0.0.1:9/riskd"},
+    }}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    said = " ".join(secrets.values())
+    assert redact(said) == said  # not known before the daemon starts
+    daemon = Daemon(load_settings(tmp_path / "config.yaml"), clock=clock)
+    await daemon.startup()
+    try:
+        assert redact(said) == "*** *** ***"
+    finally:
+        await daemon.shutdown()
+
+
+async def test_in_dry_run_hooks_that_act_are_recorded_not_called_and_webhooks_still_fire(tmp_path, clock, monkeypatch):
+    # dry-run sends nothing: a flatten must not make Freqtrade exit its trades, nor a script run
+    freqtrade, receiver = Receiver(), Receiver()
+    await freqtrade.start()
+    await receiver.start()
+    ran, lock = tmp_path / "ran", tmp_path / "demo.lock"
+    hooks = {
+        "bot": {"type": "freqtrade", "url": f"http://127.0.0.1:{freqtrade.port}"},
+        "pause": {"type": "command", "run": [sys.executable, "-c", f"open({str(ran)!r}, 'w')"], "events": ["halted"]},
+        "lock": {"type": "lock_file", "path": str(lock)},
+        "ops": {"type": "webhook", "url": receiver.url, "events": ["flatten"]},
+    }
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, hooks)
+    try:
+        await command(daemon, CommandKind.FLATTEN)
+        await daemon.deliver_hooks()
+        assert [(event["event"], event["live"]) for event in receiver.received] == [("flatten", False)]
+        assert freqtrade.requests == [] and not ran.exists() and not lock.exists()
+        recorded = {(call.hook, call.trigger): (call.status, call.outcome) for call in daemon.store.hook_calls("demo")}
+        assert recorded == {
+            ("bot", HookTrigger.HALTED): (AlertStatus.LOGGED, "dry-run: not called; would have called Freqtrade's POST /api/v1/stopentry"),
+            ("pause", HookTrigger.HALTED): (AlertStatus.LOGGED, f"dry-run: not called; would have run {sys.executable} -c open({str(ran)!r}, 'w')"),
+            ("lock", HookTrigger.HALTED): (AlertStatus.LOGGED, f"dry-run: not called; would have written {lock}"),
+            ("bot", HookTrigger.FLATTEN): (
+                AlertStatus.LOGGED,
+                "dry-run: not called; would have called Freqtrade's POST /api/v1/stopentry, "
+                'then POST /api/v1/forceexit {"tradeid": "all"}',
+            ),
+            ("ops", HookTrigger.FLATTEN): (AlertStatus.SENT, 'HTTP 200 {"status": "ok"}'),
+        }
+    finally:
+        await daemon.shutdown()
+        await freqtrade.stop()
+        await receiver.stop()
+
+
+async def test_a_lock_file_that_says_in_dry_run_follows_the_state_in_dry_run(tmp_path, clock, monkeypatch):
+    lock = tmp_path / "demo.lock"
+    daemon = await start_daemon(tmp_path, clock, monkeypatch, {"lock": {"type": "lock_file", "path": str(lock), "in_dry_run": True}})
+    try:
+        await command(daemon, CommandKind.FREEZE)
+        assert lock.read_text().startswith("halted: bot gone wild")
+        await command(daemon, CommandKind.RESUME)
+        assert not lock.exists()
+        assert daemon.store.hook_calls("demo") == []
+    finally:
+        await daemon.shutdown()
 
 
 def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path, monkeypatch, capsys):
@@ -290,6 +375,7 @@ def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path,
             "wrong": {"type": "freqtrade", "url": f"http://127.0.0.1:{server.server_port}"},
             "pause": {"type": "command", "run": ["no-such-program-here"]},
             "lock": {"type": "lock_file", "path": str(tmp_path / "locks" / "demo.lock")},
+            "stuck": {"type": "lock_file", "path": "/proc/riskd-nowhere/demo.lock"},  # writable by its mode bits, as root
         }
         document = {"database": str(tmp_path / "riskd.db"), "accounts": {"demo": {"exchange": "sim", "hooks": hooks}}}
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
@@ -301,6 +387,8 @@ def test_riskd_check_tries_what_it_can_of_each_hook_without_calling_it(tmp_path,
         assert "demo hook wrong: FAILURE: Freqtrade refused the username and password" in out
         assert "demo hook pause: FAILURE: no-such-program-here is not an executable program" in out
         assert f"demo hook lock: {tmp_path / 'locks' / 'demo.lock'} can be written" in out
+        assert "demo hook stuck: FAILURE: /proc/riskd-nowhere/demo.lock cannot be made: a file cannot be written in /proc (" in out
+        assert not list(tmp_path.glob(".riskd-check-*"))  # the probe file written in the nearest folder is gone
         assert "freqtrade-password" not in out
     finally:
         server.shutdown()

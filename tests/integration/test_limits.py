@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from riskd import commands
-from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, Status, TradingState
+from riskd.config import ConfigError, load_settings
+from riskd.domain import ActionKind, CommandKind, CommandStatus, EventKind, LimitOverride, TradingState
 from riskd.sim import ccxt_config
 
 from .conftest import BTC, MARKETS, demo, tick
@@ -198,16 +199,11 @@ async def test_a_failed_read_of_the_trade_history_keeps_what_was_known_and_never
     assert income_reads(sim) == asked  # the tick itself reads no history
 
 
-async def test_on_bybit_loss_streak_says_in_words_that_it_cannot_tell(configure, exchange, clock, started):
-    config = configure(live=True, market="bybit", breakers={"loss_streak": {"limit": 3}})
-    daemon = await started(config, clock, ticks=1)
-    round_trip(exchange.simulator, clock, -0.01)
-    await daemon.read_trades("main")
-    result = await tick(daemon, clock)
-    streak = next(r for r in result.readings if r.breaker == "loss_streak")
-    assert streak.status is Status.NO_DATA and streak.value is None
-    assert "riskd reads realized PnL only from a Binance futures account's income history" in streak.reason
-    assert daemon.store.load_state("main").trading_state is TradingState.ACTIVE
+def test_on_bybit_loss_streak_is_refused_in_words_at_load(configure):
+    # it would read "cannot measure" forever: Bybit's ledger has no realized-PnL income
+    with pytest.raises(ConfigError) as caught:
+        load_settings(configure(live=True, market="bybit", breakers={"loss_streak": {"limit": 3}}))
+    assert "breakers.loss_streak: riskd reads closed trades only from a Binance futures account's income history" in str(caught.value)
 
 
 def income_reads(sim) -> int:

@@ -3,6 +3,7 @@ runaway-bot guards (open orders, orders per minute, positions, position and orde
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -366,6 +367,17 @@ def test_without_a_read_of_the_trade_history_loss_streak_says_it_cannot_tell():
     assert streak_of(None).status is Status.NO_DATA
     failed = streak_of(TradeHistory(error="the exchange timed out"))
     assert (failed.status, failed.reason) == (Status.NO_DATA, "the trade history could not be read: the exchange timed out")
+
+
+def test_a_trade_history_whose_reads_keep_failing_or_stopped_is_not_judged_as_current():
+    history = trades(-1, -2, -3)
+    failing = replace(history, read_at=NOW - timedelta(minutes=6), error="the exchange timed out")
+    reading = streak_of(failing)
+    assert (reading.status, reading.value) == (Status.NO_DATA, None)
+    assert reading.reason == "the trade history was last read 6m ago; since then: the exchange timed out"
+    assert streak_of(replace(history, read_at=NOW - timedelta(minutes=6))).status is Status.NO_DATA
+    once = streak_of(replace(history, read_at=NOW - timedelta(minutes=2), error="the exchange timed out"))
+    assert (once.status, once.value) == (Status.BREACHED, 3)  # one failed turn: the last good read still stands
 
 
 def test_a_streak_that_halts_the_account_is_acted_on_once_and_a_resume_starts_it_afresh():
