@@ -179,6 +179,8 @@ def step(
     if good is not None:
         if any(base_name(name) == "order_rate" for name in policy.breakers):
             _follow_orders(tick, good)
+        elif tick.state.orders_followed_since is not None:  # turned off: turning it on again is a first look
+            tick.state = replace(tick.state, orders_seen=frozen_mapping({}), orders_followed_since=None)
         _follow_equity(tick, good)
     context = Context(state.account, tick.state, now, good, market, trades)  # prices the positions once for every breaker
     readings = [
@@ -243,9 +245,10 @@ ORDERS_REMEMBERED = timedelta(minutes=1)
 
 
 def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
-    """Remember when each open order was first seen. At riskd's first look at an account the
+    """Remember when each open order was first seen. At the first look with order_rate in
+    force (a new account, or an account riskd knows whose order_rate was just turned on) the
     orders already there are not arrivals; an order that is gone is forgotten after a minute."""
-    seen, first_look = tick.state.orders_seen, tick.state.last_good_at is None
+    seen, first_look = tick.state.orders_seen, tick.state.orders_followed_since is None
     open_now = {order.id for order in snapshot.orders}
     kept = {
         order_id: moment
@@ -254,7 +257,8 @@ def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
     }
     for order_id in open_now - kept.keys():
         kept[order_id] = None if first_look else tick.now
-    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept))
+    since = tick.now if first_look else tick.state.orders_followed_since
+    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept), orders_followed_since=since)
 
 
 def _judge(tick: _Tick, readings: list[Reading]) -> None:

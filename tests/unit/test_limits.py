@@ -280,6 +280,27 @@ def test_order_rate_counts_orders_that_appear_and_not_those_open_at_the_first_lo
     assert results[-1].state.trading_state is HALTED and results[-2].state.trading_state is ACTIVE
 
 
+def test_order_rate_turned_on_for_an_account_riskd_knows_takes_its_open_orders_as_already_there():
+    rules = policy(order_rate={"limit": 20})
+    known = watched_state()  # riskd has read it for an hour, with order_rate not yet in force
+    first = step(known, snapshot(orders=orders(30)), rules, NOW)
+    assert first.state.trading_state is ACTIVE and first.actions == ()  # thirty resting orders, not thirty arrivals
+    assert only([r for r in first.readings if r.breaker == "order_rate"]).value == 0
+    after = step(first.state, snapshot(orders=orders(30) + [order("new")]), rules, NOW + TICK)
+    assert only([r for r in after.readings if r.breaker == "order_rate"]).value == 1  # what appears next is counted
+
+
+def test_order_rate_turned_off_and_on_again_looks_afresh():
+    rules = policy(order_rate={"limit": 5})
+    followed = step(watched_state(), snapshot(), rules, NOW).state
+    assert followed.orders_followed_since == NOW
+    unfollowed = step(followed, snapshot(orders=orders(10)), policy(), NOW + TICK).state
+    assert (unfollowed.orders_followed_since, dict(unfollowed.orders_seen)) == (None, {})
+    again = step(unfollowed, snapshot(orders=orders(10)), rules, NOW + 2 * TICK)
+    assert again.state.trading_state is ACTIVE
+    assert only([r for r in again.readings if r.breaker == "order_rate"]).value == 0
+
+
 def test_order_rate_forgets_arrivals_older_than_a_minute():
     rules = policy(order_rate={"limit": 5})
     current = step(state(), snapshot(), rules, NOW).state
