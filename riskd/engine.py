@@ -541,15 +541,23 @@ def adds_exposure(side: str, amount: float, held: float) -> bool:
 def apply_command(
     state: AccountState, command: Command, snapshot: Snapshot | None, policy: Policy, now: datetime
 ) -> StepResult:
-    """A person's freeze, resume, flatten or reduce, decided like a breach is."""
+    """A person's freeze, resume, flatten or reduce, decided like a breach is.
+
+    A resume releases the account's own latches, never the portfolio's (`IMPOSED_LATCH`):
+    while the portfolio holds the account it stays held, its figures untouched.
+    """
     tick = _Tick(state, policy, now, snapshot if snapshot is not None and snapshot.ok else None)
     who = f"{command.who} via {command.source}"
     tick.event(EventKind.COMMAND, wording.command(command.kind, who), Severity.WARNING, command=str(command.kind), who=who)
     if command.kind is CommandKind.RESUME:
+        # the portfolio's latch is the portfolio's to let go: only a resume of the portfolio releases it
+        imposed = {IMPOSED_LATCH: state.latches[IMPOSED_LATCH]} if IMPOSED_LATCH in state.latches else {}
+        if imposed and len(state.latches) == 1:
+            return tick.result()  # held by the portfolio alone: nothing of the account's own to release
         equity = state.last_equity
         tick.state = replace(
             state,
-            latches=frozen_mapping({}),
+            latches=frozen_mapping(imposed),
             streaks=frozen_mapping({}),
             statuses=frozen_mapping({}),
             peak_equity=equity if equity is not None else state.peak_equity,

@@ -254,6 +254,11 @@ def already_active(account: str) -> str:
     return f"{account} is already active"
 
 
+def held_by_portfolio(account: str, state: TradingState) -> str:
+    """A resume that leaves the account held, because the portfolio's latch is not the account's to release."""
+    return f"{account}: still {state}, held by the portfolio; resume portfolio to release it"
+
+
 def unconfirmed_alert(kind: str, attempts: int, detail: str) -> str:
     """An action the executor could not confirm: the person must look now."""
     return f"Could not confirm {kind} after {attempts} attempts: {detail}. riskd keeps enforcing; check the account now."
