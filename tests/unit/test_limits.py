@@ -6,14 +6,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from riskd import commands
+
 from riskd.breakers import BREAKERS, Context
+from riskd.config import load_settings
 from riskd.domain import (
     ActionKind,
     ClosedTrade,
     CommandKind,
     EventKind,
+    LimitOverride,
     OverrideInForce,
     Reading,
     Remedy,
@@ -357,6 +362,19 @@ def test_a_limit_the_breaker_does_not_take_is_refused_in_words():
         configure("daily_loss").with_limit("8")
     with pytest.raises(ValueError, match="is an amount of money, but this breaker's limit is not"):
         configure("stale_data").with_limit("500 USDT")
+
+
+def test_an_override_that_would_put_a_level_past_the_next_is_refused_in_words(tmp_path):
+    document = {"accounts": {"main": {"exchange": "sim"}}, "database": "riskd.db", "breakers": {"drawdown": LADDER}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    settings = load_settings(tmp_path / "config.yaml")
+    for breaker, limit, other in (("drawdown", "15%", "drawdown.2's 10.0%"), ("drawdown", "10%", "drawdown.2's 10.0%"),
+                                  ("drawdown.2", "4%", "drawdown's 5.0%")):
+        with pytest.raises(commands.Refusal, match=f"a ladder's levels trip in order") as refused:
+            commands.overriding(settings, "main", LimitOverride(breaker, limit, timedelta(hours=2)))
+        assert other in str(refused.value)
+    assert commands.overriding(settings, "main", LimitOverride("drawdown", "8%", timedelta(hours=2))) == ("5.0%", "8.0%")
+    assert commands.overriding(settings, "main", LimitOverride("drawdown.2", "900 USDT", timedelta(hours=2)))[1] == "900.00 USDT"
 
 
 # Loss streak -------------------------------------------------------------------------------
