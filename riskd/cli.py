@@ -28,7 +28,9 @@ from riskd.commands import (
     Verb,
     events,
     overview,
+    overriding,
     report,
+    resolve_accounts,
     submit,
     wait_for,
 )
@@ -260,6 +262,8 @@ def _control(verb: Verb):
         override = None
         if hasattr(arguments, "lasting"):
             override = LimitOverride(arguments.breaker, arguments.limit, arguments.lasting)
+            for name in resolve_accounts(settings, arguments.account):
+                overriding(settings, name, override)  # a wrong breaker or limit is said before the question
         if verb.destructive and not arguments.yes:
             target = messages.target(arguments.account, settings.accounts)
             fraction = getattr(arguments, "percent", None)

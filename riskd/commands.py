@@ -15,9 +15,11 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
-from riskd.breakers import breaker_of
+from riskd import wording
+from riskd.breakers import BreakerConfig, breaker_of
+from riskd.breakers.base import LEVEL_SEPARATOR, base_name
 from riskd.config import PORTFOLIO, Settings
 from riskd.domain import Command, CommandKind, CommandStatus, EventKind, LimitOverride, Position, Reading, TradingState, utcnow
 from riskd.store import ActionRecord, CommandRecord, EventRecord, Store, StoredState
@@ -92,7 +94,7 @@ REASON = Argument("reason", "why, for the record")
 COUNT = Argument("N", "how many, at most 200")
 PERCENT = Argument("PERCENT", "such as 25%", required=True)
 BREAKER = Argument("BREAKER", "the breaker, such as daily_loss (a ladder's level 2: daily_loss.2)", required=True)
-LIMIT = Argument("LIMIT", "the limit for the while, written as in config.yaml: 8% or 800 USDT", required=True)
+LIMIT = Argument("LIMIT", "the limit for the while, written as in config.yaml: 8% or 800USDT", required=True)
 LASTING = Argument("DURATION", "how long, such as 2h; at most 7d", required=True)
 
 CATALOGUE = (
@@ -251,14 +253,38 @@ def overriding(settings: Settings, account: str, override: LimitOverride) -> tup
     if new.currency is not None and new.currency != settings.accounts[account].quote:
         raise Refusal(f"{account} counts in {settings.accounts[account].quote}, not {new.currency}")
     describe = breaker_of(override.breaker).describe
+    _in_ladder_order(configs, override.breaker, new, describe)
     return config.describer(describe)(config.limit), new.describer(describe)(new.limit)
 
 
+def _in_ladder_order(configs: Mapping[str, BreakerConfig], breaker: str, new: BreakerConfig, describe) -> None:
+    """Refuse a level's new limit that would pass a neighbouring level of its ladder written in
+    the same unit: the milder level would no longer trip first (the rule `ladder` applies to config.yaml)."""
+    def number(name: str) -> int:
+        return int(name.rpartition(LEVEL_SEPARATOR)[2]) if LEVEL_SEPARATOR in name else 1
+
+    ladder = sorted((name for name in configs if base_name(name) == base_name(breaker)), key=number)
+    same_unit = [name for name in ladder if name == breaker or configs[name].currency == new.currency]
+    at = same_unit.index(breaker)
+
+    def worse(value: float, than: float) -> bool:
+        return value > than if new.higher_is_worse else value < than
+
+    def refuse(other: str, later: bool) -> None:
+        limit = configs[other].describer(describe)(configs[other].limit)
+        raise Refusal(wording.override_out_of_ladder(breaker, new.describer(describe)(new.limit), other, limit, later))
+
+    if at > 0 and not worse(new.limit, configs[same_unit[at - 1]].limit):
+        refuse(same_unit[at - 1], later=False)
+    if at + 1 < len(same_unit) and not worse(configs[same_unit[at + 1]].limit, new.limit):
+        refuse(same_unit[at + 1], later=True)
+
+
 def events(store: Store, settings: Settings, account: str | None = None, limit: int = 20) -> list[EventRecord]:
-    """The most recent events, oldest first, of one account or all."""
+    """The most recent events, oldest first, of one account (or the portfolio) or all."""
     if not 1 <= limit <= 200:
         raise Refusal("the number of events must be between 1 and 200")
-    if account is not None:
+    if account is not None and not (account == PORTFOLIO and settings.portfolio is not None):
         resolve_accounts(settings, account)
     return store.events(account, limit)
 

@@ -399,6 +399,9 @@ class AccountState:
     orders_seen: Mapping[str, datetime | None] = field(default_factory=frozen_mapping)
     """Order ids open or recently seen, with when each first appeared (None: already open at
     riskd's first look), for the order_rate breaker."""
+    orders_followed_since: datetime | None = None
+    """When riskd began following the account's orders for order_rate (None while no
+    order_rate is in force): the orders open at that first look are not arrivals."""
 
 
 class CommandKind(StrEnum):

@@ -179,6 +179,8 @@ def step(
     if good is not None:
         if any(base_name(name) == "order_rate" for name in policy.breakers):
             _follow_orders(tick, good)
+        elif tick.state.orders_followed_since is not None:  # turned off: turning it on again is a first look
+            tick.state = replace(tick.state, orders_seen=frozen_mapping({}), orders_followed_since=None)
         _follow_equity(tick, good)
     context = Context(state.account, tick.state, now, good, market, trades)  # prices the positions once for every breaker
     readings = [
@@ -243,9 +245,10 @@ ORDERS_REMEMBERED = timedelta(minutes=1)
 
 
 def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
-    """Remember when each open order was first seen. At riskd's first look at an account the
+    """Remember when each open order was first seen. At the first look with order_rate in
+    force (a new account, or an account riskd knows whose order_rate was just turned on) the
     orders already there are not arrivals; an order that is gone is forgotten after a minute."""
-    seen, first_look = tick.state.orders_seen, tick.state.last_good_at is None
+    seen, first_look = tick.state.orders_seen, tick.state.orders_followed_since is None
     open_now = {order.id for order in snapshot.orders}
     kept = {
         order_id: moment
@@ -254,7 +257,8 @@ def _follow_orders(tick: _Tick, snapshot: Snapshot) -> None:
     }
     for order_id in open_now - kept.keys():
         kept[order_id] = None if first_look else tick.now
-    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept))
+    since = tick.now if first_look else tick.state.orders_followed_since
+    tick.state = replace(tick.state, orders_seen=frozen_mapping(kept), orders_followed_since=since)
 
 
 def _judge(tick: _Tick, readings: list[Reading]) -> None:
@@ -537,15 +541,23 @@ def adds_exposure(side: str, amount: float, held: float) -> bool:
 def apply_command(
     state: AccountState, command: Command, snapshot: Snapshot | None, policy: Policy, now: datetime
 ) -> StepResult:
-    """A person's freeze, resume, flatten or reduce, decided like a breach is."""
+    """A person's freeze, resume, flatten or reduce, decided like a breach is.
+
+    A resume releases the account's own latches, never the portfolio's (`IMPOSED_LATCH`):
+    while the portfolio holds the account it stays held, its figures untouched.
+    """
     tick = _Tick(state, policy, now, snapshot if snapshot is not None and snapshot.ok else None)
     who = f"{command.who} via {command.source}"
     tick.event(EventKind.COMMAND, wording.command(command.kind, who), Severity.WARNING, command=str(command.kind), who=who)
     if command.kind is CommandKind.RESUME:
+        # the portfolio's latch is the portfolio's to let go: only a resume of the portfolio releases it
+        imposed = {IMPOSED_LATCH: state.latches[IMPOSED_LATCH]} if IMPOSED_LATCH in state.latches else {}
+        if imposed and len(state.latches) == 1:
+            return tick.result()  # held by the portfolio alone: nothing of the account's own to release
         equity = state.last_equity
         tick.state = replace(
             state,
-            latches=frozen_mapping({}),
+            latches=frozen_mapping(imposed),
             streaks=frozen_mapping({}),
             statuses=frozen_mapping({}),
             peak_equity=equity if equity is not None else state.peak_equity,

@@ -336,6 +336,8 @@ class AccountGuard:
             now = self.clock()
             result = engine.apply_command(state, command, snapshot, self.policy, now)
             self._record(state, result, now)
+            if command.kind is CommandKind.RESUME and engine.IMPOSED_LATCH in result.state.latches:
+                return wording.held_by_portfolio(self.name, result.state.trading_state)
             if unread is not None:
                 return wording.command_unread(self.name, command.kind, result.state.trading_state, unread)
             if result.actions and snapshot is not None:

@@ -147,10 +147,16 @@ class MarkStream:
         self._task = asyncio.create_task(self._run(), name=f"stream:{self.account}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Cancel the stream and wait for it to end. A cancel that lands while a connection
+        closes can be lost (asyncio.wait_for in `_close`, Python 3.11), leaving the stream in
+        its back-off sleep for up to a minute: it is sent again until it takes."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_WAIT)
+        await asyncio.gather(task, return_exceptions=True)
 
     # --- the connection ----------------------------------------------------------
 

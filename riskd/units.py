@@ -1,7 +1,7 @@
 """Parsing and printing of the units people write in configuration and commands.
 
 Percentages are written `10%` or `0.10`, durations `30s`, `5m`, `1h`, `2d`, ratios
-`3` or `3x`, amounts of money `500 USDT`. Each parser raises ValueError with a sentence a person can act on, and
+`3` or `3x`, amounts of money `500 USDT` or `500USDT`. Each parser raises ValueError with a sentence a person can act on, and
 each is used as a pydantic validator so a bad value fails at start, naming its key.
 """
 
@@ -18,7 +18,9 @@ from pydantic import BeforeValidator, PlainSerializer
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 MAX_DURATION = 3650 * 86400
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_MONEY = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s+([A-Za-z][A-Za-z0-9]{1,9})\s*$")
+_MONEY = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z][A-Za-z0-9]{2,9})\s*$")
+"""An amount then a currency (three letters or more, so `500ms` stays a duration), with or
+without a space between: a command's words split at spaces."""
 
 
 def parse_percent(value: object) -> float:
@@ -102,12 +104,12 @@ class Money:
 
 
 def is_money(value: object) -> bool:
-    """Whether `value` is written as an amount of money (`500 USDT`) rather than a share or count."""
+    """Whether `value` is written as an amount of money (`500 USDT`, `500USDT`) rather than a share or count."""
     return isinstance(value, Money) or isinstance(value, str) and _MONEY.match(value) is not None
 
 
 def parse_money(value: object) -> Money:
-    """`500 USDT` or `1,500.50 usdt` → Money(1500.5, "USDT"); the amount above zero."""
+    """`500 USDT`, `500USDT` or `1,500.50 usdt` → Money(1500.5, "USDT"); the amount above zero."""
     if isinstance(value, Money):
         return value
     match = _MONEY.match(value) if isinstance(value, str) else None

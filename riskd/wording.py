@@ -246,12 +246,26 @@ def override_ended(breaker: str, limit: str, who: str) -> str:
     return f"Override ended: {breaker}'s limit is back to {limit} (the override set by {who} has run out)."
 
 
+def override_out_of_ladder(breaker: str, after: str, other: str, limit: str, later: bool) -> str:
+    """An override refused because it would put a ladder's level past the next (or before the previous)."""
+    where = "past" if later else "before"
+    return (
+        f"{breaker} at {after} would come {where} {other}'s {limit}, and a ladder's levels trip in order; "
+        f"override {other} too, first"
+    )
+
+
 def override_result(account: str, breaker: str, after: str, until: datetime) -> str:
     return f"{account}: {breaker}'s limit is {after} until {until:%Y-%m-%d %H:%M} UTC"
 
 
 def already_active(account: str) -> str:
     return f"{account} is already active"
+
+
+def held_by_portfolio(account: str, state: TradingState) -> str:
+    """A resume that leaves the account held, because the portfolio's latch is not the account's to release."""
+    return f"{account}: still {state}, held by the portfolio; resume portfolio to release it"
 
 
 def unconfirmed_alert(kind: str, attempts: int, detail: str) -> str:

@@ -368,6 +368,7 @@ def state_to_json(state: AccountState) -> str:
             "halt_exposure": dict(state.halt_exposure) if state.halt_exposure is not None else None,
             "implausible_ticks": state.implausible_ticks,
             "orders_seen": {key: encode_time(value) for key, value in state.orders_seen.items()},
+            "orders_followed_since": encode_time(state.orders_followed_since),
             "losses_counted_from": encode_time(state.losses_counted_from),
         }
     )
@@ -399,5 +400,6 @@ def state_from_json(account: str, text: str) -> AccountState:
         halt_exposure=frozen_mapping(exposure) if exposure is not None else None,
         implausible_ticks=data.get("implausible_ticks", 0),
         orders_seen=frozen_mapping({key: decode_time(value) for key, value in data.get("orders_seen", {}).items()}),
+        orders_followed_since=decode_time(data.get("orders_followed_since")),
         losses_counted_from=decode_time(data.get("losses_counted_from")),
     )

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from riskd import commands, messages
+from riskd.config import PORTFOLIO
 from riskd.domain import CommandKind, LimitOverride, Status
 from riskd.messages import escape
 from riskd.telegram.session import Reply, Request, Session, Usage
-from riskd.units import parse_duration, parse_percent
+from riskd.units import is_money, parse_duration, parse_percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ async def _breakers(session: Session, request: Request) -> Reply:
 
 async def _events(session: Session, request: Request) -> Reply:
     count = _at_most(request, 1) or "10"
-    if not count.isdigit():
+    if not count.isdecimal():  # isdigit would let "²" through to int()
         raise Usage(f"{count!r} is not a number of events")
     rows = commands.events(session.store, session.settings, None, int(count))
     return Reply(messages.events(rows), recorded=f"{len(rows)} event(s) shown")
@@ -84,10 +85,15 @@ async def _freeze(session: Session, request: Request) -> Reply:
 
 
 async def _resume(session: Session, request: Request) -> Reply:
-    account = _account(session, _at_most(request, 1))
+    """`/resume portfolio` releases a halted or reducing portfolio, and with it every account it holds."""
+    account = _account(session, _at_most(request, 1), portfolio=True)
+    if account == PORTFOLIO:
+        statuses = [status for status in commands.overview(session.store, session.settings) if status.account == PORTFOLIO]
+    else:
+        statuses = commands.status(session.store, session.settings, account)
     breached = [
         f"{status.account}: {reading.reason}"
-        for status in commands.status(session.store, session.settings, account)
+        for status in statuses
         for reading in status.readings
         if reading.status is Status.BREACHED
     ]
@@ -124,7 +130,10 @@ async def _override(session: Session, request: Request) -> Reply:
     """Checked before the question is asked, so a wrong limit is said at once, not after Confirm."""
     if len(request.arguments) < 4:
         raise Usage("")
-    name, breaker, limit, lasting = request.arguments[:4]
+    words = list(request.arguments)
+    if len(words) >= 5 and is_money(f"{words[2]} {words[3]}"):
+        words[2:4] = [f"{words[2]} {words[3]}"]  # `500 USDT` is one limit written in two words
+    name, breaker, limit, lasting = words[:4]
     account = commands.resolve_accounts(session.settings, name)[0]
     try:
         override = LimitOverride(breaker, limit, parse_duration(lasting))
@@ -132,7 +141,7 @@ async def _override(session: Session, request: Request) -> Reply:
         raise Usage(str(error)) from None
     commands.overriding(session.settings, account, override)  # raises Refusal saying what is wrong
     question = messages.question(CommandKind.OVERRIDE, account, session.settings.live, override=override)
-    reason = " ".join(request.arguments[4:])
+    reason = " ".join(words[4:])
     return session.ask(request, question, CommandKind.OVERRIDE, account, reason=reason, override=override)
 
 
@@ -197,10 +206,13 @@ def _at_most(request: Request, count: int) -> str | None:
     return request.arguments[0] if request.arguments else None
 
 
-def _account(session: Session, word: str | None) -> str | None:
-    """A named account, or None for every account (`all` or nothing)."""
+def _account(session: Session, word: str | None, portfolio: bool = False) -> str | None:
+    """A named account, or None for every account (`all` or nothing); the portfolio too
+    where the command takes it (`portfolio`) and a portfolio is configured."""
     if word is None or word.lower() == "all":
         return None
+    if portfolio and word == PORTFOLIO and session.settings.portfolio is not None:
+        return word
     commands.resolve_accounts(session.settings, word)  # raises Refusal naming the known accounts
     return word
 

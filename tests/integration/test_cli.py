@@ -74,6 +74,34 @@ def test_status_shows_the_portfolio_after_the_accounts_once_run_has_judged_it(wo
     assert "no tick recorded yet" not in portfolio
 
 
+
+def test_events_of_the_portfolio_are_its_own(workdir):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + "portfolio:\n  breakers:\n    gross_exposure: {limit: 0.01x, confirm: 1}\n")
+    ran = riskd(workdir, "run", "--once")
+    assert ran.returncode == 0, ran.stderr
+    events = riskd(workdir, "events", "--account", "portfolio")
+    assert events.returncode == 0, events.stderr
+    lines = events.stdout.splitlines()
+    assert any("breach [gross_exposure]" in line for line in lines)
+    assert all(re.match(r"\S+  portfolio ", line) for line in lines), lines  # none of demo's
+
+
+def test_override_says_what_is_wrong_before_it_asks_to_confirm(workdir):
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("limit: 10%\n    action: flatten", "levels: [{limit: 10%, action: reduce}, {limit: 20%, action: flatten}]"))
+    for arguments, refusal in [
+        (("demo", "daily_lost", "8%"), "demo has no breaker 'daily_lost' in force"),
+        (("demo", "daily_loss", "8"), "daily_loss: limit: '8' is ambiguous"),
+        (("demo", "drawdown", "25%"), "drawdown at 25.0% would come past drawdown.2's 20.0%"),
+    ]:
+        result = riskd(workdir, "override", *arguments, "--for", "2h")  # no --yes: it would ask, on a terminal
+        assert result.returncode == 1
+        assert refusal in result.stderr
+        assert "not confirmed" not in result.stdout  # refused at once, not after the question
+    assert not (workdir / "riskd.db").exists()  # nothing was queued
+
+
 def test_a_bad_configuration_stops_with_the_key_and_exit_status_2(workdir):
     config = workdir / "config.yaml"
     config.write_text(config.read_text().replace("limit: 10%", "limit: ten"))

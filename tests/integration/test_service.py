@@ -50,14 +50,23 @@ class FakeSystemd:
         self.drain()
         return [message for at, message in self.messages if at >= moment]
 
-    async def wait_for(self, key: str, timeout: float, since: float = 0.0) -> dict[str, str]:
+    async def wait_for(self, key: str, timeout: float, since: float = 0.0, saying: str = "") -> dict[str, str]:
+        """The first message after `since` with `key`, whose value has `saying` in it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [message for message in self.since(since) if key in message]
+            found = [message for message in self.since(since) if saying in message.get(key, "") and key in message]
             if found:
                 return found[0]
             await asyncio.sleep(0.05)
         raise AssertionError(f"no {key} within {timeout} s; got {self.since(since)}")
+
+    async def wait_for_count(self, count: int, timeout: float, since: float) -> list[dict[str, str]]:
+        """The messages after `since`, once at least `count` have come."""
+        deadline = time.monotonic() + timeout
+        while len(self.since(since)) < count:
+            assert time.monotonic() < deadline, f"fewer than {count} messages within {timeout} s; got {self.since(since)}"
+            await asyncio.sleep(0.05)
+        return self.since(since)
 
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self.socket.fileno())
@@ -101,11 +110,12 @@ async def test_ready_watchdog_status_and_stopping_and_no_pings_while_a_tick_hang
 
     runner = daemon.guards["demo"]
     daemon.simulator("demo").add_fault("timeout", seconds=60)  # the exchange stops answering; ccxt waits 20 s
-    await asyncio.sleep(2.5)  # the last completed tick is now older than 3 poll intervals (1.5 s)
+    # once the last completed tick is older than 3 poll intervals (1.5 s), riskd says so
+    await systemd.wait_for("STATUS", timeout=10, since=time.monotonic(), saying="no tick completed for")
     quiet = time.monotonic()
-    await asyncio.sleep(1.0)
-    assert not [message for message in systemd.since(quiet) if "WATCHDOG" in message]
-    assert "no tick completed for" in systemd.since(quiet)[-1]["STATUS"]  # STATUS goes on, saying why
+    reports = await systemd.wait_for_count(4, timeout=5, since=quiet)  # about a second of health reports
+    assert not [message for message in reports if "WATCHDOG" in message]
+    assert all("no tick completed for" in message["STATUS"] for message in reports)  # STATUS goes on, saying why
 
     await runner.sim.stop()  # the hanging request ends in an error: a failed read completes the tick
     resumed = await systemd.wait_for("WATCHDOG", timeout=5, since=time.monotonic())

@@ -282,6 +282,49 @@ async def test_override_asks_first_then_changes_the_limit_for_a_while_and_says_s
     ]
 
 
+async def test_a_limit_in_money_can_be_overridden_written_in_one_word_or_two(configure, api, clock):
+    async with running(configure(), clock) as daemon:
+        await daemon.tick("demo")
+        for text, limit in (("/override demo daily_loss 500 USDT 2h CPI day", "500 USDT"), ("/override demo daily_loss 600USDT 2h", "600USDT")):
+            await api.command(text, ALICE)
+            question = await api.wait_for(to(ALICE, f"Set daily_loss's limit of demo to {limit} for 2.0h?"))
+            await api.press(question, "Confirm", ALICE)
+            await api.wait_for(lambda message: message["message_id"] == question["message_id"] and "until" in message["text"])
+        await daemon.tick("demo")
+        reading = next(r for r in daemon.store.stored_state("demo").readings if r.breaker == "daily_loss")
+        assert (reading.limit, reading.currency) == (600.0, "USDT")
+
+    overrides = [row for row in commands_table(daemon) if row["command"] == "override"]
+    assert [row["status"] for row in overrides] == ["done", "done"]
+    assert [(yaml.safe_load(row["args"])["limit"], yaml.safe_load(row["args"])["reason"]) for row in overrides] == [
+        ("500 USDT", "CPI day"), ("600USDT", ""),
+    ]
+
+
+async def test_the_portfolio_holds_its_accounts_until_it_is_resumed_from_telegram(configure, api, clock):
+    portfolio = PortfolioSettings.model_validate(
+        {"breakers": {"gross_exposure": {"limit": "0.01x", "confirm": 1, "action": "halt"}}}  # the demo's position is past it
+    )
+    async with running(configure().model_copy(update={"portfolio": portfolio}), clock) as daemon:
+        await daemon.tick("demo")
+        assert (await daemon.check_portfolio()).state.trading_state is TradingState.HALTED
+        await daemon.tick("demo")
+        assert stored(daemon).load_state("demo").trading_state is TradingState.HALTED
+
+        await api.command("/resume demo", ALICE)
+        await api.wait_for(to(ALICE, "demo: still halted, held by the portfolio; resume portfolio to release it"))
+        assert stored(daemon).load_state("demo").trading_state is TradingState.HALTED
+
+        await api.command("/resume portfolio", ALICE)
+        question = await api.wait_for(to(ALICE, "Resume portfolio?", "gross exposure"))
+        await api.press(question, "Confirm", ALICE)
+        await api.wait_for(lambda message: message["message_id"] == question["message_id"] and "portfolio: resume done" in message["text"])
+
+    assert stored(daemon).load_state(PORTFOLIO).trading_state is TradingState.ACTIVE
+    assert stored(daemon).load_state("demo").trading_state is TradingState.ACTIVE  # its tick let go of the portfolio's latch
+    assert [row["status"] for row in commands_table(daemon) if row["command"] == "resume"] == ["done", "done"]
+
+
 async def test_a_confirmation_expires_after_a_minute(configure, api, clock):
     async with running(configure(live=True), clock) as daemon:
         await daemon.tick("demo")
@@ -332,6 +375,7 @@ async def test_malformed_commands_get_a_usage_line_and_are_recorded(configure, a
         "/reduce demo": "Usage: /reduce ACCOUNT PERCENT, for example /reduce main 50%",
         "/reduce demo 250": "ambiguous",
         "/events lots": "Usage: /events [N]",
+        "/events ²": "Usage: /events [N]",
         "/positions nowhere": "no account named 'nowhere'",
         "/mute forever": "Usage: /mute DURATION|off",
         "/sell everything": "Unknown command",

@@ -7,14 +7,19 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from riskd import commands
+
 from riskd.breakers import BREAKERS, Context
+from riskd.config import load_settings
 from riskd.domain import (
     ActionKind,
     ClosedTrade,
     CommandKind,
     EventKind,
+    LimitOverride,
     OverrideInForce,
     Reading,
     Remedy,
@@ -274,6 +279,27 @@ def test_order_rate_counts_orders_that_appear_and_not_those_open_at_the_first_lo
     assert results[-1].state.trading_state is HALTED and results[-2].state.trading_state is ACTIVE
 
 
+def test_order_rate_turned_on_for_an_account_riskd_knows_takes_its_open_orders_as_already_there():
+    rules = policy(order_rate={"limit": 20})
+    known = watched_state()  # riskd has read it for an hour, with order_rate not yet in force
+    first = step(known, snapshot(orders=orders(30)), rules, NOW)
+    assert first.state.trading_state is ACTIVE and first.actions == ()  # thirty resting orders, not thirty arrivals
+    assert only([r for r in first.readings if r.breaker == "order_rate"]).value == 0
+    after = step(first.state, snapshot(orders=orders(30) + [order("new")]), rules, NOW + TICK)
+    assert only([r for r in after.readings if r.breaker == "order_rate"]).value == 1  # what appears next is counted
+
+
+def test_order_rate_turned_off_and_on_again_looks_afresh():
+    rules = policy(order_rate={"limit": 5})
+    followed = step(watched_state(), snapshot(), rules, NOW).state
+    assert followed.orders_followed_since == NOW
+    unfollowed = step(followed, snapshot(orders=orders(10)), policy(), NOW + TICK).state
+    assert (unfollowed.orders_followed_since, dict(unfollowed.orders_seen)) == (None, {})
+    again = step(unfollowed, snapshot(orders=orders(10)), rules, NOW + 2 * TICK)
+    assert again.state.trading_state is ACTIVE
+    assert only([r for r in again.readings if r.breaker == "order_rate"]).value == 0
+
+
 def test_order_rate_forgets_arrivals_older_than_a_minute():
     rules = policy(order_rate={"limit": 5})
     current = step(state(), snapshot(), rules, NOW).state
@@ -330,6 +356,19 @@ def test_a_limit_the_breaker_does_not_take_is_refused_in_words():
         configure("daily_loss").with_limit("8")
     with pytest.raises(ValueError, match="is an amount of money, but this breaker's limit is not"):
         configure("stale_data").with_limit("500 USDT")
+
+
+def test_an_override_that_would_put_a_level_past_the_next_is_refused_in_words(tmp_path):
+    document = {"accounts": {"main": {"exchange": "sim"}}, "database": "riskd.db", "breakers": {"drawdown": LADDER}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    settings = load_settings(tmp_path / "config.yaml")
+    for breaker, limit, other in (("drawdown", "15%", "drawdown.2's 10.0%"), ("drawdown", "10%", "drawdown.2's 10.0%"),
+                                  ("drawdown.2", "4%", "drawdown's 5.0%")):
+        with pytest.raises(commands.Refusal, match=f"a ladder's levels trip in order") as refused:
+            commands.overriding(settings, "main", LimitOverride(breaker, limit, timedelta(hours=2)))
+        assert other in str(refused.value)
+    assert commands.overriding(settings, "main", LimitOverride("drawdown", "8%", timedelta(hours=2))) == ("5.0%", "8.0%")
+    assert commands.overriding(settings, "main", LimitOverride("drawdown.2", "900 USDT", timedelta(hours=2)))[1] == "900.00 USDT"
 
 
 # Loss streak -------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ import pytest
 
 from riskd import portfolio
 from riskd.breakers import BREAKERS, Context
-from riskd.domain import ActionKind, Status, TradingState
-from riskd.engine import Policy, impose, step
+from riskd.domain import ActionKind, CommandKind, EventKind, Status, TradingState
+from riskd.engine import IMPOSED_LATCH, Policy, apply_command, impose, step
 
-from tests.factories import NOW, latch, order, policy, position, snapshot, state, watched_state
+from tests.factories import NOW, command, latch, order, policy, position, snapshot, state, watched_state
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDC:USDC"
 VENUES = {"alpha": "binanceusdm", "beta": "bybit"}
@@ -96,3 +96,29 @@ def test_a_halted_portfolio_halts_every_account_and_lets_go_when_it_does():
     assert later.state.trading_state is TradingState.HALTED  # no resume policy of the account's lets it go
     free = step(impose(later.state, portfolio.imposed(watched_state(account="portfolio"))), snapshot(), policy(drawdown={}), NOW + timedelta(hours=2))
     assert free.state.trading_state is TradingState.ACTIVE and "portfolio" not in free.state.latches
+
+
+def held_by_the_portfolio(*own):
+    """An account at 9,000 (peak 10,000) that a halted portfolio holds, with `own` latches of its own."""
+    halted = watched_state(account="portfolio", trading_state=TradingState.HALTED, since=NOW, reason="drawdown 12% is past 10%")
+    account = watched_state(9_000.0, peak_equity=10_000.0, day_start_equity=10_000.0, latches={l.breaker: l for l in own})
+    return step(impose(account, portfolio.imposed(halted)), snapshot(9_000.0), policy(drawdown={}), NOW).state
+
+
+def test_resuming_an_account_the_portfolio_holds_changes_nothing_of_it():
+    held = held_by_the_portfolio()
+    assert held.trading_state is TradingState.HALTED and set(held.latches) == {IMPOSED_LATCH}
+    result = apply_command(held, command(CommandKind.RESUME), None, policy(drawdown={}), NOW + timedelta(minutes=1))
+    assert result.state == held  # still halted, its peak and day start not rebased, no resume to announce
+    assert [event.kind for event in result.events] == [EventKind.COMMAND]
+    assert result.alerts == ()
+
+
+def test_resuming_an_account_releases_its_own_latches_and_keeps_the_portfolios():
+    held = held_by_the_portfolio(latch("drawdown"))
+    assert set(held.latches) == {"drawdown", IMPOSED_LATCH}
+    result = apply_command(held, command(CommandKind.RESUME), None, policy(drawdown={}), NOW + timedelta(minutes=1))
+    assert set(result.state.latches) == {IMPOSED_LATCH}
+    assert result.state.trading_state is TradingState.HALTED
+    assert result.state.peak_equity == 9_000.0  # its own losses accepted, as a resume does
+    assert EventKind.STATE_CHANGE not in [event.kind for event in result.events]

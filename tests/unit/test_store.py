@@ -362,9 +362,10 @@ def test_an_override_is_kept_with_its_announcements_until_it_is_ended(store):
 
 
 def test_the_orders_seen_for_order_rate_survive_a_restart(store):
-    remembered = AccountState("main", orders_seen=frozen_mapping({"1": None, "2": NOW}))
+    remembered = AccountState("main", orders_seen=frozen_mapping({"1": None, "2": NOW}), orders_followed_since=NOW)
     store.record_step(StepResult(remembered), NOW)
     assert dict(store.load_state("main").orders_seen) == {"1": None, "2": NOW}
+    assert store.load_state("main").orders_followed_since == NOW  # a restart is not a first look
 
 
 

@@ -13,7 +13,9 @@ from riskd.units import (
     format_duration,
     format_money,
     format_percent,
+    Money,
     parse_duration,
+    parse_money,
     parse_percent,
     parse_ratio,
     parse_share,
@@ -207,3 +209,14 @@ def test_format_money_groups_thousands_and_names_the_currency():
     assert format_money(1234.5, "USDT") == "1,234.50 USDT"
     assert format_money(-20.0, "USDC") == "-20.00 USDC"
 
+
+
+@pytest.mark.parametrize("written", ["500 USDT", "500USDT", " 500usdt ", "500\tUSDT"])
+def test_money_is_read_with_or_without_a_space_before_the_currency(written):
+    assert parse_money(written) == Money(500.0, "USDT")  # a command's words split at spaces: 500USDT is one word
+
+
+@pytest.mark.parametrize("written", ["500", "8%", "3x", "2h", "500ms", "USDT 500"])
+def test_what_is_not_money_is_refused_as_money(written):
+    with pytest.raises(ValueError, match="expected an amount of money"):
+        parse_money(written)
