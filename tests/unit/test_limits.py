@@ -364,7 +364,7 @@ def test_an_override_that_would_put_a_level_past_the_next_is_refused_in_words(tm
     settings = load_settings(tmp_path / "config.yaml")
     for breaker, limit, other in (("drawdown", "15%", "drawdown.2's 10.0%"), ("drawdown", "10%", "drawdown.2's 10.0%"),
                                   ("drawdown.2", "4%", "drawdown's 5.0%")):
-        with pytest.raises(commands.Refusal, match=f"a ladder's levels trip in order") as refused:
+        with pytest.raises(commands.Refusal, match="a ladder's levels trip in order") as refused:
             commands.overriding(settings, "main", LimitOverride(breaker, limit, timedelta(hours=2)))
         assert other in str(refused.value)
     assert commands.overriding(settings, "main", LimitOverride("drawdown", "8%", timedelta(hours=2))) == ("5.0%", "8.0%")
