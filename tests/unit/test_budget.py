@@ -16,20 +16,6 @@ from riskd.config import AccountConfig, ConfigError, load_settings
 from riskd.exchange import ExchangeAdapter, build_client
 
 
-@pytest.fixture
-async def clients():
-    built = []
-
-    def build(**account):
-        client = build_client(AccountConfig(api_key="k" * 8, secret="s" * 8, **account))
-        built.append(client)
-        return client
-
-    yield build
-    for client in built:
-        await client.close()
-
-
 def window(client) -> tuple[str, float, float]:
     """The limiter ccxt built: algorithm, window in ms, and the cost it lets through per window."""
     config = client.throttler.config

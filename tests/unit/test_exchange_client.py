@@ -7,21 +7,7 @@ import pytest
 
 from riskd.config import AccountConfig
 from riskd.domain import ReadFailure
-from riskd.exchange import build_client, explain
-
-
-@pytest.fixture
-async def clients():
-    built = []
-
-    def build(**account):
-        client = build_client(AccountConfig(api_key="k" * 8, secret="s" * 8, **account))
-        built.append(client)
-        return client
-
-    yield build
-    for client in built:
-        await client.close()
+from riskd.exchange import explain
 
 
 async def test_futures_clients_raise_binances_futures_errors_wherever_their_urls_point(clients):
