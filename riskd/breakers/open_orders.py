@@ -45,7 +45,7 @@ def newest(orders: tuple[Order, ...], count: int) -> tuple[str, ...]:
     """
     cancellable = [order for order in orders if not order.reduce_only]
     ordered = sorted(cancellable, key=lambda order: order.opened_at or OLDEST)
-    return tuple(order.id for order in ordered[len(ordered) - count:]) if count > 0 else ()
+    return tuple(order.id for order in ordered[max(0, len(ordered) - count):]) if count > 0 else ()
 
 
 BREAKER = Breaker(

@@ -215,6 +215,12 @@ def test_open_orders_never_names_a_reduce_only_order_to_cancel():
     assert (reading.status, reading.order_ids) == (Status.BREACHED, ("20",))
 
 
+def test_open_orders_names_every_cancellable_order_when_reduce_only_ones_fill_the_excess():
+    placed = orders(2) + [order(f"stop{number}", reduce_only=True, opened_at=NOW) for number in range(4)]
+    reading = only(BREAKERS["open_orders"].evaluate(context(snapshot(orders=placed)), configure("open_orders", limit=3)))
+    assert (reading.status, reading.order_ids) == (Status.BREACHED, ("1", "2"))  # 3 too many, only 2 can be cancelled
+
+
 def test_the_21st_order_is_cancelled_and_trading_goes_on():
     result = step(watched_state(), snapshot(orders=orders(21)), policy(open_orders={"limit": 20}), NOW)
     assert [(action.kind, action.order_ids) for action in result.actions] == [(ActionKind.CANCEL_ORDERS, ("21",))]
