@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import ccxt.async_support as ccxt
 
-from riskd import budget, venues, wording
+from riskd import budget, tls, venues, wording
 from riskd.config import INCOME_VENUES, AccountConfig
 from riskd.domain import ClosedTrade, Order, Position, ReadFailure, Side, Snapshot, frozen_mapping
 from riskd.redact import redact
@@ -81,7 +81,7 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
         settings["options"] = {"warnOnFetchOpenOrdersWithoutSymbol": False, "fetchCurrencies": False}
     settings = deep_merge(settings, {"options": market_options(exchange_id, account.market)})
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
-    client = getattr(ccxt, exchange_id)(settings)
+    client = getattr(ccxt, exchange_id)({**settings, **tls.ccxt_settings(account.ccxt)})
     futures = client.options.get("defaultType") in FUTURES_TYPES
     _limit_rate(client, futures, settings)
     linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None

@@ -39,7 +39,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from riskd.breakers import BreakerConfig
 from riskd.breakers.base import base_name
 from riskd.config import AccountConfig
-from riskd import wording
+from riskd import tls, wording
 from riskd.domain import AccountState, Alert, Event, EventKind, Severity, Snapshot, Status, StepResult, alert_key, frozen_mapping
 from riskd.exchange import deep_merge, sim_exchange
 from riskd.marks import PRICE_DRIVEN, price_readings, revalue, unconfirmed_breaches
@@ -98,7 +98,7 @@ def build_stream_client(
     settings = deep_merge(deep_merge(settings, overrides or {}), account.ccxt)
     for secret in ("apiKey", "secret", "password"):
         settings.pop(secret, None)
-    client = getattr(ccxt.pro, exchange_id)(settings)
+    client = getattr(ccxt.pro, exchange_id)({**settings, **tls.ccxt_settings(account.ccxt)})
     held = {symbol: markets[symbol] for symbol in symbols if symbol in (markets or {})}
     if held and len(held) == len(symbols):
         client.set_markets(held)

@@ -21,7 +21,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 from telegram.request import HTTPXRequest
 
-from riskd import commands, messages, wording
+from riskd import commands, messages, tls, wording
 from riskd.commands import Refusal
 from riskd.config import Settings, TelegramSettings
 from riskd.domain import RISKD, Alert, CommandStatus, Event, EventKind, Severity, alert_key
@@ -330,12 +330,13 @@ def build_application(config: TelegramSettings) -> Application:
     """python-telegram-bot's Application with riskd's handlers and a timeout on every call."""
     timeout = config.timeout.total_seconds()
     timeouts = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout, "pool_timeout": timeout}
+    verify = {"httpx_kwargs": {"verify": tls.context()}}  # one certificate store for both pools and ccxt
     application = (
         Application.builder()
         .token(config.token.get_secret_value())
         .base_url(config.base_url)
-        .request(HTTPXRequest(connection_pool_size=8, **timeouts))
-        .get_updates_request(HTTPXRequest(connection_pool_size=1, **timeouts))
+        .request(HTTPXRequest(connection_pool_size=8, **timeouts, **verify))
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, **timeouts, **verify))
         .job_queue(None)
         .build()
     )
