@@ -7,7 +7,7 @@ on), against the simulator with 50 ms added to every reply in another process
 interval with half left to bots, four at 10 s). After each account's first two ticks
 (the first also loads its client's markets), riskd runs for WINDOW seconds while its CPU
 time and resident memory are sampled; then it gets SIGTERM and the time to exit is
-measured.
+measured. The daemon runs with a user's install (`bench/runtime.py`).
 
 Reported per shape: ticks completed against ticks due, ticks missed (a gap of more than
 1.5 intervals between two reads of one account in the measured window), the longest
@@ -32,6 +32,8 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+
+import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.050
@@ -94,7 +96,7 @@ def shape(count: int) -> dict:
             "live": True, "database": str(database), "poll_interval": f"{POLL:g}s", "accounts": accounts,
         }))
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "riskd", "--config", str(config), "run"],
+            [runtime.python(), "-m", "riskd", "--config", str(config), "run"],
             env=environment, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:

@@ -7,7 +7,8 @@ first ticks (largest VmRSS), then stopped with SIGTERM:
 2. as on a VPS: one Binance USDⓈ-M account (the simulator in another process stands in
    for Binance), Telegram on (a fake Bot API on loopback) and the HTTP server on;
 3. the same, after `/report` has drawn the report's chart once (matplotlib loaded).
-Also reports the cost of importing ccxt alone, for scale. Target: ≤ 160 MB.
+Also reports the cost of importing ccxt alone, for scale. Target: ≤ 160 MB. The daemon
+runs with a user's install (`bench/runtime.py`: riskd and its runtime dependencies only).
 
 Run: python bench/memory.py
 """
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:bench-token"
@@ -54,7 +57,7 @@ def measure(config: Path, folder: str, environment: dict, poke=None) -> tuple[fl
     # 3 s: the shortest round figure at which riskd lets one Binance account use an IP's budget
     environment = {**os.environ, **environment, "RISKD_DATABASE": str(database), "RISKD_POLL_INTERVAL": "3s"}
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "riskd", "--config", str(config), "run"], env=environment, cwd=folder, stderr=subprocess.DEVNULL
+        [runtime.python(), "-m", "riskd", "--config", str(config), "run"], env=environment, cwd=folder, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + 60
@@ -122,7 +125,7 @@ async def vps_shape(chart: bool = False) -> tuple[float, int, int]:
 
 def main() -> None:
     ccxt_alone = subprocess.run(
-        [sys.executable, "-c", "import ccxt.async_support, pathlib; "
+        [runtime.python(), "-c", "import ccxt.async_support, pathlib; "
          "print([l for l in pathlib.Path('/proc/self/status').read_text().splitlines() if l.startswith('VmRSS')][0])"],
         capture_output=True, text=True, check=True,
     ).stdout.split()[1]
