@@ -518,13 +518,17 @@ def _orders_that_could_add(orders) -> tuple[str, ...]:
 
 
 def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
+    """Cancel every order that would add exposure. In one-way mode that is judged against
+    the symbol's position; a hedge-mode order that does not close its side opens or grows
+    it, however the two sides net (a short added under a larger long still adds)."""
     held: dict[str, float] = {}
     for position in snapshot.positions:
         held[position.symbol] = held.get(position.symbol, 0.0) + snapshot.exposure[position.key]
     adding = tuple(
         order.id
         for order in snapshot.orders
-        if not order.reduce_only and adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0))
+        if not order.reduce_only
+        and (order.hedged or adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0)))
     )
     if adding:
         reason = wording.reducing_orders(len(adding))

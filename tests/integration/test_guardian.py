@@ -230,3 +230,22 @@ async def test_a_long_and_a_short_on_one_symbol_are_both_closed_by_a_flatten(con
     await daemon.process_commands()
     assert open_positions(sim) == {} and sim.state()["openOrders"] == []
     assert all(reduce_only(entry) for entry in orders_sent(sim, venue))
+
+
+async def test_while_reducing_an_order_that_opens_a_hedge_side_is_cancelled_though_it_nets_under_the_other(
+    configure, exchange, clock, started, venue, hedge
+):
+    sim = exchange.simulator
+    over_levered = {"leverage": {"limit": "0.1x", "confirm": 1, "reduce_by": "10%"}}
+    daemon = await started(configure(live=True, market=MARKETS[venue], breakers=over_levered), clock)
+    await tick(daemon, clock)
+    assert daemon.store.load_state("main").trading_state is TradingState.REDUCING
+
+    # Another bot sells 0.05 BTC at a price not yet reached, under a larger long: in
+    # one-way mode that only lowers the long, in hedge mode it opens a short beside it.
+    sim.place_order(BTC, "SELL", "0.05", "LIMIT", "95000", client_order_id="bot-ask")
+    await tick(daemon, clock)
+
+    left = {order["clientOrderId"] for order in sim.state()["openOrders"]}
+    assert ("bot-ask" in left) is (not hedge)
+    assert "demo-btc-take-profit" in left  # a close of the long is never cancelled

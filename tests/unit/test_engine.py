@@ -581,6 +581,18 @@ def test_reducing_cancels_only_orders_that_would_add_exposure(held, side, amount
     assert result.state.trading_state is REDUCING
 
 
+def test_reducing_in_hedge_mode_cancels_an_order_that_grows_one_side_whatever_the_other_holds():
+    reducing = watched_state(trading_state=REDUCING, latches={"leverage": latch("leverage", state=REDUCING, resume="1h")})
+    long_side = position(BTC, side=Side.LONG, contracts=2.0, position_side="long")
+    short_side = position(BTC, side=Side.SHORT, contracts=1.0, position_side="short")
+    more_short = order("grow", BTC, side="sell", amount=0.5, hedged=True)  # nets under the long: it still adds
+    take_profit = order("keep", BTC, side="sell", amount=2.0, hedged=True, reduce_only=True)  # closes the long
+
+    result = step(reducing, snapshot(10_000, [long_side, short_side], orders=[more_short, take_profit]), policy(leverage={}), NOW)
+
+    assert [action.order_ids for action in result.actions] == [("grow",)]
+
+
 def test_reducing_judges_an_order_by_what_remains_of_it():
     reducing = watched_state(trading_state=REDUCING, latches={"leverage": latch("leverage", state=REDUCING, resume="1h")})
     mostly_filled = order("o1", BTC, side="sell", amount=5, remaining=1)

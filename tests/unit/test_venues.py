@@ -7,7 +7,7 @@ import pytest
 
 from riskd import venues
 from riskd.config import AccountConfig
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.exchange import ExchangeAdapter, _order, build_client
 from riskd.venues import Unvalued, market_options
 
 
@@ -204,7 +204,6 @@ async def test_a_long_and_a_short_on_one_symbol_in_hedge_mode_are_two_positions(
 
 
 def test_an_orders_notional_counts_its_contract_size_as_a_positions_does():
-    from riskd.exchange import _order
 
     # ccxt's parse of an OKX order on BTC-USDT-SWAP: 3 contracts of 0.01 BTC at 60,000
     raw = {"id": "1", "symbol": "BTC/USDT:USDT", "side": "buy", "amount": 3.0, "remaining": 3.0, "price": 60_000.0,
@@ -231,3 +230,23 @@ def test_an_orders_notional_counts_its_contract_size_as_a_positions_does():
 )
 def test_an_order_that_can_only_close_its_hedge_side_is_known_as_one(profile, raw, closes):
     assert profile.order_closes(raw) is closes
+
+
+@pytest.mark.parametrize(
+    ("profile", "raw", "hedged"),
+    [
+        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "SHORT"}}, True),  # opens a short
+        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "BOTH"}}, False),
+        (venues.BYBIT, {"side": "sell", "info": {"positionIdx": 2}}, True),
+        (venues.BYBIT, {"side": "sell", "info": {"positionIdx": 0}}, False),
+        (venues.OKX, {"side": "sell", "info": {"posSide": "short"}}, True),
+        (venues.OKX, {"side": "sell", "info": {"posSide": "net"}}, False),
+        (venues.BITGET, {"side": "sell", "info": {"tradeSide": "open"}}, True),
+        (venues.BITGET, {"side": "sell", "info": {"tradeSide": "sell_single"}}, False),
+        (venues.GATE, {"side": "sell", "info": {}}, False),
+    ],
+)
+def test_an_order_on_one_hedge_mode_side_is_known_as_one(profile, raw, hedged):
+    order = _order({"id": "1", "symbol": "BTC/USDT:USDT", "amount": 1, **raw}, profile)
+    assert order.hedged is hedged
+    assert not order.reduce_only or raw["side"] == "buy"  # a sell on SHORT opens: never taken for a close
