@@ -268,17 +268,15 @@ async def test_a_slow_confirming_read_of_one_account_does_not_delay_another_acco
         await until(lambda: main.reads == 1, 5, "main asked for a read")
         took = await until(lambda: not open_positions(exchange.simulator), 10, "other's reads flatten the (shared) account")
         assert took < limit(5) and other.reads >= 2 and main.reads == 1  # main's first read still waits
-        judged = other.marks_seen
-        await until(lambda: other.marks_seen >= judged + 2, 5, "other judges the marks that keep coming")
-        assert main.reads == 1
     assert daemon.store.load_state("other").trading_state is TradingState.HALTED
 
 
 async def test_a_reload_leaves_the_streams_as_they_are(tmp_path, monkeypatch, configure, exchange, run):
     daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
     venues, stream = list(daemon.venue_streams), daemon.streams["main"]
+    # another account on the venue, and main's key changed: both wait for a restart
     (tmp_path / "new").mkdir()
-    added = two_accounts(tmp_path / "new", monkeypatch, exchange, exchange, poll_interval=SLOW_POLL)  # an account added: at a restart
+    added = two_accounts(tmp_path / "new", monkeypatch, exchange, exchange, poll_interval=SLOW_POLL)
     daemon.loader = lambda: load_settings(added)
     await daemon.reload()
 
