@@ -246,6 +246,20 @@ async def test_two_accounts_on_one_venue_share_one_connection_and_each_judges_it
     assert exchange.streams.connections == 1
 
 
+async def test_a_shared_connection_that_drops_is_reported_to_each_of_its_accounts_and_opened_once_again(
+    tmp_path, monkeypatch, exchange, run
+):
+    daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, exchange, poll_interval=SLOW_POLL))
+
+    await control(exchange, "stream", {"drop": True})
+    for name in ("main", "other"):
+        await until(lambda: "stream_up" in kinds(daemon, name), 10, f"{name}'s stream is back")
+        assert kinds(daemon, name).count("stream_down") == 1 and daemon.streams[name].reconnects == 1
+
+    assert exchange.streams.connections == 2 and exchange.streams.state()["open"] == 1
+    assert {alert.account for alert in daemon.store.alerts(50) if "stream is down" in alert.text} == {"main", "other"}
+
+
 async def test_accounts_on_two_venues_use_two_connections(tmp_path, monkeypatch, exchange, serve, run):
     elsewhere = await serve(Simulator.demo(seed=7, volatility=0))
     daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, elsewhere, poll_interval=SLOW_POLL))
