@@ -18,9 +18,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from riskd import engine, hooks, portfolio, wording
+from riskd.account_stream import Basis
 from riskd.breakers import breaker_of
 from riskd.breakers.base import base_name
 from riskd.budget import urgent
@@ -50,7 +51,7 @@ from riskd.executor import Executor
 from riskd.market_data import MarketFeed
 from riskd.redact import register
 from riskd.store import Store
-from riskd.stream import Basis, build_stream_client
+from riskd.stream import build_stream_client, venue_key
 
 if TYPE_CHECKING:
     from riskd.sim import SimServer
@@ -168,9 +169,15 @@ class AccountGuard:
         policy, _ = engine.overridden(self.policy, self.store.overrides(self.name), now)
         return Basis(self.last_snapshot, self.store.load_state(self.name), policy.breakers, now)
 
-    def stream_client(self, symbols: tuple[str, ...]) -> Any:
-        """A ccxt.pro client for the mark prices of `symbols`, sharing the REST client's markets."""
-        return build_stream_client(self.config, self.overrides, self.adapter.client.markets, symbols)
+    @property
+    def stream_venue(self) -> str:
+        """The venue whose mark-price stream the account shares (`stream.venue_key`)."""
+        return venue_key(self.config, self.overrides)
+
+    def stream_client(self, symbols: tuple[str, ...], markets: Mapping[str, dict] | None = None) -> Any:
+        """A ccxt.pro client for the mark prices of `symbols`, sharing the REST clients'
+        markets (`markets`, by default this account's client's)."""
+        return build_stream_client(self.config, self.overrides, self.adapter.client.markets if markets is None else markets, symbols)
 
     async def close(self) -> None:
         """Close the account's client, bounded by CLOSE_GRACE: at exit, a client left unclosed harms nothing."""

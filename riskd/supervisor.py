@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections import ChainMap
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from riskd import __version__, engine, health, logs, portfolio, wording
+from riskd.account_stream import MarkStream
 from riskd.commands import expired
 from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
 from riskd.domain import (
@@ -39,7 +41,7 @@ from riskd.market_data import MarketFeed
 from riskd.notify import Notifier
 from riskd.redact import redact, register
 from riskd.store import Store
-from riskd.stream import MarkStream, wanted
+from riskd.stream import VenueStream, wanted
 
 if TYPE_CHECKING:
     from riskd.sim import Simulator
@@ -84,6 +86,7 @@ class Daemon:
         self.started = asyncio.Event()  # set once startup has connected every account
         self.tasks: set[asyncio.Task] = set()
         self.streams: dict[str, MarkStream] = {}
+        self.venue_streams: list[VenueStream] = []  # one websocket per venue, feeding the accounts' streams
         self.telegram = None
         self.hooks = None  # the hook outbox's sender, when an account has hooks to call
         self.channels = None  # the Apprise alert channels, when configured
@@ -268,7 +271,8 @@ class Daemon:
             await asyncio.gather(*still, return_exceptions=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        await asyncio.gather(*(stream.stop() for stream in self.streams.values()))  # each close waits 250 ms
+        await asyncio.gather(*(venue.stop() for venue in self.venue_streams))  # each close waits 250 ms
+        await asyncio.gather(*(stream.stop() for stream in self.streams.values()))
         if self.store is not None:
             await self.deliver_alerts()
         if self.telegram is not None:
@@ -414,13 +418,17 @@ class Daemon:
             await guard.read_trades()
 
     def _start_streams(self) -> None:
-        """Follow each account's mark prices between ticks where its `stream` setting allows (stream.py)."""
+        """Follow each account's mark prices between ticks where its `stream` setting allows:
+        one websocket per venue (stream.py), each account judging its marks in its own task
+        (account_stream.py). The accounts, and how each connects, change only at a restart
+        (config.reloadable), so a reload leaves the streams as they are."""
+        venues: dict[str, list[AccountGuard]] = {}
         for name, guard in self.guards.items():
             if not wanted(guard.config):
                 continue
             stream = MarkStream(
                 name,
-                connect=guard.stream_client,
+                snapshot=lambda guard=guard: guard.last_snapshot,
                 basis=guard.basis,
                 read=lambda name=name: self.read_now(name),
                 report=lambda event, alert: self.store.record_event(event, self.clock(), alert),
@@ -428,6 +436,22 @@ class Daemon:
             )
             stream.start()
             self.streams[name] = stream
+            venues.setdefault(guard.stream_venue, []).append(guard)
+        for guards in venues.values():
+            venue = VenueStream(self._venue_client(guards), tuple(self.streams[guard.name] for guard in guards))
+            venue.start()
+            self.venue_streams.append(venue)
+
+    @staticmethod
+    def _venue_client(guards: list[AccountGuard]) -> Callable:
+        """Builds a venue's stream client: with the first account's settings (every account's
+        are the same, which is what put them on one venue) and the markets any of them loaded."""
+
+        def connect(symbols: tuple[str, ...]):
+            markets = ChainMap(*(guard.adapter.client.markets or {} for guard in guards))
+            return guards[0].stream_client(symbols, markets)
+
+        return connect
 
     async def read_now(self, name: str) -> StepResult | None:
         """A tick at once, asked for by the mark stream; tracked like a scheduled one (None once stopping)."""

@@ -12,12 +12,13 @@ import time
 
 import aiohttp
 import pytest
+import yaml
 
 from riskd import stream as stream_module
 from riskd.config import load_settings
 from riskd.domain import TradingState
 from riskd.http import HttpServer
-from riskd.sim import SimServer, Simulator
+from riskd.sim import SimServer, Simulator, ccxt_config
 from riskd.supervisor import Daemon
 from tests.timing import limit
 
@@ -77,8 +78,29 @@ async def metrics(daemon: Daemon) -> dict[str, float]:
     }
 
 
-def kinds(daemon: Daemon) -> list[str]:
-    return [event.kind for event in daemon.store.events("main", 200)]
+def kinds(daemon: Daemon, account: str = "main") -> list[str]:
+    return [event.kind for event in daemon.store.events(account, 200)]
+
+
+def two_accounts(tmp_path, monkeypatch, main: SimServer, other: SimServer, **extra) -> str:
+    """A config.yaml for the accounts "main" and "other", each a Binance USDⓈ-M account pointed
+    at its simulator (the same one or two), as `configure` writes "main"."""
+    accounts = {}
+    for name, exchange in (("main", main), ("other", other)):
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__API_KEY", f"{name}-key-not-secret")
+        monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__SECRET", f"{name}-secret-not-secret")
+        pointed = {key: value for key, value in ccxt_config(exchange.url).items() if key not in ("apiKey", "secret")}
+        accounts[name] = {"exchange": "binanceusdm", "timeout": "2s", "ccxt": {**pointed, "timeout_on_exit": 0}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"live": True, "database": str(tmp_path / "riskd.db"), "accounts": accounts, **extra}))
+    return str(path)
+
+
+async def both_up(run, path: str) -> Daemon:
+    daemon = Daemon(load_settings(path))
+    run(daemon)
+    await until(lambda: len(daemon.streams) == 2 and all(s.up for s in daemon.streams.values()), 10, "both streams are up")
+    return daemon
 
 
 async def test_a_crash_is_seen_on_the_stream_and_flattened_long_before_the_next_poll(configure, exchange, run):
@@ -211,3 +233,68 @@ async def test_an_embedded_exchange_in_bybits_dialect_is_polled_alone(tmp_path, 
         assert client.urls["api"]["ws"]["public"]["linear"].startswith(guard.sim.url.replace("http", "ws"))
     finally:
         await client.close()
+
+
+async def test_two_accounts_on_one_venue_share_one_connection_and_each_judges_its_marks(tmp_path, monkeypatch, exchange, run):
+    daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, exchange, poll_interval=SLOW_POLL))
+
+    assert exchange.streams.connections == 1 and exchange.streams.state()["open"] == 1 and len(daemon.venue_streams) == 1
+    await control(exchange, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})  # a bad print, the stream only
+    for name in ("main", "other"):
+        await until(lambda: "stream_unconfirmed" in kinds(daemon, name), 10, f"{name} judged the mark and read its account")
+        assert daemon.streams[name].reads == 1
+    assert exchange.streams.connections == 1
+
+
+async def test_a_shared_connection_that_drops_is_reported_to_each_of_its_accounts_and_opened_once_again(
+    tmp_path, monkeypatch, exchange, run
+):
+    daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, exchange, poll_interval=SLOW_POLL))
+
+    await control(exchange, "stream", {"drop": True})
+    for name in ("main", "other"):
+        await until(lambda: "stream_up" in kinds(daemon, name), 10, f"{name}'s stream is back")
+        assert kinds(daemon, name).count("stream_down") == 1 and daemon.streams[name].reconnects == 1
+
+    assert exchange.streams.connections == 2 and exchange.streams.state()["open"] == 1
+    assert {alert.account for alert in daemon.store.alerts(50) if "stream is down" in alert.text} == {"main", "other"}
+
+
+async def test_accounts_on_two_venues_use_two_connections(tmp_path, monkeypatch, exchange, serve, run):
+    elsewhere = await serve(Simulator.demo(seed=7, volatility=0))
+    daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, elsewhere, poll_interval=SLOW_POLL))
+
+    assert exchange.streams.connections == 1 and elsewhere.streams.connections == 1 and len(daemon.venue_streams) == 2
+    await control(elsewhere, "stream", {"glitch": {"symbol": "BTCUSDT", "price": 30_000}})
+    await until(lambda: "stream_unconfirmed" in kinds(daemon, "other"), 10, "the account on that venue judged it")
+    assert daemon.streams["main"].reads == 0 and "stream_breach" not in kinds(daemon, "main")
+
+
+async def test_a_slow_confirming_read_of_one_account_does_not_delay_another_accounts_breach_detection(
+    tmp_path, monkeypatch, exchange, run
+):
+    daemon = await both_up(run, two_accounts(tmp_path, monkeypatch, exchange, exchange, poll_interval=SLOW_POLL))
+    main, other = daemon.streams["main"], daemon.streams["other"]
+    assert daemon.venue_streams[0].accounts == (main, other)  # main is handed the marks first
+
+    async with daemon.guards["main"].lock:  # main's reads wait, as behind a long flatten
+        await control(exchange, "price", {"move": -0.20})
+        await until(lambda: main.reads == 1, 5, "main asked for a read")
+        took = await until(lambda: not open_positions(exchange.simulator), 10, "other's reads flatten the (shared) account")
+        assert took < limit(5) and other.reads >= 2 and main.reads == 1  # main's first read still waits
+    assert daemon.store.load_state("other").trading_state is TradingState.HALTED
+
+
+async def test_a_reload_leaves_the_streams_as_they_are(tmp_path, monkeypatch, configure, exchange, run):
+    daemon = await running(run, configure(live=True, poll_interval=SLOW_POLL))
+    venues, stream = list(daemon.venue_streams), daemon.streams["main"]
+    # another account on the venue, and main's key changed: both wait for a restart
+    (tmp_path / "new").mkdir()
+    added = two_accounts(tmp_path / "new", monkeypatch, exchange, exchange, poll_interval=SLOW_POLL)
+    daemon.loader = lambda: load_settings(added)
+    await daemon.reload()
+
+    assert daemon.streams == {"main": stream} and daemon.venue_streams == venues
+    marks = stream.marks_seen
+    await until(lambda: stream.marks_seen >= marks + 2, 5, "more marks judged")
+    assert exchange.streams.connections == 1 and exchange.streams.state()["open"] == 1

@@ -19,7 +19,7 @@ LEAVES = ("domain", "units", "redact", "notify", "sources")
 PURE = ("breakers", "analytics", "engine", "marks", "pretrade", "wording", "portfolio")
 """Decide from values; they import no module that talks to the world."""
 
-ADAPTERS = ("exchange", "budget", "store", "telegram", "http", "executor", "supervisor", "guard", "stream", "sim", "checks", "cli")
+ADAPTERS = ("exchange", "budget", "store", "telegram", "http", "executor", "supervisor", "guard", "stream", "account_stream", "sim", "checks", "cli")
 
 KNOWS_EVERYTHING = ("supervisor", "cli", "demo")
 """The only modules that may import the supervisor."""
