@@ -16,7 +16,7 @@ the same machine, draws on that one budget, and an IP that overdraws it is refus
 - lets the emergency path (cancels and reduce-only orders, and the re-reads that verify
   them, marked with `urgent()`) pass the queue and the hold: its cost still counts;
 - refuses a configuration whose routine reads cannot fit in half a venue's budget
-  (`problems`), leaving the other half to the bots and to riskd's own emergencies. The
+  (`plans`), leaving the other half to the bots and to riskd's own emergencies. The
   routine reads are the ticks (each account, every poll interval), the market data
   (candles, once per venue every `market_data.refresh`) and the trade history (each
   account with loss_streak, every minute). Where riskd knows no published budget, ccxt's
