@@ -4,7 +4,7 @@ Each shape is a `riskd run` process guarding COUNT Binance USDⓈ-M accounts, li
 `poll_interval: 10s` (or --poll), with riskd's shipped client settings (its rate limiter
 on), against the simulator with 50 ms added to every reply in another process
 (bench/venues.py: as many accounts per venue as Binance's per-IP budget holds at that
-interval with half left to bots, four at 10 s). After each account's first two ticks
+interval with half left to bots, the market data counted, three at 10 s). After each account's first two ticks
 (the first also loads its client's markets), riskd runs for WINDOW seconds while its CPU
 time and resident memory are sampled; then it gets SIGTERM and the time to exit is
 measured. The daemon runs with a user's install (`bench/runtime.py`).
@@ -34,13 +34,15 @@ from pathlib import Path
 import yaml
 
 import runtime
+from riskd import budget
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.050
 POLL = float(sys.argv[2]) if sys.argv[1:2] == ["--poll"] else 10.0
 WINDOW = max(60.0, 6 * POLL)
-PER_VENUE = max(1, math.floor(0.5 * 2400 * POLL / (50 * 60)))
-"""Binance USDⓈ-M: 2,400 weight a minute per IP, riskd keeps to half, 50 a read."""
+PER_VENUE = max(1, budget.Fit(budget.BINANCE_USDM, ("a000",), POLL, market_symbols=budget.HELD_SYMBOLS + 1).most)
+"""As many accounts as riskd lets share one IP at POLL (riskd.budget): Binance USDⓈ-M's 2,400
+weight a minute, riskd keeps to half, 50 a read, the venue's market data beside them."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -15,9 +15,13 @@ the same machine, draws on that one budget, and an IP that overdraws it is refus
   reads for as long as the venue's `Retry-After` asks;
 - lets the emergency path (cancels and reduce-only orders, and the re-reads that verify
   them, marked with `urgent()`) pass the queue and the hold: its cost still counts;
-- refuses a configuration whose routine reads cannot fit in half a venue's budget at the
-  configured poll interval (`problems`), leaving the other half to the bots and to
-  riskd's own emergencies.
+- refuses a configuration whose routine reads cannot fit in half a venue's budget
+  (`plans`), leaving the other half to the bots and to riskd's own emergencies. The
+  routine reads are the ticks (each account, every poll interval), the market data
+  (candles, once per venue every `market_data.refresh`) and the trade history (each
+  account with loss_streak, every minute). Where riskd knows no published budget, ccxt's
+  own rate for the exchange sets the shortest poll interval instead. `config.load_settings`
+  runs this check, so every way of loading the settings refuses what cannot fit.
 """
 
 from __future__ import annotations
@@ -30,18 +34,31 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from riskd import wording
 from riskd.domain import EventKind
-
-if TYPE_CHECKING:
-    from riskd.config import Settings
+from riskd.units import format_span, rounded_up
 
 RISKD_SHARE = 0.5
 """The part of a venue's budget riskd plans to use for its routine reads; the rest is the
 bots' (on the same IP) and riskd's own emergencies'."""
+
+HELD_SYMBOLS = 3
+"""Symbols the market data is planned to read candles of besides the benchmark: riskd
+cannot know before it reads the accounts what they will hold. What the venue says the IP
+used (`observe`) and the warning from `WARN_AT` tell what really went."""
+
+TRADES_EVERY = timedelta(minutes=1)
+"""How often the trade history of an account with loss_streak is read (the daemon's job)."""
+
+READS_PER_TICK = 3
+"""Exchange calls one tick makes (balance, positions or tickers, open orders): where riskd
+knows no budget, ccxt's rate for the exchange must leave room for them at every poll."""
+
+MIN_VENUE_POLL_INTERVAL = timedelta(seconds=1)
+"""A real venue's floor: polling more often exhausts a rate budget and gets the key banned."""
 
 WARN_AT = 0.8
 """Used weight, as a share of the venue's budget, from which riskd warns."""
@@ -71,6 +88,10 @@ class Venue:
     cost_per_weight: ccxt's cost units for one unit of the venue's weight (its cost tables
     are scaled per API family).
     tick: the weight of one read of an account as riskd makes it.
+    candles: the weight of one page of candles of one symbol as the market data asks for
+    it (`market_data.PAGE`, 1,000 candles).
+    trades: the weight of one read of an account's trade history (loss_streak's); 0 where
+    riskd reads none.
     """
 
     name: str
@@ -79,6 +100,8 @@ class Venue:
     tick: float
     cost_per_weight: float = 1.0
     used_header: str | None = None
+    candles: float = 0.0
+    trades: float = 0.0
 
     def limiter(self) -> dict[str, Any]:
         """ccxt settings for a rolling window holding exactly this budget (ccxt: max weight = window / rateLimit)."""
@@ -91,13 +114,16 @@ class Venue:
 
 
 BINANCE_USDM = Venue(
-    # GET fapi/v3/account 5 + GET fapi/v3/positionRisk 5 + GET fapi/v1/openOrders without a symbol 40
-    "Binance USDⓈ-M", budget=2400, window=60, tick=50, used_header="X-MBX-USED-WEIGHT-1M",
+    # tick: GET fapi/v3/account 5 + GET fapi/v3/positionRisk 5 + GET fapi/v1/openOrders without a symbol 40;
+    # candles: GET fapi/v1/klines with limit 1000 weighs 5 (limit 500-1000); trades: GET fapi/v1/income 30
+    "Binance USDⓈ-M", budget=2400, window=60, tick=50, used_header="X-MBX-USED-WEIGHT-1M", candles=5, trades=30,
 )
 BINANCE_SPOT = Venue(
-    # GET api/v3/account 20 + GET api/v3/openOrders without a symbol 80 + GET api/v3/ticker/24hr without one 80;
+    # tick: GET api/v3/account 20 + GET api/v3/openOrders without a symbol 80 + GET api/v3/ticker/24hr without one 80;
+    # candles: GET api/v3/klines 2; no trade history (loss_streak is refused on spot);
     # ccxt's spot costs are 0.2 per unit of weight
     "Binance spot", budget=6000, window=60, tick=180, cost_per_weight=0.2, used_header="X-MBX-USED-WEIGHT-1M",
+    candles=2,
 )
 
 BYBIT_WINDOW_MS = 1000
@@ -153,6 +179,10 @@ def _urls(value: Any) -> Iterator[str]:
             yield from _urls(item)
 
 
+def _futures(client: Any) -> bool:
+    return client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
+
+
 class Budget:
     """One venue's budget as riskd uses it: ccxt's limiter shared by every client there,
     the weight the venue reports used, and the hold a 429/418 asked for."""
@@ -164,8 +194,7 @@ class Budget:
         hosts = key[2]
         self.name = f"{client.id}@{hosts[0]}" if len(hosts) == 1 else client.id
         self.throttler = Throttler(dict(client.tokenBucket))  # the first client's settings, a copy ccxt mutates
-        futures = client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
-        self.venue = venue(client.id, futures)
+        self.venue = venue(client.id, _futures(client))
         self.used: float | None = None
         """The weight the venue last said this IP used in its window."""
         self.hold_until: datetime | None = None
@@ -275,67 +304,214 @@ def attach(client: Any, clock: Callable[[], datetime]) -> Budget:
     return budget
 
 
+def _per(window: float) -> str:
+    return "a minute" if window == 60 else f"per {window:g} s"
+
+
+def _span(seconds: float) -> str:
+    return format_span(timedelta(seconds=seconds))
+
+
+def _accounts(names: tuple[str, ...]) -> str:
+    """Accounts named as a configuration error names them: `accounts.main`, or `accounts a, b and c`."""
+    return f"accounts.{names[0]}" if len(names) == 1 else f"accounts {', '.join(names[:-1])} and {names[-1]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Fit:
-    """How many accounts of one venue fit at a poll interval in riskd's share of its budget."""
+    """How the routine reads of the accounts on one venue and IP fit riskd's share of its budget.
+
+    The ticks cost each account `venue.tick` every poll interval; the market data costs
+    a page of candles per symbol every `market_seconds`, once for the venue however many
+    accounts it serves; the trade history costs each account with loss_streak
+    `venue.trades` every `trades_seconds`.
+    """
 
     venue: Venue
     accounts: tuple[str, ...]
     poll_seconds: float
+    trade_readers: tuple[str, ...] = ()
+    market_symbols: int = 0
+    """Symbols whose candles the market data reads at each refresh; 0 with market data off."""
+    market_seconds: float = 60.0
+    trades_seconds: float = 60.0
 
     @property
-    def need(self) -> float:
-        """Weight per window the accounts' routine reads use."""
+    def ticks(self) -> float:
+        """Weight per window of the accounts' ticks."""
         return len(self.accounts) * self.venue.tick * self.venue.window / self.poll_seconds
 
     @property
-    def most(self) -> int:
-        """The most accounts that fit at this poll interval."""
-        return math.floor(RISKD_SHARE * self.venue.budget * self.poll_seconds / (self.venue.tick * self.venue.window))
+    def market(self) -> float:
+        """Weight per window of the market data, once for the venue."""
+        return self.market_symbols * self.venue.candles * self.venue.window / self.market_seconds
 
     @property
-    def shortest_poll(self) -> float:
-        """The shortest poll interval at which these accounts fit."""
-        return len(self.accounts) * self.venue.tick * self.venue.window / (RISKD_SHARE * self.venue.budget)
+    def trades(self) -> float:
+        """Weight per window of the trade history of the accounts with loss_streak."""
+        return len(self.trade_readers) * self.venue.trades * self.venue.window / self.trades_seconds
+
+    @property
+    def need(self) -> float:
+        """Weight per window of every routine read."""
+        return self.ticks + self.market + self.trades
+
+    @property
+    def allowance(self) -> float:
+        """The weight per window riskd keeps its routine reads to."""
+        return RISKD_SHARE * self.venue.budget
 
     @property
     def fits(self) -> bool:
-        return len(self.accounts) <= self.most
+        return self.need <= self.allowance + 1e-9
 
-    def describe(self) -> str:
-        per = "minute" if self.venue.window == 60 else f"{self.venue.window:g} s"
+    @property
+    def most(self) -> int:
+        """The most accounts like these (as many with loss_streak, in proportion) that fit
+        at this poll interval, beside the venue's market data."""
+        each = (self.ticks + self.trades) / len(self.accounts)
+        return max(0, math.floor((self.allowance - self.market) / each + 1e-9))
+
+    @property
+    def shortest_poll(self) -> float | None:
+        """The shortest poll interval at which these accounts fit; None when the market data
+        and the trade history alone leave no room for any tick."""
+        room = self.allowance - self.market - self.trades
+        if room <= 0:
+            return None
+        return len(self.accounts) * self.venue.tick * self.venue.window / room
+
+    def uses(self) -> str:
+        """What the accounts' routine reads use, read by read."""
+        which = f"the benchmark and {HELD_SYMBOLS} held" if self.market_symbols > HELD_SYMBOLS else f"{HELD_SYMBOLS} held"
+        market = (
+            f"market data {self.market:.0f} (candles of {self.market_symbols} symbols every "
+            f"{_span(self.market_seconds)}: {which}, once for the venue, not per account)"
+            if self.market_symbols else "no market data (market_data is off)"
+        )
+        trades = (
+            f"trade history {self.trades:.0f} (loss_streak on {len(self.trade_readers)} account(s), "
+            f"{self.venue.trades:g} a read every {_span(self.trades_seconds)})"
+            if self.trade_readers else "no trade history (no account has loss_streak)"
+        )
+        spare = self.venue.budget - self.need
+        left = f"that leaves {spare:.0f} to bots" if spare >= 0 else "more than the whole budget, none left to bots"
         return (
-            f"{len(self.accounts)} account(s) on {self.venue.name} ({', '.join(self.accounts)}) use "
-            f"{self.need:.0f} of its {self.venue.budget:.0f} request weight per {per} per IP at poll_interval "
-            f"{self.poll_seconds:g}s ({self.venue.tick:g} a read), leaving {self.venue.budget - self.need:.0f} to bots; "
-            f"riskd keeps to {RISKD_SHARE:.0%} of it: {self.most} account(s) fit"
+            f"their routine reads use {self.need:.0f} of its {self.venue.budget:.0f} request weight "
+            f"{_per(self.venue.window)} per IP: ticks {self.ticks:.0f} ({self.venue.tick:g} a read every "
+            f"{_span(self.poll_seconds)} each), {market}, {trades}; {left}, and riskd keeps to "
+            f"{self.allowance:.0f} ({RISKD_SHARE:.0%}) of it: {self.most} such account(s) fit"
         )
 
+    @property
+    def where(self) -> str:
+        return self.venue.name
 
-def fits(settings: Settings, build: Callable[[Any], Any]) -> list[Fit]:
-    """Accounts grouped by the budget they share, for the venues whose budget riskd knows.
+    def describe(self) -> str:
+        return f"{len(self.accounts)} account(s) on {self.venue.name} ({', '.join(self.accounts)}): {self.uses()}"
 
-    `build` makes an account's ccxt client (not opened), to see where it goes. Accounts
-    on the embedded exchange each have their own.
-    """
-    groups: dict[tuple, tuple[Venue, list[str]]] = {}
-    for name, account in settings.accounts.items():
-        if account.is_sim:
-            continue
-        client = build(account)
-        futures = client.options.get("defaultType") in ("future", "swap", "delivery", "linear", "inverse")
-        known = venue(client.id, futures)
+    def problem(self) -> str:
+        """The configuration error when the accounts do not fit."""
+        where = f"on {self.venue.name} (one IP)"
+        shortest = self.shortest_poll
+        if shortest is None:
+            readers = ", or spread the accounts with loss_streak over IPs" if self.trade_readers else ""
+            return (
+                f"accounts: {', '.join(self.accounts)} {where}: {self.uses()}; the market data and the trade history "
+                f"alone leave no room for a tick at any poll interval: lengthen market_data.refresh{readers}"
+            )
+        spread = ", or spread the accounts over IPs (a `proxy` in their ccxt settings)"
+        return too_often(self.poll_seconds, f"{_accounts(self.accounts)} {where}", self.uses(), shortest, spread)
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """An account on an exchange whose budget riskd does not know: ccxt's own rate for it
+    (`rateLimit`, milliseconds a call) sets the shortest poll interval, and never under a second."""
+
+    account: str
+    exchange: str
+    spacing: float
+    poll_seconds: float
+
+    @property
+    def shortest_poll(self) -> float:
+        return max(MIN_VENUE_POLL_INTERVAL.total_seconds(), self.spacing * READS_PER_TICK / 1000)
+
+    @property
+    def fits(self) -> bool:
+        return self.poll_seconds >= self.shortest_poll
+
+    @property
+    def where(self) -> str:
+        return self.exchange
+
+    def reason(self) -> str:
+        return (
+            f"a tick makes {READS_PER_TICK} calls, which ccxt spaces {self.spacing:g}ms apart there, "
+            f"and venues ban keys that poll faster than once a second"
+        )
+
+    def describe(self) -> str:
+        return (
+            f"accounts.{self.account} on {self.exchange}: riskd knows no published budget there; {self.reason()}: "
+            f"a tick every {format_span(rounded_up(timedelta(seconds=self.shortest_poll)))} at the most often"
+        )
+
+    def problem(self) -> str:
+        return too_often(self.poll_seconds, f"accounts.{self.account} on {self.exchange}", self.reason(), self.shortest_poll)
+
+
+def too_often(poll_seconds: float, whom: str, why: str, shortest: float, otherwise: str = "") -> str:
+    """The one wording of a poll interval the request budget cannot hold, and the least that fits."""
+    least = rounded_up(timedelta(seconds=shortest))
+    return f"poll_interval: {_span(poll_seconds)} is too often for {whom}: {why}; use at least {format_span(least)}{otherwise}"
+
+
+def planned_symbols(benchmark: str | None) -> int:
+    """The symbols the market data is planned to read at each refresh: the benchmark, if
+    one is set, and `HELD_SYMBOLS`."""
+    return HELD_SYMBOLS + (1 if benchmark else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """An account as its venue's budget sees it."""
+
+    name: str
+    exchange: str
+    """As configured, for the wording."""
+    client: Any
+    """Its ccxt client, never opened: the venue, hosts and proxy it goes to, and ccxt's rate there."""
+    trades: bool
+    """Whether riskd reads its trade history (loss_streak is in force)."""
+
+
+def plans(
+    readers: Iterable[Reader], poll: timedelta, market_symbols: int, market_refresh: timedelta
+) -> list[Fit | Floor]:
+    """How each account's routine reads fit: a `Fit` per budget (venue and IP) riskd knows,
+    the accounts that share it together, with the market data (`market_symbols` every
+    `market_refresh`; 0 with market data off) counted once for it; a `Floor` per account
+    elsewhere, from ccxt's rate there, unless its limiter is off."""
+    poll_seconds = poll.total_seconds()
+    groups: dict[tuple, tuple[Venue, list[Reader]]] = {}
+    floors: list[Floor] = []
+    for reader in readers:
+        client = reader.client
+        known = venue(client.id, _futures(client))
         if known is not None:
-            groups.setdefault(venue_key(client), (known, []))[1].append(name)
-    poll = settings.poll_interval.total_seconds()
-    return [Fit(known, tuple(names), poll) for known, names in groups.values()]
-
-
-def problems(settings: Settings, build: Callable[[Any], Any]) -> list[str]:
-    """A configuration error per venue whose accounts cannot fit its budget."""
-    return [
-        f"accounts: {fit.describe()}; poll every {math.ceil(fit.shortest_poll)}s or more, or spread the "
-        f"accounts over IPs (a `proxy` in their ccxt settings)"
-        for fit in fits(settings, build)
-        if not fit.fits
+            groups.setdefault(venue_key(client), (known, []))[1].append(reader)
+        elif client.enableRateLimit:
+            floors.append(Floor(reader.name, reader.exchange, float(client.rateLimit), poll_seconds))
+    fits = [
+        Fit(
+            known, tuple(reader.name for reader in group), poll_seconds,
+            trade_readers=tuple(reader.name for reader in group if reader.trades and known.trades),
+            market_symbols=market_symbols,
+            market_seconds=market_refresh.total_seconds(),
+            trades_seconds=TRADES_EVERY.total_seconds(),
+        )
+        for known, group in groups.values()
     ]
+    return [*fits, *floors]

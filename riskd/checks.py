@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from riskd.config import AccountConfig, ConfigError, Settings
+from riskd.config import AccountConfig, ConfigError, Settings, budget_plans
 from riskd.domain import Severity, Snapshot
 from riskd.exchange import ExchangeAdapter, explain
 from riskd.redact import redact, register
@@ -158,14 +158,13 @@ _BINANCE_LABELS = {
 
 
 def budgets(settings: Settings) -> list[Finding]:
-    """How many accounts fit each venue's request budget at the poll interval, with the bots' headroom.
+    """What the routine reads use of each venue's request budget at the poll interval (ticks,
+    market data, trade history), how many accounts fit, and the bots' headroom; where riskd
+    knows no budget, the shortest poll ccxt's rate allows.
 
     A configuration that does not fit was refused when it was loaded; this says how close it is.
     """
-    from riskd import budget
-    from riskd.exchange import build_client
-
-    return [Finding(f"request budget, {fit.venue.name}", OK, fit.describe()) for fit in budget.fits(settings, build_client)]
+    return [Finding(f"request budget, {plan.where}", OK, plan.describe()) for plan in budget_plans(settings)]
 
 
 async def local(settings: Settings, env_file: Path | None) -> list[Finding]:

@@ -152,20 +152,12 @@ def _indent(text: str) -> str:
 
 
 def _load(arguments: argparse.Namespace) -> Settings:
-    """The configuration, with secrets from the file given by --env-file instead of ./.env,
-    refused when the accounts' reads cannot fit their venues' request budgets."""
+    """The configuration, with secrets from the file given by --env-file instead of ./.env."""
     if arguments.env_file is None:
-        settings = load_settings(arguments.config)
-    elif not os.path.isfile(arguments.env_file):  # os.path: a name too long is "not found", not a traceback
+        return load_settings(arguments.config)
+    if not os.path.isfile(arguments.env_file):  # os.path: a name too long is "not found", not a traceback
         raise ConfigError(f"{arguments.env_file}: env file not found (--env-file)")
-    else:
-        settings = load_settings(arguments.config, _env_file=arguments.env_file)
-    from riskd import budget, exchange  # ccxt is large: loaded once the configuration is known good
-
-    problems = budget.problems(settings, exchange.build_client)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return settings
+    return load_settings(arguments.config, _env_file=arguments.env_file)
 
 
 def _run(settings: Settings, arguments: argparse.Namespace) -> int:

@@ -26,12 +26,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from riskd import budget
 from riskd.breakers import BREAKERS, PORTFOLIO_BREAKERS, BreakerConfig
 from riskd.breakers.base import level_name
 from riskd.breakers.presets import PRESETS
 from riskd.domain import HookTrigger
+from riskd.redact import redact
 from riskd.sources import UnusableSource, read_dotenv, read_yaml, set_by, shown, unparsed_environment
-from riskd.units import Duration, format_duration
+from riskd.units import Duration, format_duration, format_span
+from riskd.venues import market_options
 
 DEFAULT_CONFIG = Path("config.yaml")
 SECRET_KEYS = ("api_key", "secret", "password")
@@ -41,12 +44,6 @@ ccxt's own credential fields, and `headers`, which would carry a key past riskd'
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 MIN_POLL_INTERVAL = timedelta(milliseconds=100)
 """Below this, no machine reads and judges an account before the next tick is due."""
-MIN_VENUE_POLL_INTERVAL = timedelta(seconds=1)
-"""A real venue's floor: a tick's calls weigh enough (Binance: 40 of 2400 a minute for open
-orders alone) that polling more often exhausts the rate budget and gets the key banned."""
-READS_PER_TICK = 3
-"""Exchange calls one tick makes (balance, positions or tickers, open orders), each held to
-ccxt's rate limit for the venue: the poll interval must leave room for them."""
 MIN_RETENTION = timedelta(days=1)
 """Anything shorter prunes the audit trail of a breach before anyone has read it."""
 
@@ -379,8 +376,8 @@ class Settings(BaseSettings):
     def _not_too_often(cls, value: timedelta) -> timedelta:
         if value < MIN_POLL_INTERVAL:
             raise ValueError(
-                f"{_span(value)} is too short: a tick's reads and judgement take longer than that; "
-                f"use at least {_span(MIN_POLL_INTERVAL)}"
+                f"{format_span(value)} is too short: a tick's reads and judgement take longer than that; "
+                f"use at least {format_span(MIN_POLL_INTERVAL)}"
             )
         return value
 
@@ -389,7 +386,7 @@ class Settings(BaseSettings):
     def _keeps_a_day(cls, value: timedelta) -> timedelta:
         if value < MIN_RETENTION:
             raise ValueError(
-                f"{_span(value)} would prune the record of a breach before anyone reads it; keep at least 1d"
+                f"{format_span(value)} would prune the record of a breach before anyone reads it; keep at least 1d"
             )
         return value
 
@@ -433,11 +430,6 @@ class Settings(BaseSettings):
                 for number, level in enumerate(config.ladder(), start=1):
                     configs[level_name(name, number)] = level
         return configs
-
-
-def _span(value: timedelta) -> str:
-    """A duration as written in the configuration, down to milliseconds."""
-    return f"{value.total_seconds() * 1000:g}ms" if value < timedelta(seconds=1) else format_duration(value)
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -686,25 +678,62 @@ def _account_problems(settings: Settings) -> list[str]:
             if missing:
                 variables = " and ".join(f"RISKD_ACCOUNTS__{name.upper()}__HOOKS__{hook_name.upper()}__{key.upper()}" for key in missing)
                 problems.append(f"accounts.{name}.hooks.{hook_name}: {', '.join(missing)} missing; set {variables} in the environment")
-    problems += _poll_budget(settings, ccxt)
-    return problems
+    readers, unbuilt = _readers(settings)
+    return problems + unbuilt + [plan.problem() for plan in _plans(settings, readers) if not plan.fits]
 
 
-def _poll_budget(settings: Settings, ccxt: Any) -> list[str]:
-    """The poll interval must leave room for a tick's reads within each venue's rate limit."""
-    problems = []
+def budget_plans(settings: Settings) -> list[budget.Fit | budget.Floor]:
+    """How the accounts' routine reads fit their venues' request budgets (riskd.budget)."""
+    return _plans(settings, _readers(settings)[0])
+
+
+def _plans(settings: Settings, readers: list[budget.Reader]) -> list[budget.Fit | budget.Floor]:
+    market = settings.market_data
+    symbols = budget.planned_symbols(market.benchmark) if market.enabled else 0
+    return budget.plans(readers, settings.poll_interval, symbols, market.refresh)
+
+
+def _readers(settings: Settings) -> tuple[list[budget.Reader], list[str]]:
+    """Each account as its venue's budget sees it, and a problem per account whose `ccxt`
+    mapping ccxt cannot build a client from.
+
+    The client is built (never opened) as the account's settings shape the one riskd
+    runs: riskd's market options for it under its own `ccxt` mapping, which decide where
+    it goes (venue, hosts, proxy) and ccxt's rate. The embedded exchange, which enforces
+    no budget, and exchange ids ccxt does not know (refused apart) are left out.
+    """
+    import ccxt  # imported here: it is large
+
+    readers, problems = [], []
     for name, account in settings.accounts.items():
-        if account.is_sim or account.exchange not in ccxt.exchanges or account.ccxt.get("enableRateLimit") is False:
+        if account.is_sim or account.exchange not in ccxt.exchanges:
             continue
-        spacing = float(account.ccxt.get("rateLimit", getattr(ccxt, account.exchange)().rateLimit))
-        needed = max(MIN_VENUE_POLL_INTERVAL, timedelta(milliseconds=spacing * READS_PER_TICK))
-        if settings.poll_interval < needed:
-            problems.append(
-                f"poll_interval: {_span(settings.poll_interval)} is too often for accounts.{name} on {account.exchange}: "
-                f"a tick makes {READS_PER_TICK} calls, which ccxt spaces {spacing:g}ms apart there, and venues ban keys "
-                f"that poll faster than once a second; use at least {_span(needed)}"
-            )
-    return problems
+        try:
+            client = _client(ccxt, account)
+        except (TypeError, ValueError, ccxt.BaseError) as error:
+            problems.append(f"accounts.{name}.ccxt: ccxt cannot build a client from these settings ({redact(str(error))})")
+            continue
+        readers.append(budget.Reader(name, account.exchange, client, _reads_trades(settings, name)))
+    return readers, problems
+
+
+def _client(ccxt: Any, account: AccountConfig) -> Any:
+    mapping = dict(account.ccxt)
+    written = mapping.get("options")
+    options = {**market_options(account.exchange, account.market), **(written if isinstance(written, dict) else {})}
+    return getattr(ccxt, account.exchange)({**mapping, "options": options})
+
+
+def _reads_trades(settings: Settings, account: str) -> bool:
+    """Whether loss_streak is in force for `account`, so riskd reads its trade history (a
+    section that does not validate counts: the configuration is refused for it anyway)."""
+    section = settings.breaker_sections(account).get("loss_streak")
+    if section is None:
+        return False
+    try:
+        return BREAKERS["loss_streak"].config.model_validate(section).enabled
+    except ValidationError:
+        return True
 
 
 def _printable(name: str) -> str:

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import signal
 from collections import ChainMap
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from riskd import __version__, engine, health, logs, portfolio, wording
+from riskd.budget import TRADES_EVERY
 from riskd.account_stream import MarkStream
 from riskd.commands import expired
 from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
@@ -47,9 +48,6 @@ if TYPE_CHECKING:
     from riskd.sim import Simulator
 
 log = logging.getLogger("riskd")
-
-TRADES_EVERY = timedelta(minutes=1)
-"""How often each account's closed trades are read (only where loss_streak is configured)."""
 
 STOP_GRACE = 5.0
 """Seconds a tick in flight may take to finish once a stop is asked; then it is abandoned.

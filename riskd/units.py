@@ -136,6 +136,19 @@ def format_duration(value: timedelta | float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def format_span(value: timedelta) -> str:
+    """A duration as written in the configuration, down to milliseconds."""
+    return f"{value.total_seconds() * 1000:g}ms" if value < timedelta(seconds=1) else format_duration(value)
+
+
+def rounded_up(value: timedelta) -> timedelta:
+    """`value` rounded up to what `format_duration` prints (a second, a minute, 0.1 h or 0.1 d),
+    so that a least value advised is never printed below itself."""
+    seconds = value.total_seconds()
+    step = 1 if seconds <= 120 else 60 if seconds <= 7200 else 360 if seconds <= 172800 else 8640
+    return timedelta(seconds=math.ceil(seconds / step - 1e-9) * step)
+
+
 def format_money(value: float, currency: str) -> str:
     return f"{value:,.2f} {currency}"
 

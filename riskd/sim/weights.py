@@ -30,6 +30,7 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
     ("GET", "/fapi/v1/positionSide/dual"): (30, 30),
     ("GET", "/fapi/v1/openOrders"): (1, 40),
     ("GET", "/fapi/v1/userTrades"): (5, 5),
+    ("GET", "/fapi/v1/income"): (30, 30),
     ("GET", "/api/v3/exchangeInfo"): (20, 20),
     ("GET", "/api/v3/ticker/24hr"): (2, 80),
     ("GET", "/api/v3/ticker/price"): (2, 4),

@@ -148,3 +148,16 @@ async def test_telegram_unreachable_is_not_safe_and_the_token_stays_secret():
     finding = await checks.telegram(telegram_settings("123:secret-token", "http://127.0.0.1:9/bot"))
     assert finding.level == checks.FAILURE and finding.text.startswith("the Bot API is unreachable")
     assert "secret-token" not in finding.text
+
+
+def test_check_prints_what_each_kind_of_read_uses_of_the_venues_request_budget(configure, capsys):
+    path = configure(live=False, breakers={"loss_streak": {"limit": 3}})  # a Binance USDⓈ-M account, polled every 10 s
+    check("--config", path)
+    out = capsys.readouterr().out
+    assert (
+        "request budget, Binance USDⓈ-M: 1 account(s) on Binance USDⓈ-M (main): their routine reads use 350 of its "
+        "2400 request weight a minute per IP: ticks 300 (50 a read every 10s each), market data 20 (candles of 4 "
+        "symbols every 60s: the benchmark and 3 held, once for the venue, not per account), trade history 30 "
+        "(loss_streak on 1 account(s), 30 a read every 60s); that leaves 2050 to bots, and riskd keeps to 1200 (50%) "
+        "of it: 3 such account(s) fit\n"
+    ) in out

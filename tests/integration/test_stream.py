@@ -178,7 +178,7 @@ async def test_a_silent_stream_counts_as_stalled_and_is_opened_again(configure, 
 
 
 async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exchange, run):
-    daemon = await running(run, configure(live=True, poll_interval="1s"))
+    daemon = await running(run, configure(live=True, poll_interval="3s"))  # the shortest Binance's budget allows one account
     stream = daemon.streams["main"]
 
     await control(exchange, "stream", {"down": True})  # dropped, and new connections refused
@@ -186,7 +186,7 @@ async def test_with_the_stream_down_riskd_guards_by_polling_alone(configure, exc
     assert not stream.up and (await metrics(daemon))["riskd_stream_up"] == 0
 
     await control(exchange, "price", {"move": -0.20})
-    await until(lambda: not open_positions(exchange.simulator), 10, "the polls flatten the account")
+    await until(lambda: not open_positions(exchange.simulator), 15, "the polls flatten the account")
 
     assert stream.reads == 0 and not stream.up  # the polls did it, the stream never came back
     assert "stream_breach" not in kinds(daemon)

@@ -12,8 +12,8 @@ import yaml
 from riskd import budget
 from riskd.cli import _load as load
 from riskd.cli import parser
-from riskd.config import AccountConfig, ConfigError, load_settings
-from riskd.exchange import ExchangeAdapter, build_client
+from riskd.config import AccountConfig, ConfigError, budget_plans, load_settings
+from riskd.exchange import ExchangeAdapter
 
 
 def window(client) -> tuple[str, float, float]:
@@ -108,44 +108,161 @@ async def test_a_warning_is_announced_once_per_cooldown(clients):
     assert [kind for kind, _ in adapter.budget.take_notices(timedelta(minutes=15))] == ["rate_budget"]
 
 
-def configuration(tmp_path, monkeypatch, accounts: dict, poll: str) -> str:
+def configuration(tmp_path, monkeypatch, accounts: dict, poll: str, **settings) -> str:
     for name in accounts:
         monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__API_KEY", "k" * 8)
         monkeypatch.setenv(f"RISKD_ACCOUNTS__{name.upper()}__SECRET", "s" * 8)
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"poll_interval": poll, "accounts": accounts}))
+    path.write_text(yaml.safe_dump({"poll_interval": poll, "accounts": accounts, **settings}))
     return str(path)
 
 
-def test_more_accounts_than_a_venues_budget_holds_are_refused_in_words(tmp_path, monkeypatch):
-    # 50 weight a read, every 10 s: 300 a minute each; half of 2,400 holds four
-    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(5)}
-    path = configuration(tmp_path, monkeypatch, accounts, "10s")
-    load_settings(path)  # a well-formed configuration; riskd refuses it as it loads it to run
+def refusal(path: str) -> list[str]:
+    """The lines of the ConfigError `load_settings` alone raises for the configuration at `path`."""
     with pytest.raises(ConfigError) as refused:
-        load(parser().parse_args(["--config", path, "run"]))
-    text = str(refused.value)
-    assert "5 account(s) on Binance USDⓈ-M" in text and "1500 of its 2400" in text and "4 account(s) fit" in text
-    assert "poll every 13s or more" in text
+        load_settings(path)
+    return str(refused.value).splitlines()
+
+
+LOSS_STREAK = {"loss_streak": {"limit": 3}}
+
+
+def test_accounts_that_fit_on_their_ticks_alone_are_refused_once_market_data_and_trade_history_count(tmp_path, monkeypatch):
+    # four accounts polled every 10 s: 4 × 50 weight × 6 a minute = 1200, exactly riskd's half of 2,400
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(4)}
+    quiet = configuration(tmp_path, monkeypatch, accounts, "10s", market_data={"enabled": False})
+    assert [fit.need for fit in budget_plans(load_settings(quiet))] == [1200]
+
+    accounts["a3"]["breakers"] = LOSS_STREAK
+    lines = refusal(configuration(tmp_path, monkeypatch, accounts, "10s"))
+    assert lines == [
+        "poll_interval: 10s is too often for accounts a0, a1, a2 and a3 on Binance USDⓈ-M (one IP): their routine "
+        "reads use 1250 of its 2400 request weight a minute per IP: ticks 1200 (50 a read every 10s each), market data "
+        "20 (candles of 4 symbols every 60s: the benchmark and 3 held, once for the venue, not per account), trade "
+        "history 30 (loss_streak on 1 account(s), 30 a read every 60s); that leaves 1150 to bots, and riskd keeps to "
+        "1200 (50%) of it: 3 such account(s) fit; use at least 11s, or spread the accounts over IPs (a `proxy` in "
+        "their ccxt settings)"
+    ]
+    assert not any(secret in lines[0] for secret in ("k" * 8, "s" * 8))
+    # 1200 - 20 - 30 leaves 1150 for the ticks: 4 × 50 × 60 / 1150 = 10.4 s, so 11 s fits
+    load_settings(configuration(tmp_path, monkeypatch, accounts, "11s"))
+
+
+def test_the_market_data_alone_is_refused_and_named_as_the_cause(tmp_path, monkeypatch):
+    # the candles of 4 symbols every second: 4 × 5 × 60 = 1200, no room for a tick at any poll interval
+    accounts = {"main": {"exchange": "binanceusdm"}}
+    lines = refusal(configuration(tmp_path, monkeypatch, accounts, "1m", market_data={"refresh": "1s"}))
+    assert len(lines) == 1 and lines[0].startswith("accounts: main on Binance USDⓈ-M (one IP): ")
+    assert "market data 1200 (candles of 4 symbols every 1s" in lines[0]
+    assert lines[0].endswith("no room for a tick at any poll interval: lengthen market_data.refresh")
+
+
+def test_the_trade_history_counts_only_for_accounts_with_loss_streak_in_force(tmp_path, monkeypatch):
+    accounts = {
+        "streak": {"exchange": "binanceusdm", "breakers": LOSS_STREAK},
+        "off": {"exchange": "binanceusdm", "breakers": {"loss_streak": {"limit": 3, "enabled": False}}},
+        "plain": {"exchange": "binanceusdm"},
+    }
+    [fit] = budget_plans(load_settings(configuration(tmp_path, monkeypatch, accounts, "10s")))
+    assert fit.trade_readers == ("streak",) and fit.trades == 30
+
+
+def test_market_data_counts_once_per_venue_however_many_accounts_read_there(tmp_path, monkeypatch):
+    one = budget_plans(load_settings(configuration(tmp_path, monkeypatch, {"a0": {"exchange": "binanceusdm"}}, "10s")))
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(3)}
+    accounts["far"] = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
+    several = budget_plans(load_settings(configuration(tmp_path, monkeypatch, accounts, "10s")))
+    assert [fit.market for fit in one] == [20]  # benchmark and three held symbols, 5 a page of 1,000 candles, each minute
+    assert sorted((len(fit.accounts), fit.market, fit.need) for fit in several) == [(1, 20, 320), (3, 20, 920)]
+    benchmark_only = configuration(tmp_path, monkeypatch, accounts, "10s", market_data={"benchmark": None, "refresh": "2m"})
+    assert {fit.market for fit in budget_plans(load_settings(benchmark_only))} == {7.5}  # 3 × 5 every 2 minutes
+
+
+def test_an_exchange_whose_budget_riskd_does_not_know_gets_ccxts_rate_as_the_floor(tmp_path, monkeypatch):
+    # Kraken: ccxt spaces calls 1000 ms apart, a tick makes 3; Bybit: 20 ms, so the one-second floor
+    accounts = {"main": {"exchange": "kraken"}, "other": {"exchange": "bybit"}}
+    lines = refusal(configuration(tmp_path, monkeypatch, accounts, "500ms"))
+    assert lines == [
+        "poll_interval: 500ms is too often for accounts.main on kraken: a tick makes 3 calls, which ccxt spaces 1000ms "
+        "apart there, and venues ban keys that poll faster than once a second; use at least 3s",
+        "poll_interval: 500ms is too often for accounts.other on bybit: a tick makes 3 calls, which ccxt spaces 20ms "
+        "apart there, and venues ban keys that poll faster than once a second; use at least 1s",
+    ]
+    floors = budget_plans(load_settings(configuration(tmp_path, monkeypatch, accounts, "3s")))
+    assert [(floor.account, floor.shortest_poll) for floor in floors] == [("main", 3), ("other", 1)]
+    unlimited = {name: {**account, "ccxt": {"enableRateLimit": False}} for name, account in accounts.items()}
+    assert budget_plans(load_settings(configuration(tmp_path, monkeypatch, unlimited, "500ms"))) == []
+
+
+def test_the_least_poll_interval_advised_is_rounded_up_never_down(tmp_path, monkeypatch):
+    # 3 calls 400 ms apart need 1.2 s: "use at least 1s" would be refused again
+    accounts = {"main": {"exchange": "kraken", "ccxt": {"rateLimit": 400}}}
+    [line] = refusal(configuration(tmp_path, monkeypatch, accounts, "1s"))
+    assert line.endswith("which ccxt spaces 400ms apart there, and venues ban keys that poll faster than once a second; use at least 2s")
+    load_settings(configuration(tmp_path, monkeypatch, accounts, "2s"))
+
+
+def test_the_plans_weights_are_binances_published_ones_as_the_simulator_counts_them():
+    from riskd.market_data import PAGE
+    from riskd.sim.weights import weight
+
+    symbol = {"symbol": "BTCUSDT", "limit": PAGE}
+    assert budget.BINANCE_USDM.tick == sum(weight("GET", path, {}) for path in ("/fapi/v3/account", "/fapi/v3/positionRisk", "/fapi/v1/openOrders"))
+    assert budget.BINANCE_USDM.candles == weight("GET", "/fapi/v1/klines", symbol)
+    assert budget.BINANCE_USDM.trades == weight("GET", "/fapi/v1/income", {"incomeType": "REALIZED_PNL"})
+    assert budget.BINANCE_SPOT.tick == sum(weight("GET", path, {}) for path in ("/api/v3/account", "/api/v3/openOrders", "/api/v3/ticker/24hr"))
+    assert budget.BINANCE_SPOT.candles == weight("GET", "/api/v3/klines", symbol)
+
+
+SHAPES = {
+    "futures": {"exchange": "binanceusdm"},
+    "binance_futures": {"exchange": "binance", "market": "futures"},
+    "spot": {"exchange": "binance", "market": "spot"},
+    "proxied": {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}},
+    "testnet": {"exchange": "binanceusdm", "ccxt": {"urls": {"api": {"fapiPrivate": "https://testnet.example/fapi/v1"}}}},
+    "slower": {"exchange": "kraken", "ccxt": {"rateLimit": 400}},
+    "linear": {"exchange": "bybit"},
+}
+
+
+async def test_the_plan_sees_each_account_go_where_the_client_riskd_runs_goes(tmp_path, monkeypatch, clients):
+    planned = {}
+    for plan in budget_plans(load_settings(configuration(tmp_path, monkeypatch, SHAPES, "1m"))):
+        planned.update({name: plan for name in getattr(plan, "accounts", (getattr(plan, "account", None),))})
+    running = {name: ExchangeAdapter(name, AccountConfig(**account), clients(**account), clock) for name, account in SHAPES.items()}
+    assert set(planned) == set(SHAPES)
+    for name, adapter in running.items():
+        if adapter.budget.venue is None:  # no known budget: ccxt's rate, as the running client has it
+            assert planned[name].spacing == adapter.client.rateLimit
+        else:  # planned together exactly when the running clients share one budget
+            assert planned[name].venue is adapter.budget.venue
+            assert set(planned[name].accounts) == {other for other in running if running[other].budget is adapter.budget}
 
 
 def test_accounts_that_fit_are_accepted_and_another_ip_is_another_budget(tmp_path, monkeypatch):
-    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(4)}
-    accounts["a4"] = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
+    accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(3)}
+    accounts["a3"] = {"exchange": "binanceusdm", "ccxt": {"httpsProxy": "http://10.0.0.2:3128"}}
     settings = load(parser().parse_args(["--config", configuration(tmp_path, monkeypatch, accounts, "10s"), "run"]))
-    fits = budget.fits(settings, build_client)
-    assert sorted(len(fit.accounts) for fit in fits) == [1, 4] and all(fit.fits for fit in fits)
-    assert sorted(fit.most for fit in fits) == [4, 4]
+    fits = budget_plans(settings)
+    assert sorted(len(fit.accounts) for fit in fits) == [1, 3] and all(fit.fits for fit in fits)
+    assert sorted(fit.most for fit in fits) == [3, 3]
 
 
-def test_check_says_how_many_accounts_fit_and_what_is_left_for_bots(tmp_path, monkeypatch):
+def test_check_says_what_uses_the_budget_how_many_accounts_fit_and_what_is_left_for_bots(tmp_path, monkeypatch):
     from riskd import checks
 
     accounts = {f"a{i}": {"exchange": "binanceusdm"} for i in range(3)}
+    accounts["a2"]["breakers"] = LOSS_STREAK
     accounts["paper"] = {"exchange": "sim"}  # the embedded exchange enforces no budget
+    accounts["kraken"] = {"exchange": "kraken"}
     findings = checks.budgets(load_settings(configuration(tmp_path, monkeypatch, accounts, "10s")))
     assert [str(finding) for finding in findings] == [
-        "request budget, Binance USDⓈ-M: 3 account(s) on Binance USDⓈ-M (a0, a1, a2) use 900 of its 2400 request "
-        "weight per minute per IP at poll_interval 10s (50 a read), leaving 1500 to bots; riskd keeps to 50% of it: "
-        "4 account(s) fit"
+        "request budget, Binance USDⓈ-M: 3 account(s) on Binance USDⓈ-M (a0, a1, a2): their routine reads use 950 of "
+        "its 2400 request weight a minute per IP: ticks 900 (50 a read every 10s each), market data 20 (candles of 4 "
+        "symbols every 60s: the benchmark and 3 held, once for the venue, not per account), trade history 30 "
+        "(loss_streak on 1 account(s), 30 a read every 60s); that leaves 1450 to bots, and riskd keeps to 1200 (50%) "
+        "of it: 3 such account(s) fit",
+        "request budget, kraken: accounts.kraken on kraken: riskd knows no published budget there; a tick makes 3 "
+        "calls, which ccxt spaces 1000ms apart there, and venues ban keys that poll faster than once a second: a tick "
+        "every 3s at the most often",
     ]
