@@ -11,8 +11,10 @@ the same machine, draws on that one budget, and an IP that overdraws it is refus
 - gives every ccxt client on one venue the same limiter (`attach`): one budget per venue
   and IP, not one per client;
 - reads what the venue says is used (Binance's `X-MBX-USED-WEIGHT-1M` header) for the
-  metrics and a warning before the budget runs out, and on 429/418 holds its routine
-  reads for as long as the venue's `Retry-After` asks;
+  metrics and a warning before the budget runs out, and on a rate-limit answer holds its
+  routine reads for as long as the venue asks (`refusal`): Binance's 429/418 and their
+  `Retry-After`; Bybit's retCode 10006 (answered with HTTP 200) until its
+  `X-Bapi-Limit-Reset-Timestamp`, and its HTTP 403 IP limit for the ten minutes Bybit asks;
 - lets the emergency path (cancels and reduce-only orders, and the re-reads that verify
   them, marked with `urgent()`) pass the queue and the hold: its cost still counts;
 - refuses a configuration whose routine reads cannot fit in half a venue's budget
@@ -64,7 +66,21 @@ WARN_AT = 0.8
 """Used weight, as a share of the venue's budget, from which riskd warns."""
 
 DEFAULT_HOLD = timedelta(seconds=30)
-"""How long reads pause after a 429/418 that does not say (no `Retry-After`)."""
+"""How long reads pause after a rate-limit answer that does not say how long (no `Retry-After`)."""
+
+BYBIT_IP_BAN = timedelta(minutes=10)
+"""How long reads pause after Bybit's HTTP 403 "access too frequent", its IP limit, which
+says no time: Bybit asks to stop and wait at least 10 minutes
+(https://bybit-exchange.github.io/docs/v5/rate-limit, "HTTP IP limit")."""
+
+BYBIT_LIMITED = ("10006", "10018")
+"""Bybit's retCodes for a rate limit, answered with HTTP 200: 10006 the account's limit,
+10018 the IP's (https://bybit-exchange.github.io/docs/v5/error). 10006 is one account's,
+per endpoint and second, yet holds every routine read on the venue until it resets: the
+pause is short, and it keeps riskd from pressing on towards the IP's limit."""
+
+REFUSALS = {"bybit": (429, 403, 10006)}
+"""The rate-limit answers a venue sends (see Refusal), where they are not Binance's 429 and 418."""
 
 URGENT = contextvars.ContextVar("riskd_urgent", default=False)
 """True inside the emergency path: its calls pass the limiter's queue and a venue's hold."""
@@ -111,6 +127,65 @@ class Venue:
             "rollingWindowSize": window_ms,
             "rateLimit": window_ms / (self.budget * self.cost_per_weight),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A venue's answer that riskd went over its rate limit, and how long it asks riskd to wait.
+
+    code: the HTTP status (429, 418, Bybit's 403) or, for a refusal answered with HTTP 200,
+    the venue's own code (Bybit's 10006); answer: the same in words ("HTTP 429", "retCode
+    10006"); banned: the IP is banned (Binance's 418, Bybit's 403), not only refused.
+    """
+
+    code: int
+    answer: str
+    banned: bool
+    wait: timedelta
+
+
+def refusal(exchange_id: str, status: Any, headers: dict, response: Any, now: datetime) -> Refusal | None:
+    """What one reply says of the rate limit, or None: pure.
+
+    `headers` with lower-case names; `response` the reply's JSON, or None. A `Retry-After`
+    is obeyed wherever it comes. Bybit's 403 is its IP limit only on Bybit (Binance's 403 is
+    its firewall's, which no pause cures).
+    """
+    status, bybit, asked = str(status), exchange_id == "bybit", headers.get("retry-after")
+    if bybit and status == "403":  # it says no time: the ten minutes Bybit asks for
+        return Refusal(403, "HTTP 403", True, _seconds(asked, BYBIT_IP_BAN))
+    code = str(response.get("retCode")) if bybit and isinstance(response, dict) else None
+    if status in ("429", "418"):
+        number, answer = int(status), f"HTTP {status}"
+    elif code in BYBIT_LIMITED:
+        number, answer = int(code), f"retCode {code}"
+    else:
+        return None
+    reset = _until_reset(headers, response, now) if bybit else None
+    return Refusal(number, answer, status == "418", _seconds(asked, DEFAULT_HOLD if reset is None else reset))
+
+
+def _seconds(value: Any, otherwise: timedelta) -> timedelta:
+    """A `Retry-After` in seconds, or `otherwise` where there is none."""
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return otherwise
+
+
+def _until_reset(headers: dict, response: Any, now: datetime) -> timedelta | None:
+    """How long until Bybit's limit resets: its `X-Bapi-Limit-Reset-Timestamp` (epoch ms),
+    counted from the reply's own `time` where it has one, so a skewed local clock cannot
+    shorten or stretch the wait."""
+    try:
+        reset = float(headers["x-bapi-limit-reset-timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    try:
+        sent = float(response["time"])
+    except (KeyError, TypeError, ValueError):
+        sent = now.timestamp() * 1000
+    return timedelta(milliseconds=max(0.0, reset - sent))
 
 
 BINANCE_USDM = Venue(
@@ -198,7 +273,8 @@ class Budget:
         self.used: float | None = None
         """The weight the venue last said this IP used in its window."""
         self.hold_until: datetime | None = None
-        self.refusals: dict[int, int] = {429: 0, 418: 0}
+        self.refusals: dict[int, int] = dict.fromkeys(REFUSALS.get(client.id, (429, 418)), 0)
+        """Rate-limit answers by their code (see Refusal), the ones the venue sends counted from 0."""
         self.notices: dict[EventKind, str] = {}
         """What the daemon should announce: a hold asked for, the budget nearly used."""
         self.announced: dict[EventKind, datetime] = {}
@@ -230,8 +306,9 @@ class Budget:
         """The venue's budget in its own units per window, where riskd knows it."""
         return self.venue.budget if self.venue else None
 
-    def observe(self, status: Any, headers: dict | None) -> None:
-        """Take in one response: the weight used, and a hold on 429/418."""
+    def observe(self, status: Any, headers: dict | None, response: Any = None) -> None:
+        """Take in one response (its status, headers and JSON): the weight used, and a hold
+        on a rate-limit answer."""
         headers = {str(name).lower(): value for name, value in (headers or {}).items()}
         if self.venue and self.venue.used_header:
             try:
@@ -240,20 +317,17 @@ class Budget:
                 pass
             else:
                 self._maybe_warn()
-        if str(status) in ("429", "418"):
-            self._hold(int(status), headers.get("retry-after"))
+        found = refusal(self.key[0], status, headers, response, self.clock())
+        if found is not None:
+            self._hold(found)
 
-    def _hold(self, status: int, retry_after: Any) -> None:
-        try:
-            wait = timedelta(seconds=max(0.0, float(retry_after)))
-        except (TypeError, ValueError):
-            wait = DEFAULT_HOLD
-        now = self.clock()
-        self.refusals[status] += 1
-        until = now + wait
+    def _hold(self, found: Refusal) -> None:
+        self.refusals[found.code] = self.refusals.get(found.code, 0) + 1
+        until = self.clock() + found.wait
         if self.hold_until is None or until > self.hold_until:
             self.hold_until = until
-        self.notices[EventKind.RATE_LIMITED] = wording.rate_limited(self.name, status, wait.total_seconds())
+        self.notices[EventKind.RATE_LIMITED] = wording.rate_limited(
+            self.name, found.answer, found.banned, found.wait.total_seconds())
 
     def _maybe_warn(self) -> None:
         if self.limit and self.used is not None and self.used >= WARN_AT * self.limit:
@@ -297,7 +371,7 @@ def attach(client: Any, clock: Callable[[], datetime]) -> Budget:
     original = client.handle_errors
 
     def handle_errors(code, reason, url, method, headers, body, response, *rest):
-        budget.observe(code, headers)
+        budget.observe(code, headers, response)
         return original(code, reason, url, method, headers, body, response, *rest)
 
     client.handle_errors = handle_errors

@@ -29,6 +29,14 @@ BRIDGES = ("USDC", "BTC")
 
 FUTURES_TYPES = ("future", "swap", "delivery", "linear", "inverse")
 
+PASSING_FAILURES = {
+    "bybit": {"10000": ccxt.OperationFailed, "10016": ccxt.OperationFailed},
+}
+"""Venue codes for the exchange failing for now, which ccxt leaves a plain ExchangeError (a
+refusal): Bybit's 10016 "Server error" and 10000 "Server Timeout"
+(https://bybit-exchange.github.io/docs/v5/error). Mapped as ccxt maps Binance's -1001 and
+-1000, so the same trouble reads the same on both venues."""
+
 
 @dataclass(frozen=True, slots=True)
 class ExchangeFailure:
@@ -87,6 +95,8 @@ def build_client(account: AccountConfig, overrides: dict | None = None) -> Any:
     linear = client.exceptions.get("linear", {}).get("exact") if isinstance(client.exceptions, dict) else None
     if linear and futures:  # futures error codes, which ccxt only applies to its own hosts
         client.exceptions["exact"].update(linear)
+    if client.id in PASSING_FAILURES:
+        client.exceptions["exact"].update(PASSING_FAILURES[client.id])
     _refuse_non_json(client)
     return client
 

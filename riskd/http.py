@@ -393,9 +393,10 @@ class Metrics:
             labels=["venue"],
         )
         budget_limit = GaugeMetricFamily("riskd_venue_weight_limit", "The venue's request weight budget per IP per window", labels=["venue"])
-        hold = GaugeMetricFamily("riskd_venue_hold_seconds", "Seconds left of a pause the venue asked for (429/418)", labels=["venue"])
+        hold = GaugeMetricFamily("riskd_venue_hold_seconds", "Seconds left of a pause the venue asked for (a rate-limit answer)", labels=["venue"])
         refusals = CounterMetricFamily(
-            "riskd_venue_refusals", "Requests the venue refused for the rate limit, by HTTP status", labels=["venue", "status"]
+            "riskd_venue_refusals", "Requests the venue refused for the rate limit, by HTTP status (or the venue's code "
+            "for a refusal answered with HTTP 200, such as Bybit's 10006)", labels=["venue", "status"]
         )
         budgets = {id(guard.adapter.budget): guard.adapter.budget for guard in self.daemon.guards.values()}
         for budget in budgets.values():

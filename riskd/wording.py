@@ -329,11 +329,12 @@ def report_as_text() -> str:
 # --- the venues' request budgets -------------------------------------------------------
 
 
-def rate_limited(venue: str, status: int, seconds: float) -> str:
-    """A venue refused (429) or banned (418) riskd's IP: routine reads wait, emergencies go on."""
-    what = "banned this IP" if status == 418 else "refused a request for exceeding its rate limit"
+def rate_limited(venue: str, answer: str, banned: bool, seconds: float) -> str:
+    """A venue refused a request for its rate limit, or banned riskd's IP (`answer`: how it
+    said so, "HTTP 418", "retCode 10006"): routine reads wait, emergencies go on."""
+    what = "banned this IP" if banned else "refused a request for exceeding its rate limit"
     return (
-        f"{venue}: the exchange {what} (HTTP {status}); riskd holds its routine reads for "
+        f"{venue}: the exchange {what} ({answer}); riskd holds its routine reads for "
         f"{seconds:.0f} s as asked, and only its emergency orders go out meanwhile"
     )
 

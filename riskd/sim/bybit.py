@@ -7,11 +7,14 @@ use; only the wire differs: /v5 paths, JSON bodies, a `retCode` envelope answere
 HTTP 200, string ids, `Buy`/`Sell`, and the position index: 0 in one-way mode, 1 (long)
 and 2 (short) in hedge mode; an index that does not match the mode is refused as Bybit
 refuses it.
-Signed endpoints need an `X-BAPI-API-KEY` header but no valid signature.
+Signed endpoints need an `X-BAPI-API-KEY` header but no valid signature. The simulator's
+faults answer on /v5 paths as Bybit does (`fault_reply`), so riskd's reaction to Bybit's
+trouble is tested against Bybit's replies, not Binance's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
@@ -59,6 +62,77 @@ def ccxt_config(base_url: str) -> dict:
         }},
         "options": {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap", "defaultSubType": "linear"},
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A fault's reply as Bybit sends it: HTTP status, body (JSON, or text when not JSON), headers."""
+
+    status: int
+    body: dict | str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# The faults in Bybit's words. Each is the reply Bybit documents for that trouble
+# (https://bybit-exchange.github.io/docs/v5/error and .../docs/v5/rate-limit), chosen so
+# that ccxt's `bybit` (its `exceptions` map and `httpExceptions`, ccxt 4.5's
+# python/ccxt/async_support/bybit.py) raises the error Binance's reply to the same fault
+# raises through ccxt's `binanceusdm`.
+RATE_LIMITED = Rejection(10006, "Too many visits!")
+"""The account's rate limit (per UID): HTTP 200, retCode 10006 (v5/rate-limit, "API Rate
+Limit"), with the X-Bapi-Limit-* headers saying when the limit resets; ccxt:
+RateLimitExceeded, as Binance's 429 -1003."""
+IP_LIMITED = "access too frequent"
+"""The IP's limit: HTTP 403 "access too frequent", no reset time (v5/rate-limit, "HTTP IP
+limit": stop every session and wait at least 10 minutes). Not JSON, so ccxt's bybit maps
+the status, 403 to RateLimitExceeded, as Binance's 418 -1003 (an IP ban)."""
+REVOKED = Rejection(10003, "API key is invalid.")
+"""A deleted or wrong key: retCode 10003 (v5/error); ccxt: AuthenticationError, as Binance's 401 -2015."""
+SERVER_ERROR = Rejection(10016, "Server error.")
+"""Bybit failing to carry out the request: retCode 10016 (v5/error: "Server error", "internal
+server error; service is restarting"); riskd's adapter maps it to OperationFailed, as ccxt
+maps Binance's -1001 (ccxt's bybit leaves it a plain ExchangeError)."""
+SERVER_TIMEOUT = Rejection(10000, "Server Timeout")
+"""Bybit's backend not answering in time, the request's outcome unknown: retCode 10000
+(v5/error); riskd's adapter maps it to OperationFailed, as ccxt maps Binance's -1000."""
+UNAVAILABLE = "503 Service Temporarily Unavailable"
+"""Bybit's gateway with no service behind it: HTTP 503 and a page that is not JSON; ccxt's
+bybit maps the status to ExchangeNotAvailable, as Binance's 503 without a code."""
+LIMIT = 10
+"""The per-second limit the X-Bapi-Limit header reports: order creation's on linear
+contracts (v5/rate-limit)."""
+
+
+def limit_headers(left: int, reset: int) -> dict[str, str]:
+    """Bybit's X-Bapi-Limit-* headers: the endpoint's limit, what is left of it, and when it
+    resets (epoch ms; the server's time when the limit is not exceeded)."""
+    return {"X-Bapi-Limit": str(LIMIT), "X-Bapi-Limit-Status": str(left), "X-Bapi-Limit-Reset-Timestamp": str(reset)}
+
+
+def fault_reply(kind: str, seconds: float, now: int, headers: Mapping[str, str]) -> Reply:
+    """Bybit's reply to the fault `kind` (a fault's kind, or an http_503 fault's body).
+
+    seconds: for http_429, how long until the limit resets; now: the server's time (ms);
+    headers: the request's, whose timestamp and receive window the clock-skew refusal quotes.
+    """
+    if kind == "http_429":
+        return Reply(200, rejected(RATE_LIMITED, now), limit_headers(0, now + int(seconds * 1000)))
+    if kind == "http_418":
+        return Reply(403, IP_LIMITED)
+    if kind == "revoked":
+        return Reply(200, rejected(REVOKED, now))
+    if kind == "clock_skew":  # the message Bybit sends for 10002, its figures included
+        message = ("invalid request, please check your server timestamp or recv_window param. "
+                   f"req_timestamp[{headers.get('X-BAPI-TIMESTAMP', now)}],server_timestamp[{now}],"
+                   f"recv_window[{headers.get('X-BAPI-RECV-WINDOW', 5000)}]")
+        return Reply(200, rejected(Rejection(10002, message), now))
+    if kind == "internal":
+        return Reply(200, rejected(SERVER_ERROR, now))
+    if kind == "unknown":
+        return Reply(200, rejected(SERVER_TIMEOUT, now))
+    if kind == "unavailable":
+        return Reply(503, UNAVAILABLE)
+    raise ValueError(f"no Bybit reply for the fault {kind!r}")
 
 
 def envelope(result: Any, now: int) -> dict:

@@ -8,7 +8,10 @@ replies that never come, connections dropped without a reply, 200 OK bodies that
 not JSON, a key the exchange no longer accepts, and a clock it finds out of step. A fault lasts for a
 duration (seconds on the simulator's clock), a count of requests, or until cleared,
 and may be limited to paths starting with a prefix. This module only decides which
-faults apply to a request; the server acts them out.
+faults apply to a request; the server acts them out, in the dialect of the path: the
+codes below are Binance's, and on /v5 paths each fault answers as Bybit does
+(`bybit.fault_reply`: retCode 10006 with its reset time for a 429, HTTP 403 for a 418,
+10003, 10002, 10016, 10000, a 503 page).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ ccxt client, so the simulator must be reachable the same way: on 127.0.0.1, at t
 paths `binanceusdm` (futures, /fapi) and `binance` (spot, /api/v3) request, answering
 with Binance's JSON and error codes. Signed
 endpoints need an `X-MBX-APIKEY` header but no valid signature. Every API request is
-logged and passes through the injected faults. The /_sim/ routes (unsigned JSON,
+logged and passes through the injected faults, each answered in the dialect of the path
+asked (Binance's codes, or Bybit's on /v5). The /_sim/ routes (unsigned JSON,
 never faulted or logged) expose the simulator's controls to other processes.
 """
 
@@ -379,22 +380,15 @@ class SimServer:
         failure: Fault | None = next((f for f in faults if f.kind != "latency"), None)
         if failure is None:
             return await handler(request)
-        if failure.kind == "http_429":
-            return _error(RATE_LIMITED, {"Retry-After": f"{failure.seconds:g}"})
-        if failure.kind == "http_418":
-            until = self.simulator.ledger.now() + int(failure.seconds * 1000)
-            banned = Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
-                               "Please use the websocket for live updates to avoid bans.", 418)
-            return _error(banned, {"Retry-After": f"{failure.seconds:g}"})
-        if failure.kind == "revoked":
-            return _error(REVOKED)
-        if failure.kind == "clock_skew":
-            return _error(CLOCK_SKEW)
+        # a refusal in the dialect of the path asked: Bybit's on /v5, Binance's elsewhere
+        refuse = partial(self._bybit_fault, request) if request.path.startswith("/v5/") else self._binance_fault
+        if failure.kind in ("http_429", "http_418", "revoked", "clock_skew"):
+            return refuse(failure.kind, failure)
         if failure.kind == "dropped":
             request.transport.abort()  # the connection goes before any reply
             return web.Response(status=502)
         if failure.kind == "http_503" and failure.body != "unknown":
-            return _json(UNAVAILABLE[failure.body], 503)
+            return refuse(failure.body, failure)
         response = await handler(request)  # takes effect; the reply is lost or spoiled
         if failure.kind == "timeout":
             try:
@@ -403,11 +397,33 @@ class SimServer:
                 pass
             return web.Response(status=504, text="Gateway Timeout")
         if failure.kind == "http_503":
-            return _json(UNAVAILABLE["unknown"], 503)
+            return refuse("unknown", failure)
         if failure.body == "truncated":
             text = response.text or ""
             return web.Response(text=text[:len(text) // 2], content_type="application/json")
         return web.Response(text=PROXY_PAGE, content_type="text/html")
+
+    def _binance_fault(self, kind: str, failure: Fault) -> web.Response:
+        """Binance's reply to a fault: its kind, or an http_503 fault's body."""
+        if kind == "http_429":
+            return _error(RATE_LIMITED, {"Retry-After": f"{failure.seconds:g}"})
+        if kind == "http_418":
+            until = self.simulator.ledger.now() + int(failure.seconds * 1000)
+            banned = Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
+                               "Please use the websocket for live updates to avoid bans.", 418)
+            return _error(banned, {"Retry-After": f"{failure.seconds:g}"})
+        if kind == "revoked":
+            return _error(REVOKED)
+        if kind == "clock_skew":
+            return _error(CLOCK_SKEW)
+        return _json(UNAVAILABLE[kind], 503)
+
+    def _bybit_fault(self, request: web.Request, kind: str, failure: Fault) -> web.Response:
+        """Bybit's reply to a fault (see bybit.fault_reply)."""
+        reply = bybit.fault_reply(kind, failure.seconds, self.simulator.ledger.now(), request.headers)
+        if isinstance(reply.body, dict):
+            return _json(reply.body, reply.status, dict(reply.headers))
+        return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
 
     # --- controls ----------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The request budget against the embedded exchange, through the real ccxt client.
 
 The promise: riskd reads the weight the venue says its IP used, warns before the budget
-runs out, and on 429/418 pauses its routine reads (ticks and the market data) for as
-long as the venue asks, while its emergencies (the executor's orders, and an operator's
-flatten, reduce or freeze with the fresh read it acts on) still go out.
+runs out, and on a rate-limit answer (Binance's 429/418; Bybit's retCode 10006 and its
+HTTP 403 IP limit) pauses its routine reads (ticks and the market data) for as long as
+the venue asks, while its emergencies (the executor's orders, and an operator's flatten,
+reduce or freeze with the fresh read it acts on) still go out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from riskd import wording
 from riskd.domain import RISKD, Action, ActionKind, Command, CommandKind, EventKind, ReadFailure, TradingState
 
-from .conftest import DIALECTS, open_positions, orders_sent, tick
+from .conftest import DIALECTS, MARKETS, open_positions, orders_sent, tick
 
 ORDER_PATH = DIALECTS["binanceusdm"][0]
 ACCOUNT_PATH = "/fapi/v3/account"
@@ -25,33 +26,44 @@ def sent(sim, path: str) -> int:
     return sum(1 for entry in sim.requests if entry["path"] == path)
 
 
-@pytest.mark.parametrize("status", [429, 418])
-async def test_a_refusal_pauses_reads_as_asked_while_the_flatten_still_goes_out(configure, exchange, clock, started, status):
+REFUSALS = [
+    # (dialect, the fault, the refusal riskd counts, how it is named, the pause in seconds)
+    ("binanceusdm", "http_429", 429, "HTTP 429", 120),  # Retry-After: 120
+    ("binanceusdm", "http_418", 418, "HTTP 418", 120),  # an IP ban, Retry-After: 120
+    ("bybit", "http_429", 10006, "retCode 10006", 120),  # HTTP 200, the limit resets in 120 s (X-Bapi-Limit-Reset-Timestamp)
+    ("bybit", "http_418", 403, "HTTP 403", 600),  # the IP limit, no time given: the ten minutes Bybit asks for
+]
+
+
+@pytest.mark.parametrize(("venue", "fault", "code", "answer", "pause"), REFUSALS, ids=[f"{r[0]}-{r[3]}" for r in REFUSALS])
+async def test_a_refusal_pauses_reads_as_asked_while_the_flatten_still_goes_out(
+    configure, exchange, clock, started, venue, fault, code, answer, pause
+):
     sim = exchange.simulator
-    daemon = await started(configure(live=True), clock)
+    daemon = await started(configure(live=True, market=MARKETS[venue]), clock)
     await tick(daemon, clock)
     guard = daemon.guards["main"]
     held = len(open_positions(sim))
     assert held >= 2
-    # the first order of the flatten is refused; the venue asks for a 2-minute pause
-    sim.add_fault(f"http_{status}", count=1, path=ORDER_PATH, seconds=120)
+    # the first order of the flatten is refused; the venue asks for a 2-minute pause (Bybit's IP limit: ten)
+    sim.add_fault(fault, count=1, path=DIALECTS[venue][0], seconds=120)
 
     outcome = await guard.executor.execute(Action(ActionKind.FLATTEN, "main", "test: flatten"), guard.last_snapshot)
 
     assert outcome.done and open_positions(sim) == {}
-    assert len(orders_sent(sim)) == held + 1  # the refused one sent again after a re-read, during the pause
-    assert guard.adapter.budget.refusals[status] == 1
+    assert len(orders_sent(sim, venue)) == held + 1  # the refused one sent again after a re-read, during the pause
+    assert guard.adapter.budget.refusals[code] == 1
 
     before = len(sim.requests)
     await tick(daemon, clock, seconds=60)  # a routine read inside the pause
-    assert guard.last_read.error_kind is ReadFailure.RATE_LIMIT and "60 s" in guard.last_read.error
+    assert guard.last_read.error_kind is ReadFailure.RATE_LIMIT and f"another {pause - 60} s" in guard.last_read.error
     assert len(sim.requests) == before  # nothing sent to the exchange for it
-    await tick(daemon, clock, seconds=60)  # the pause is over
+    await tick(daemon, clock, seconds=pause - 60)  # the pause is over
     assert guard.last_read.ok and len(sim.requests) > before
 
     await daemon.watch_budgets()
     events = [event for event in daemon.store.events(RISKD, 20) if event.kind is EventKind.RATE_LIMITED]
-    assert len(events) == 1 and f"HTTP {status}" in events[0].message
+    assert len(events) == 1 and f"({answer})" in events[0].message and f"for {pause} s" in events[0].message
 
 
 @pytest.mark.parametrize("kind", [CommandKind.FLATTEN, CommandKind.REDUCE, CommandKind.FREEZE])

@@ -2,7 +2,8 @@
 
 `exchange: sim` with `sim: {venue: bybit}` starts it for a keyless account; the guardian's
 own tests (test_guardian.py) run on it as on the Binance dialect. Here: what the dialect
-itself promises, including the refusals ccxt must map to its errors.
+itself promises, including the refusals ccxt must map to its errors, and the simulator's
+faults answered as Bybit answers them, raising what Binance's replies to them raise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from riskd import checks
 from riskd.config import AccountConfig
 from riskd.domain import Position, Side
-from riskd.exchange import ExchangeAdapter
+from riskd.exchange import ExchangeAdapter, explain
 from riskd.sim import bybit
 
 from .conftest import write_config
@@ -68,6 +69,48 @@ async def test_a_signed_request_without_an_api_key_is_refused_as_bybit_refuses_i
             body = await reply.json()
     assert (body["retCode"], body["retMsg"]) == (10003, "API key is invalid.")
     assert bybit.CODES[-2022] == 110017 and ccxt.bybit().exceptions["exact"]["10003"] is ccxt.AuthenticationError
+
+
+FAULTS = [
+    # (the simulator's fault, its body, what Bybit's reply to it says, the ccxt error it raises
+    # through ccxt's bybit; through binanceusdm the same, but for the rate limit, which ccxt's
+    # binance raises as DDoSProtection: riskd reads both as rate limited)
+    ("http_429", None, '"retCode":10006,"retMsg":"Too many visits!"', ccxt.RateLimitExceeded),
+    ("http_418", None, "403 Forbidden access too frequent", ccxt.RateLimitExceeded),
+    ("revoked", None, '"retCode":10003', ccxt.AuthenticationError),
+    ("clock_skew", None, '"retCode":10002,"retMsg":"invalid request, please check your server timestamp or recv_window param',
+     ccxt.InvalidNonce),
+    ("http_503", "unavailable", "503 Service Unavailable", ccxt.ExchangeNotAvailable),
+    ("http_503", "internal", '"retCode":10016', ccxt.OperationFailed),
+    ("http_503", "unknown", '"retCode":10000', ccxt.OperationFailed),
+]
+
+
+@pytest.mark.parametrize(("fault", "body", "said", "error"), FAULTS, ids=[body or fault for fault, body, *_ in FAULTS])
+async def test_each_fault_answers_as_bybit_does_and_raises_what_binances_reply_raises(exchange, clients, fault, body, said, error):
+    raised = {}
+    for market in ("futures", "bybit"):  # ccxt's binanceusdm, then its bybit, on the same simulator
+        client = clients(exchange.url, market)
+        await client.load_markets()
+        exchange.simulator.add_fault(fault, count=1, body=body)
+        with pytest.raises(ccxt.BaseError) as caught:
+            await client.fetch_balance()
+        raised[market] = caught.value
+    assert said in str(raised["bybit"]) and type(raised["bybit"]) is error
+    binance = ccxt.DDoSProtection if error is ccxt.RateLimitExceeded else error
+    assert type(raised["futures"]) is binance
+    assert explain(raised["bybit"]).kind is explain(raised["futures"]).kind
+
+
+async def test_the_rate_limit_is_answered_with_http_200_and_says_when_it_resets(exchange):
+    exchange.simulator.add_fault("http_429", count=1, seconds=1.5)
+    now = exchange.simulator.ledger.now()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{exchange.url}/v5/market/tickers?category=linear") as reply:
+            body, headers, status = await reply.json(), reply.headers, reply.status
+    assert status == 200 and (body["retCode"], body["retMsg"], body["time"]) == (10006, "Too many visits!", now)
+    assert headers["X-Bapi-Limit-Status"] == "0" and int(headers["X-Bapi-Limit"]) > 0
+    assert int(headers["X-Bapi-Limit-Reset-Timestamp"]) == now + 1500
 
 
 async def test_an_embedded_account_in_hedge_mode_reads_both_sides_of_a_symbol(tmp_path, monkeypatch, clock, started):

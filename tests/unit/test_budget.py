@@ -94,6 +94,44 @@ async def test_a_429_holds_routine_reads_for_its_retry_after_but_not_the_emergen
     assert adapter.budget.holding() == 0
 
 
+BYBIT_SENT = 1772452800000
+"""The server time (epoch ms) in the Bybit replies below."""
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "status", "headers", "response", "expected"),
+    [
+        ("binanceusdm", 429, {"retry-after": "30"}, None, (429, "HTTP 429", False, 30)),
+        ("binanceusdm", 418, {"retry-after": "0"}, None, (418, "HTTP 418", True, 0)),  # "now" is not "30 s"
+        ("binanceusdm", 429, {}, None, (429, "HTTP 429", False, 30)),  # no Retry-After: DEFAULT_HOLD
+        # Bybit's API limit, at HTTP 200: until X-Bapi-Limit-Reset-Timestamp, counted from the reply's own time
+        ("bybit", 200, {"x-bapi-limit-reset-timestamp": str(BYBIT_SENT + 1500)},
+         {"retCode": 10006, "retMsg": "Too many visits!", "time": BYBIT_SENT}, (10006, "retCode 10006", False, 1.5)),
+        ("bybit", 200, {}, {"retCode": 10018, "retMsg": "Exceeded the IP Rate Limit."}, (10018, "retCode 10018", False, 30)),
+        # Bybit's IP limit: 403 "access too frequent", no time given: the ten minutes Bybit asks for
+        ("bybit", 403, {}, None, (403, "HTTP 403", True, 600)),
+    ],
+    ids=["binance-429", "binance-418-now", "binance-429-unsaid", "bybit-10006", "bybit-10018-unsaid", "bybit-403"],
+)
+def test_a_rate_limit_answer_is_read_with_the_wait_the_venue_asks_for(exchange_id, status, headers, response, expected):
+    found = budget.refusal(exchange_id, status, headers, response, clock())
+    assert (found.code, found.answer, found.banned, found.wait.total_seconds()) == expected
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "status", "response"),
+    [
+        ("binanceusdm", 403, None),  # Binance's firewall, which no pause cures
+        ("binanceusdm", 200, {"retCode": 10006}),  # only Bybit speaks in retCodes
+        ("bybit", 200, {"retCode": 0, "retMsg": "OK", "result": {}}),
+        ("bybit", 200, {"retCode": 10003, "retMsg": "API key is invalid."}),
+    ],
+)
+def test_other_answers_hold_nothing(exchange_id, status, response):
+    headers = {"x-bapi-limit-reset-timestamp": str(BYBIT_SENT)}
+    assert budget.refusal(exchange_id, status, headers, response, clock()) is None
+
+
 async def test_a_warning_is_announced_once_per_cooldown(clients):
     moments = [clock()]
     adapter = ExchangeAdapter("a", AccountConfig(exchange="binanceusdm"), clients(exchange="binanceusdm"), lambda: moments[0])
