@@ -106,7 +106,7 @@ class AccountGuard:
     settings: Callable[[], Settings]  # read at every use: a reload swaps the settings in one place
     clock: Callable[[], datetime]
     sim: SimServer | None = None
-    market: MarketFeed | None = None  # the candles the market breakers read; None when market data is off
+    market: MarketFeed | None = None  # its venue's candles, which the market breakers read; None when market data is off
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_snapshot: Snapshot | None = None
     last_read: Snapshot | None = None  # the latest read, failed or not
@@ -204,7 +204,7 @@ class AccountGuard:
                 self.errors[snapshot.error_kind or "unknown"] += 1
                 log.warning("%s: reading the account failed: %s", self.name, snapshot.error)
             before = engine.impose(self.store.load_state(self.name), self._imposed())
-            market = self.market.current if self.market is not None else EMPTY
+            market = self.market.current(self.name) if self.market is not None else EMPTY
             result = engine.step(before, snapshot, self._policy_now(now), now, market, self.trades)
             self._record(before, result, now)
             self.last_tick_at, self.tick_seconds = now, time.monotonic() - started
@@ -292,17 +292,15 @@ class AccountGuard:
 
     # --- market data -------------------------------------------------------------
 
+    def held(self) -> frozenset[str]:
+        """The symbols the last good snapshot holds: what its venue's candles must cover for it."""
+        return frozenset(position.symbol for position in self.last_snapshot.positions) if self.last_snapshot else frozenset()
+
     def wants_market(self) -> bool:
-        """Whether the last snapshot holds a symbol whose candles were never asked for."""
+        """Whether the last snapshot holds a symbol whose candles were never asked for on its behalf."""
         if self.market is None or self.last_snapshot is None:
             return False
-        return self.market.wants(position.symbol for position in self.last_snapshot.positions)
-
-    async def refresh_market(self) -> None:
-        """Fetch and cache the candles of what the account holds; the next ticks read the result."""
-        if self.market is not None:
-            held = self.last_snapshot.positions if self.last_snapshot is not None else ()
-            await self.market.refresh(position.symbol for position in held)
+        return self.market.wants(self.name, self.held())
 
     def _heartbeat(self, snapshot: Snapshot, result: StepResult, now: datetime) -> None:
         """One line of figures on the first tick and every HEARTBEAT, so a quiet log is not a dead one."""

@@ -1,6 +1,7 @@
 """The daily risk report's market figures: exposure, leverage, VaR and ES, correlation, stress.
 
-Built from the store alone (the positions last read, the cached candles) with the
+Built from the store alone (the positions last read, the candles cached for the
+account's venue, found from its configuration without a request) with the
 settings of the `var` and `stress_loss` breakers, so `riskd report` in another process
 says what the running daemon's breakers see. Loaded only when a report is asked for.
 """
@@ -28,7 +29,7 @@ from riskd.breakers import BREAKERS
 from riskd.candles import market_data
 from riskd.config import Settings
 from riskd.domain import Position
-from riskd.market_data import TIMEFRAMES, milliseconds
+from riskd.market_data import TIMEFRAMES, market_venue, milliseconds
 from riskd.store import Store
 
 
@@ -59,7 +60,8 @@ def market_risk(store: Store, settings: Settings, account: str, positions: Seque
     quote = settings.accounts[account].quote
     benchmark = _benchmark(settings.market_data.benchmark, quote)
     since = milliseconds(now - max(var.window, stress.window, timedelta(0)))
-    rows = store.candles(account, settings.market_data.timeframe, [*exposures, *benchmark], since)
+    venue = market_venue(account, settings.accounts[account])  # where the daemon cached the account's candles
+    rows = store.candles(venue, settings.market_data.timeframe, [*exposures, *benchmark], since)
     named = next((symbol for symbol in benchmark if rows.get(symbol)), None)
     market = market_data(rows, interval, named, now)
     held = book(positions, market, max(1, int(var.window.total_seconds() * 1000 // interval)))

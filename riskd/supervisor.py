@@ -22,7 +22,7 @@ from riskd import __version__, engine, health, logs, portfolio, wording
 from riskd.budget import TRADES_EVERY
 from riskd.account_stream import MarkStream
 from riskd.commands import expired
-from riskd.config import PORTFOLIO, ConfigError, Settings, reloadable
+from riskd.config import PORTFOLIO, AccountConfig, ConfigError, Settings, reloadable
 from riskd.domain import (
     RISKD,
     Alert,
@@ -36,9 +36,10 @@ from riskd.domain import (
     alert_key,
     utcnow,
 )
+from riskd.exchange import ExchangeAdapter
 from riskd.executor import Executor
 from riskd.guard import LEVELS, AccountGuard, connect
-from riskd.market_data import MarketFeed
+from riskd.market_data import MarketFeed, Member, market_venue
 from riskd.notify import Notifier
 from riskd.redact import redact, register
 from riskd.store import Store
@@ -79,6 +80,7 @@ class Daemon:
         self.http = None
         self.store: Store | None = None
         self.guards: dict[str, AccountGuard] = {}
+        self.feeds: dict[str, MarketFeed] = {}  # by venue (market_data.market_venue): one per venue, shared by its accounts
         self.scheduler: AsyncIOScheduler | None = None
         self.stopping = asyncio.Event()
         self.started = asyncio.Event()  # set once startup has connected every account
@@ -97,8 +99,7 @@ class Daemon:
         for name, account in self.settings.accounts.items():
             adapter, sim = await connect(name, account, self.clock)
             executor = Executor(adapter, self.store, lambda: self.settings.live, self.clock)
-            market_data = self.settings.market_data  # fixed until a restart, like the accounts
-            market = MarketFeed(name, adapter, self.store, market_data, self.clock) if market_data.enabled else None
+            market = self._feed(name, account, adapter) if self.settings.market_data.enabled else None
             self.guards[name] = AccountGuard(
                 name, adapter, executor, self.store, lambda: self.settings, self.clock, sim, market=market
             )
@@ -116,6 +117,14 @@ class Daemon:
             self.hooks = HookSender(lambda: self.settings, self.store, self.clock)
         self._banner()
         self.started.set()
+
+    def _feed(self, name: str, account: AccountConfig, adapter: ExchangeAdapter) -> MarketFeed:
+        """The candle feed of the account's venue, made for its first account there."""
+        venue = market_venue(name, account, adapter.client)
+        if venue not in self.feeds:
+            # market_data is fixed until a restart, like the accounts
+            self.feeds[venue] = MarketFeed(venue, self.store, self.settings.market_data, self.clock)
+        return self.feeds[venue]
 
     async def ready(self) -> None:
         """Return once every account has completed a tick: from then on riskd is guarding."""
@@ -200,11 +209,11 @@ class Daemon:
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
             )
-            if guard.market is not None:
-                scheduler.add_job(
-                    self._tracked, "interval", args=[self.refresh_market, name], id=f"market:{name}", max_instances=1,
-                    seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
-                )
+        for venue in self.feeds:  # one refresh per venue: its accounts share the candles
+            scheduler.add_job(
+                self._tracked, "interval", args=[self.refresh_market, venue], id=f"market:{venue}", max_instances=1,
+                seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
+            )
         for name in self.guards:
             # the trade history has its own job, so a slow income endpoint never delays a tick
             scheduler.add_job(
@@ -362,16 +371,20 @@ class Daemon:
 
     async def tick(self, name: str) -> StepResult:
         """One tick of the named account (see AccountGuard.tick); a newly held symbol has
-        its candles fetched at once, apart from the tick, rather than at the next refresh."""
+        its venue's candles fetched at once, apart from the tick, rather than at the next refresh."""
         guard = self.guards[name]
         result = await guard.tick()
         if guard.wants_market():
-            asyncio.get_running_loop().create_task(self._tracked(self.refresh_market, name))
+            asyncio.get_running_loop().create_task(self._tracked(self.refresh_market, guard.market.venue))
         return result
 
-    async def refresh_market(self, name: str) -> None:
-        """Fetch and cache the candles of what the account holds; its ticks read the result."""
-        await self.guards[name].refresh_market()
+    async def refresh_market(self, venue: str) -> None:
+        """Fetch and cache the candles of what the venue's accounts hold, once for all of
+        them; their ticks read the result. The accounts are those guarded now, so the feed
+        follows the account set."""
+        feed = self.feeds[venue]
+        members = {name: Member(guard.adapter, guard.held()) for name, guard in self.guards.items() if guard.market is feed}
+        await feed.refresh(members)
 
     async def check_portfolio(self) -> StepResult | None:
         """Judge the sum of every account's latest read under the `portfolio:` breakers; a

@@ -7,9 +7,10 @@ with the `Retry-After` Binance sends), slow replies,
 replies that never come, connections dropped without a reply, 200 OK bodies that are
 not JSON, a key the exchange no longer accepts, and a clock it finds out of step. A fault lasts for a
 duration (seconds on the simulator's clock), a count of requests, or until cleared,
-and may be limited to paths starting with a prefix. This module only decides which
-faults apply to a request; the server acts them out, in the dialect of the path: the
-codes below are Binance's, and on /v5 paths each fault answers as Bybit does
+and may be limited to paths starting with a prefix and to requests for one symbol (a
+venue failing one market's candles while serving the others'). This module only decides
+which faults apply to a request; the server acts them out, in the dialect of the path:
+the codes below are Binance's, and on /v5 paths each fault answers as Bybit does
 (`bybit.fault_reply`: retCode 10006 with its reset time for a 429, HTTP 403 for a 418,
 10003, 10002, 10016, 10000, a 503 page).
 """
@@ -42,6 +43,7 @@ class Fault:
     body: for http_503, "unavailable" (no error code), "internal" (-1001, refused) or
     "unknown" (-1000, executed but unanswered, Binance's "execution status unknown");
     for malformed, "html" (a proxy's error page) or "truncated" (the real JSON cut short).
+    symbol: only requests whose `symbol` parameter is this venue id (`SOLUSDT`); empty: any.
     """
 
     kind: str
@@ -52,6 +54,7 @@ class Fault:
     body: str = ""
     started: float = 0.0
     hits: int = 0
+    symbol: str = ""
 
     def live(self, now: float) -> bool:
         return ((self.duration is None or now < self.started + self.duration)
@@ -69,7 +72,7 @@ class Faults:
         self._faults: list[Fault] = []
 
     def add(self, kind: str, duration: float | None = None, count: int | None = None,
-            path: str = "", seconds: float | None = None, body: str | None = None) -> Fault:
+            path: str = "", seconds: float | None = None, body: str | None = None, symbol: str = "") -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
         bodies = BODIES.get(kind, ("",))
@@ -78,7 +81,7 @@ class Faults:
             raise ValueError(f"fault {kind!r} has no body {body!r}; known: {', '.join(bodies)}")
         fault = Fault(kind, DEFAULT_SECONDS.get(kind, 0.0) if seconds is None else float(seconds),
                       None if duration is None else float(duration),
-                      None if count is None else int(count), path, body, self._clock())
+                      None if count is None else int(count), path, body, self._clock(), symbol=symbol)
         self._faults.append(fault)
         return fault
 
@@ -92,9 +95,9 @@ class Faults:
         self._faults = [f for f in self._faults if f.live(now)]
         return list(self._faults)
 
-    def take(self, path: str) -> list[Fault]:
-        """The faults that apply to a request for `path`, each counting it as one hit."""
-        hit = [f for f in self.active() if path.startswith(f.path)]
+    def take(self, path: str, symbol: str | None = None) -> list[Fault]:
+        """The faults that apply to a request for `path` (about `symbol`), each counting it as one hit."""
+        hit = [f for f in self.active() if path.startswith(f.path) and f.symbol in ("", symbol)]
         for fault in hit:
             fault.hits += 1
         return hit

@@ -366,7 +366,7 @@ class SimServer:
         params = await _params(request)
         used = self.weights.add(request.method, request.path, params)
         entry = self.simulator.log_request(request.method, request.path, params)
-        faults = self.simulator.faults.take(request.path)
+        faults = self.simulator.faults.take(request.path, params.get("symbol"))
         entry["faults"] = [f.kind for f in faults]
         response = await self._act_out(request, handler, faults)
         entry["status"] = response.status
@@ -470,7 +470,7 @@ class SimServer:
         return {"scenario": name, "params": body}
 
     def _fault(self, body: dict) -> dict:
-        """{"kind": "http_503", "duration": 60, "count": 3, "path": "/fapi", "seconds": 0.05, "body": ...}"""
+        """{"kind": "http_503", "duration": 60, "count": 3, "path": "/fapi", "seconds": 0.05, "body": ..., "symbol": "SOLUSDT"}"""
         return self.simulator.add_fault(**body).to_dict()
 
     def _clear_faults(self, body: dict) -> dict:

@@ -144,8 +144,8 @@ class Simulator:
         self.sync()
 
     def add_fault(self, kind: str, duration: float | None = None, count: int | None = None,
-                  path: str = "", seconds: float | None = None, body: str | None = None) -> Fault:
-        return self.faults.add(kind, duration, count, path, seconds, body)
+                  path: str = "", seconds: float | None = None, body: str | None = None, symbol: str = "") -> Fault:
+        return self.faults.add(kind, duration, count, path, seconds, body, symbol)
 
     def clear_faults(self) -> int:
         return self.faults.clear()

@@ -541,39 +541,39 @@ class Store:
 
     # --- candles ---------------------------------------------------------------
 
-    def record_candles(self, account: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]]) -> int:
-        """Insert or replace candles given as ccxt gives them: [time ms, open, high, low, close, volume]."""
+    def record_candles(self, venue: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]]) -> int:
+        """Insert or replace a venue's candles given as ccxt gives them: [time ms, open, high, low, close, volume]."""
         records = [
             {
-                "account": account, "symbol": symbol, "timeframe": timeframe, "time": int(row[0]),
+                "venue": venue, "symbol": symbol, "timeframe": timeframe, "time": int(row[0]),
                 "open": row[1], "high": row[2], "low": row[3], "close": row[4], "volume": row[5],
             }
             for row in rows
         ]
         if records:
-            self.db.table("candles").upsert_all(records, pk=("account", "symbol", "timeframe", "time"))
+            self.db.table("candles").upsert_all(records, pk=("venue", "symbol", "timeframe", "time"))
         return len(records)
 
-    def last_candle_time(self, account: str, symbol: str, timeframe: str) -> int | None:
-        """The open time (epoch ms) of the latest cached candle, or None."""
+    def last_candle_time(self, venue: str, symbol: str, timeframe: str) -> int | None:
+        """The open time (epoch ms) of the venue's latest cached candle of `symbol`, or None."""
         row = self.db.execute(
-            "select max(time) from candles where account = ? and symbol = ? and timeframe = ?", [account, symbol, timeframe]
+            "select max(time) from candles where venue = ? and symbol = ? and timeframe = ?", [venue, symbol, timeframe]
         ).fetchone()
         return row[0]
 
-    def candles(self, account: str, timeframe: str, symbols: Iterable[str], since: int) -> dict[str, list[Row]]:
-        """Cached candles per symbol from `since` (epoch ms), oldest first."""
+    def candles(self, venue: str, timeframe: str, symbols: Iterable[str], since: int) -> dict[str, list[Row]]:
+        """A venue's cached candles per symbol from `since` (epoch ms), oldest first."""
         result: dict[str, list[Row]] = {}
         for symbol in symbols:
             result[symbol] = self.db.execute(
                 "select time, open, high, low, close, volume from candles"
-                " where account = ? and symbol = ? and timeframe = ? and time >= ? order by time",
-                [account, symbol, timeframe, since],
+                " where venue = ? and symbol = ? and timeframe = ? and time >= ? order by time",
+                [venue, symbol, timeframe, since],
             ).fetchall()
         return result
 
     def prune_candles(self, before: int) -> int:
-        """Delete candles that opened before `before` (epoch ms)."""
+        """Delete candles that opened before `before` (epoch ms), on every venue."""
         with self.db.atomic():
             return self.db.execute("delete from candles where time < ?", [before]).rowcount
 

@@ -208,7 +208,22 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.table("overrides").create_index(["account", "ended_at"])
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """The candle cache keyed by venue instead of account: candles are public, the same for
+    every account on a venue, so they are fetched and kept once per venue (see
+    market_data.market_venue). The old rows are dropped rather than carried over: the
+    table is a cache, and the next refresh fetches `market_data.history` again."""
+    db.table("candles").drop()
+    db.table("candles").create(
+        {
+            "venue": str, "symbol": str, "timeframe": str, "time": int,
+            "open": float, "high": float, "low": float, "close": float, "volume": float,
+        },
+        pk=("venue", "symbol", "timeframe", "time"),
+    )
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7]
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -9,6 +9,8 @@ reduce or freeze with the fresh read it acts on) still go out.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from riskd import wording
@@ -103,14 +105,15 @@ async def test_the_market_data_waits_out_a_pause(configure, exchange, clock, sta
     guard = daemon.guards["main"]
     sim.add_fault("http_429", count=1, path=ACCOUNT_PATH, seconds=120)
     await tick(daemon, clock)
-    before = guard.market.current
+    await asyncio.gather(*daemon.tasks)  # the refresh the first tick started, before the venue asked for the pause
+    before, asked = guard.market.current("main"), sent(sim, KLINES_PATH)
 
-    await daemon.refresh_market("main")
-    assert sent(sim, KLINES_PATH) == 0 and guard.market.current is before  # nothing asked, nothing counted as fresh
+    await daemon.refresh_market(guard.market.venue)
+    assert sent(sim, KLINES_PATH) == asked and guard.market.current("main") is before  # nothing asked, nothing counted as fresh
 
     clock.advance(120)
-    await daemon.refresh_market("main")
-    assert sent(sim, KLINES_PATH) > 0 and guard.market.current.fetched_at == clock()
+    await daemon.refresh_market(guard.market.venue)
+    assert sent(sim, KLINES_PATH) > 0 and guard.market.current("main").fetched_at == clock()
 
 
 async def test_the_trade_history_waits_out_a_pause(configure, exchange, clock, started):

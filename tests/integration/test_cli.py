@@ -262,7 +262,7 @@ async def test_the_shipped_demo_raises_no_market_breaker_warning_on_a_first_run(
     await daemon.startup()
     try:
         await daemon.tick("demo")
-        await daemon.refresh_market("demo")
+        await daemon.refresh_market(daemon.guards["demo"].market.venue)
         for _ in range(3):  # past the 2 ticks a breach waits to be confirmed
             result = await daemon.tick("demo")
         market = {r.breaker: r for r in result.readings if r.breaker in ("var", "volatility_spike", "flash_crash", "correlation", "stress_loss")}

@@ -15,6 +15,7 @@ from riskd import chart, commands, engine, messages
 from riskd.analytics import book, value_at_risk_of
 from riskd.candles import market_data
 from riskd.config import load_settings
+from riskd.market_data import market_venue
 from riskd.store import Store
 
 from tests.factories import NOW, position, snapshot
@@ -64,7 +65,7 @@ def store(settings):
     result = engine.step(state, snapshot(equity=float(equity[-1]), positions=HELD, fetched_at=NOW), policy, NOW)
     store.record_step(result, NOW)
     for symbol, series in ((BTC, closes(2, 60_000)), (ETH, closes(3, 3_000))):
-        store.record_candles("main", symbol, "1m", candles(series))
+        store.record_candles(market_venue("main", settings.accounts["main"]), symbol, "1m", candles(series))
     return store
 
 
@@ -73,7 +74,7 @@ def test_the_report_prices_the_positions_as_the_var_breaker_would(store, setting
     market = day.market
     assert market.exposures == {BTC: 20_000, ETH: -5_000} and market.gross == 25_000
     assert market.leverage == pytest.approx(25_000 / day.status.equity)
-    cached = market_data(store.candles("main", "1m", [BTC, ETH], 0), MINUTE, fetched_at=NOW)
+    cached = market_data(store.candles(market_venue("main", settings.accounts["main"]), "1m", [BTC, ETH], 0), MINUTE, fetched_at=NOW)
     expected = value_at_risk_of(book(HELD, cached, 1440), 0.95, 1.0, "parametric")
     assert market.risk == expected
     shocked = next(result for result in market.stress if result.scenario == "configured shocks")
