@@ -56,7 +56,7 @@ from riskd.store.records import (
     state_from_json,
     state_to_json,
 )
-from riskd.store.schema import migrate, sqlite_utils, write_problem
+from riskd.store.schema import BUSY_PATIENCE, enable_wal, migrate, sqlite_utils, write_problem
 
 if TYPE_CHECKING:
     from riskd.candles import Row
@@ -80,9 +80,9 @@ class Store:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=15))
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=BUSY_PATIENCE))
             if self.path != ":memory:":
-                self.db.enable_wal()
+                enable_wal(self.db)
                 # In WAL mode, NORMAL syncs at checkpoints instead of every commit: a crash of
                 # riskd loses nothing, a power cut at most the last commits, and a tick no
                 # longer waits on a disk flush for each of its writes (tens of ms on a VPS).

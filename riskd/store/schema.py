@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from riskd.domain import ActionStatus
@@ -226,13 +227,51 @@ def _migration_7(db: sqlite_utils.Database) -> None:
 MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7]
 
 
+BUSY_PATIENCE = 15.0
+"""Seconds a process opening the database waits for another that holds it (the busy timeout)."""
+
+
+def enable_wal(db: sqlite_utils.Database) -> None:
+    """Switch a new database to WAL, waiting while another process opening it does the same.
+
+    SQLite answers "database is locked" at once, without waiting out the busy timeout,
+    when another connection is open during the switch; so the switch is tried again
+    until BUSY_PATIENCE has passed. The mode stays with the file: only its first opening
+    changes it.
+    """
+    deadline = time.monotonic() + BUSY_PATIENCE
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def migrate(db: sqlite_utils.Database) -> None:
-    """Run the migrations this database has not had yet, each in its own transaction."""
-    meta = db.table("meta")
-    meta.create({"key": str, "value": str}, pk="key", if_not_exists=True)
-    row = next(meta.rows_where("key = ?", ["schema_version"]), None)
-    version = int(row["value"]) if row else 0
-    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.atomic():
-            migration(db)
-            meta.upsert({"key": "schema_version", "value": str(number)}, pk="key")
+    """Run the migrations this database has not had yet, each in its own transaction.
+
+    Each one first takes the write lock (BEGIN IMMEDIATE) and only then reads the
+    version, so processes opening a new database at once (the daemon as systemd starts
+    it, and a `riskd status`) take turns: the others wait for the lock (the connection's
+    busy timeout) and find the migration done. Reading first and writing after would let
+    two of them run the same migration, or give one "database is locked" at once.
+    """
+    while True:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            meta = db.table("meta")
+            meta.create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            row = next(meta.rows_where("key = ?", ["schema_version"]), None)
+            version = int(row["value"]) if row else 0
+            if version < len(MIGRATIONS):
+                MIGRATIONS[version](db)
+                meta.upsert({"key": "schema_version", "value": str(version + 1)}, pk="key")
+        except BaseException:
+            db.conn.rollback()
+            raise
+        db.conn.commit()
+        if version + 1 >= len(MIGRATIONS):
+            return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -491,3 +493,33 @@ def test_a_command_result_without_readings_keeps_the_last_ticks_readings(store):
 
     assert store.stored_state("main").readings == result.readings
     assert store.stored_state("spot").readings == ()
+
+
+def _open_when(path: str, start: float, results) -> None:
+    """Open the database at `start` (a moment shared with other processes), say how it went."""
+    while time.time() < start:
+        pass
+    try:
+        Store(path).close()
+        results.put("opened")
+    except Exception as error:  # what a user would have seen instead of a running riskd
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it_once_migrated(tmp_path):
+    # The daemon as systemd starts it and a `riskd status` typed at that moment, say:
+    # before, most such starts failed one of them ("database is locked", or a migration
+    # run twice: "duplicate column name").
+    context = multiprocessing.get_context("fork")
+    for trial in range(8):
+        path, results = str(tmp_path / f"riskd-{trial}.db"), context.Queue()
+        start = time.time() + 0.3
+        openers = [context.Process(target=_open_when, args=(path, start, results)) for _ in range(4)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(30)
+        assert sorted(results.get(timeout=5) for _ in openers) == ["opened"] * 4
+        with sqlite3.connect(path) as connection:
+            version = connection.execute("select value from meta where key = 'schema_version'").fetchone()[0]
+        assert int(version) == len(riskd.store.schema.MIGRATIONS)
