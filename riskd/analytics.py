@@ -11,7 +11,7 @@ pay for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -248,6 +248,11 @@ class Risk:
 
 METHODS = ("historical", "parametric", "monte_carlo")
 DISTRIBUTIONS = ("normal", "student_t")
+
+
+def days(span: timedelta) -> float:
+    """A horizon in days, the unit the figures below scale by."""
+    return span.total_seconds() / 86_400
 
 
 def value_at_risk_of(

@@ -22,8 +22,6 @@ from riskd.analytics import (
     book,
     correlation_matrix,
     net_exposures,
-    stress_test,
-    value_at_risk_of,
 )
 from riskd.breakers import BREAKERS
 from riskd.candles import market_data
@@ -73,14 +71,10 @@ def market_risk(store: Store, settings: Settings, account: str, positions: Seque
     if missing or equity is None:
         symbols = tuple(exposures)
         bare = Book(symbols, np.array([exposures[s] for s in symbols], dtype=float), np.empty((0, len(symbols))), 86_400_000 / interval)
-        results = stress_test(bare, equity or 0.0, stress.moves, stress.flash_crash, stress.shocks)
-        results = tuple(result for result in results if result.scenario != "correlation 1")  # needs history
+        results = tuple(result for result in stress.results(bare, equity or 0.0) if result.scenario != "correlation 1")  # needs history
         return MarketRisk(exposures, gross, leverage, None, var.measure == "es", None, results, missing or "no equity read yet")
-    horizon = var.horizon.total_seconds() / 86_400
-    risk = value_at_risk_of(held, var.confidence, horizon, var.method, var.paths, var.distribution, var.degrees_of_freedom, var.seed)
     correlation = average_correlation(correlation_matrix(held.returns), held.exposures)
-    results = stress_test(held, equity, stress.moves, stress.flash_crash, stress.shocks, stress.confidence, stress.horizon.total_seconds() / 86_400)
-    return MarketRisk(exposures, gross, leverage, risk, var.measure == "es", correlation, results)
+    return MarketRisk(exposures, gross, leverage, var.risk(held), var.measure == "es", correlation, stress.results(held, equity))
 
 
 def _market(symbol: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field
 
-from riskd.analytics import FLASH_CRASH, MARKET_MOVES, stress_test, worst
+from riskd.analytics import FLASH_CRASH, MARKET_MOVES, Book, StressResult, days, stress_test, worst
 from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, ShareOrMoney
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Remedy
@@ -52,21 +52,17 @@ class StressLossConfig(BreakerConfig):
     window: Duration = timedelta(days=1)
     samples: Annotated[int, Field(ge=2)] = 30
 
+    def results(self, held: Book, equity: float) -> tuple[StressResult, ...]:
+        """Every scenario on `held` as these settings define them (the breaker and the report alike)."""
+        return stress_test(held, equity, self.moves, self.flash_crash, self.shocks, self.confidence, days(self.horizon))
+
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     assert isinstance(config, StressLossConfig)
     held = priced_book("stress_loss", context, config, config.window, config.samples)
     if isinstance(held, Reading):
         return (held,)
-    results = stress_test(
-        held,
-        context.equity,
-        config.moves,
-        config.flash_crash,
-        config.shocks,
-        config.confidence,
-        config.horizon.total_seconds() / 86_400,
-    )
+    results = config.results(held, context.equity)
     result = worst(results)
     if config.currency:
         value, scale = max(0.0, result.loss) if result else 0.0, f"in {config.currency}"

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from riskd.analytics import value_at_risk_of
+from riskd.analytics import Book, Risk, days, value_at_risk_of
 from riskd.breakers.base import Breaker, BreakerConfig, Context, Reading, ShareOrMoney
 from riskd.breakers.priced import priced_book, worded
 from riskd.domain import Remedy
@@ -39,22 +39,19 @@ class VarConfig(BreakerConfig):
     degrees_of_freedom: Annotated[float, Field(gt=2)] = 4.0
     seed: int = 0
 
+    def risk(self, held: Book) -> Risk:
+        """VaR and ES of `held` as these settings price them (the breaker and the report alike)."""
+        return value_at_risk_of(
+            held, self.confidence, days(self.horizon), self.method, self.paths, self.distribution, self.degrees_of_freedom, self.seed
+        )
+
 
 def evaluate(context: Context, config: BreakerConfig) -> tuple[Reading, ...]:
     assert isinstance(config, VarConfig)
     held = priced_book("var", context, config, config.window, config.samples)
     if isinstance(held, Reading):
         return (held,)
-    risk = value_at_risk_of(
-        held,
-        config.confidence,
-        config.horizon.total_seconds() / 86_400,
-        config.method,
-        config.paths,
-        config.distribution,
-        config.degrees_of_freedom,
-        config.seed,
-    )
+    risk = config.risk(held)
     loss = risk.shortfall if config.measure == "es" else risk.var
     figure = "expected shortfall" if config.measure == "es" else "VaR"
     scale = f"in {config.currency}" if config.currency else "as a share of equity"
