@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 from collections import ChainMap
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -209,10 +209,14 @@ class Daemon:
                 self._tracked, "interval", args=[self.tick, name], seconds=interval, id=f"tick:{name}",
                 max_instances=1, coalesce=True, next_run_time=start, misfire_grace_time=None,
             )
-        for venue in self.feeds:  # one refresh per venue: its accounts share the candles
+        refresh = self.settings.market_data.refresh.total_seconds()
+        for index, venue in enumerate(self.feeds):
+            # One refresh per venue: its accounts share the candles. The venues' refreshes are
+            # spread over the interval: each rebuilds its data on the loop, and a hundred at once
+            # held the ticks back at a 3 s poll. A tick asks for its venue's first fetch itself.
             scheduler.add_job(
                 self._tracked, "interval", args=[self.refresh_market, venue], id=f"market:{venue}", max_instances=1,
-                seconds=self.settings.market_data.refresh.total_seconds(), coalesce=True, next_run_time=start,
+                seconds=refresh, coalesce=True, next_run_time=start + timedelta(seconds=refresh * index / len(self.feeds)),
             )
         for name in self.guards:
             # the trade history has its own job, so a slow income endpoint never delays a tick

@@ -110,8 +110,11 @@ async def test_accounts_on_two_venues_have_a_feed_each(configure, exchange, seco
     assert daemon.guards["c"].market.current("c").closes is not daemon.guards["a"].market.current("a").closes
 
     daemon._schedule()
-    refreshes = [job.args[1:] for job in daemon.scheduler.get_jobs() if job.id.startswith("market:")]
-    assert sorted(refreshes) == [(venue,) for venue in sorted(daemon.feeds)]  # one refresh job per venue, not per account
+    jobs = [job for job in daemon.scheduler.get_jobs() if job.id.startswith("market:")]
+    assert sorted(job.args[1:] for job in jobs) == [(venue,) for venue in sorted(daemon.feeds)]  # one per venue, not per account
+    # spread over the refresh interval, not all at once (a hundred at once held ticks back)
+    first, second = sorted(job.next_run_time for job in jobs)
+    assert (second - first).total_seconds() == pytest.approx(daemon.settings.market_data.refresh.total_seconds() / 2, abs=1)
 
 
 async def test_an_account_whose_held_symbol_fails_to_fetch_cannot_measure(configure, exchange, clock, started):
