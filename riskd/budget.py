@@ -144,16 +144,18 @@ class Refusal:
     wait: timedelta
 
 
-def refusal(exchange_id: str, status: Any, headers: dict, response: Any, now: datetime) -> Refusal | None:
+def refusal(exchange_id: str, status: Any, headers: dict, response: Any, now: datetime, body: str | None = None) -> Refusal | None:
     """What one reply says of the rate limit, or None: pure.
 
-    `headers` with lower-case names; `response` the reply's JSON, or None. A `Retry-After`
-    is obeyed wherever it comes. Bybit's 403 is its IP limit only on Bybit (Binance's 403 is
-    its firewall's, which no pause cures).
+    `headers` with lower-case names; `response` the reply's JSON, or None; `body` its text.
+    A `Retry-After` is obeyed wherever it comes. A 403 is Bybit's IP limit only on Bybit and
+    only when it says "access too frequent": Bybit's CDN answers 403 for a blocked region
+    too, and Binance's 403 is its firewall's, which no pause cures.
     """
     status, bybit, asked = str(status), exchange_id == "bybit", headers.get("retry-after")
     if bybit and status == "403":  # it says no time: the ten minutes Bybit asks for
-        return Refusal(403, "HTTP 403", True, _seconds(asked, BYBIT_IP_BAN))
+        limited = "access too frequent" in (body or "").lower()
+        return Refusal(403, "HTTP 403", True, _seconds(asked, BYBIT_IP_BAN)) if limited else None
     code = str(response.get("retCode")) if bybit and isinstance(response, dict) else None
     if status in ("429", "418"):
         number, answer = int(status), f"HTTP {status}"
@@ -238,12 +240,33 @@ PROXY_ATTRIBUTES = ("proxy", "proxyUrl", "proxy_url", "httpProxy", "http_proxy",
                     "socksProxy", "socks_proxy", "aiohttp_proxy")
 
 
+SAME_API = {("binance", "future"): "binanceusdm", ("binance", "delivery"): "binancecoinm"}
+"""ccxt classes that reach the same API as another: `binance` with futures is Binance
+USDⓈ-M's own API and budget, whichever class an account names."""
+
+
 def venue_key(client: Any) -> tuple:
-    """Which budget a client draws on: the exchange, its market family, the hosts it talks
-    to and the proxy it goes through (another IP is another budget)."""
-    hosts = sorted({urlsplit(url).netloc for url in _urls(client.urls.get("api"))})
+    """Which budget a client draws on: the exchange's API, its market family, the hosts it
+    talks to, whether it is the venue's demo (OKX and Bitget mark theirs with a header, on
+    the same hosts) and the proxy it goes through (another IP is another budget).
+
+    Hosts are names and ports only: a password in a URL never reaches a key, which names
+    the venue in logs, alerts and every cached candle's row."""
+    market_type = client.options.get("defaultType")
+    api = SAME_API.get((client.id, market_type), client.id)
+    hosts = sorted({_host(url) for url in _urls(client.urls.get("api"))})
+    demo = bool(getattr(client, "isSandboxModeEnabled", False) or client.options.get("sandboxMode"))
     proxies = tuple(str(getattr(client, name, None) or "") for name in PROXY_ATTRIBUTES)
-    return client.id, client.options.get("defaultType"), tuple(hosts), proxies
+    return api, market_type, tuple(hosts), demo, proxies
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a template such as {port}, not a number
+        port = None
+    return f"{parts.hostname}:{port}" if port else str(parts.hostname or "")
 
 
 def _urls(value: Any) -> Iterator[str]:
@@ -306,9 +329,9 @@ class Budget:
         """The venue's budget in its own units per window, where riskd knows it."""
         return self.venue.budget if self.venue else None
 
-    def observe(self, status: Any, headers: dict | None, response: Any = None) -> None:
-        """Take in one response (its status, headers and JSON): the weight used, and a hold
-        on a rate-limit answer."""
+    def observe(self, status: Any, headers: dict | None, response: Any = None, body: str | None = None) -> None:
+        """Take in one response (its status, headers, JSON and text): the weight used, and a
+        hold on a rate-limit answer."""
         headers = {str(name).lower(): value for name, value in (headers or {}).items()}
         if self.venue and self.venue.used_header:
             try:
@@ -317,7 +340,7 @@ class Budget:
                 pass
             else:
                 self._maybe_warn()
-        found = refusal(self.key[0], status, headers, response, self.clock())
+        found = refusal(self.key[0], status, headers, response, self.clock(), body)
         if found is not None:
             self._hold(found)
 
@@ -371,7 +394,7 @@ def attach(client: Any, clock: Callable[[], datetime]) -> Budget:
     original = client.handle_errors
 
     def handle_errors(code, reason, url, method, headers, body, response, *rest):
-        budget.observe(code, headers, response)
+        budget.observe(code, headers, response, body if isinstance(body, str) else None)
         return original(code, reason, url, method, headers, body, response, *rest)
 
     client.handle_errors = handle_errors

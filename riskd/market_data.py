@@ -46,8 +46,8 @@ def market_venue(name: str, account: AccountConfig, client: Any | None = None) -
     cached and shared under.
 
     It is the ccxt class, its market type and the hosts its data comes from (budget's
-    venue key without the proxy: another IP sees the same candles, while a testnet or
-    another simulator is another market). An `exchange: sim` account has an embedded
+    venue key without the proxy: another IP sees the same candles, while a testnet, a
+    demo on the same hosts (OKX's and Bitget's) or another simulator is another market). An `exchange: sim` account has an embedded
     exchange of its own, on a port chosen at start, so its venue is the account itself.
     `client` is the account's ccxt client when one is at hand (the daemon's); without
     it one is built, which makes no request, so `riskd report` finds the daemon's
@@ -55,9 +55,9 @@ def market_venue(name: str, account: AccountConfig, client: Any | None = None) -
     """
     if account.is_sim:
         return f"sim:{name}"
-    exchange, market_type, hosts, _proxies = venue_key(client if client is not None else build_client(account))
+    exchange, market_type, hosts, demo, _proxies = venue_key(client if client is not None else build_client(account))
     where = hosts[0] if len(hosts) == 1 else hashlib.sha256(" ".join(hosts).encode()).hexdigest()[:16]
-    return f"{exchange}:{market_type}@{where}"  # a short key: it is in every cached candle's row
+    return f"{exchange}:{market_type}{':demo' if demo else ''}@{where}"  # short: it is in every cached candle's row
 
 
 @dataclass(frozen=True, slots=True)

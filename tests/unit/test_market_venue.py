@@ -40,3 +40,20 @@ def test_an_embedded_exchange_is_its_accounts_own_venue():
 async def test_the_venue_from_the_configuration_is_the_one_the_daemons_client_gives(clients):
     settings = {"exchange": "binanceusdm", "ccxt": {"urls": ccxt_config("http://127.0.0.1:8001")["urls"]}}
     assert market_venue("a", account(**settings)) == market_venue("a", account(**settings), clients(**settings))
+
+
+def test_a_demo_on_the_live_hosts_is_another_venue():
+    # OKX and Bitget run their demos on the live hosts, told apart by a header ccxt adds
+    for exchange in ("okx", "bitget"):
+        live = market_venue("live", account(exchange=exchange, password="p" * 8))
+        demo = market_venue("demo", account(exchange=exchange, password="p" * 8, ccxt={"sandbox": True}))
+        assert live != demo and demo.endswith(live.split("@", 1)[1]) and ":demo@" in demo
+
+
+def test_binance_with_futures_is_binance_usdm_and_its_budget():
+    assert market_venue("a", account(exchange="binance", market="futures")) == market_venue("b", account(exchange="binanceusdm"))
+
+
+def test_a_password_in_an_api_url_never_reaches_the_venue():
+    relay = {"urls": ccxt_config("http://riskd:hunter2@relay.example.com:8001")["urls"]}  # every API behind one relay
+    assert market_venue("a", account(exchange="binanceusdm", ccxt=relay)) == "binanceusdm:future@relay.example.com:8001"
