@@ -593,6 +593,18 @@ def test_reducing_in_hedge_mode_cancels_an_order_that_grows_one_side_whatever_th
     assert [action.order_ids for action in result.actions] == [("grow",)]
 
 
+def test_reducing_in_hedge_mode_cancels_an_opening_order_that_names_no_side():
+    # Gate's dual mode: its orders name no side; the position is held on one, so a
+    # sell that is not reduce-only opens a short beside the long
+    reducing = watched_state(trading_state=REDUCING, latches={"leverage": latch("leverage", state=REDUCING, resume="1h")})
+    long_side = position(BTC, side=Side.LONG, contracts=2.0, position_side="long")
+    unnamed = order("open-short", BTC, side="sell", amount=0.5)
+
+    result = step(reducing, snapshot(10_000, [long_side], orders=[unnamed]), policy(leverage={}), NOW)
+
+    assert [action.order_ids for action in result.actions] == [("open-short",)]
+
+
 def test_reducing_judges_an_order_by_what_remains_of_it():
     reducing = watched_state(trading_state=REDUCING, latches={"leverage": latch("leverage", state=REDUCING, resume="1h")})
     mostly_filled = order("o1", BTC, side="sell", amount=5, remaining=1)
