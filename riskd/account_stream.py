@@ -25,7 +25,9 @@ breaker for one poll interval; the polls judge it meanwhile. A breach already tr
 asks no read: the polls enforce it.
 
 The account's up and down (an event and an alert, the log, `riskd_stream_up`) are its
-venue connection's, reported to each account that follows it, once per outage.
+venue connection's, reported to each account that follows it, once per outage; an
+account none of whose symbols had a new mark for the stall time is down on its own,
+though the connection carries the others' marks (`VenueStream._follow`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -151,46 +152,67 @@ class VenueStream:
             served = dict.fromkeys(holding)  # the accounts the connection serves, in order: told when it fails
             client = self.connect(symbols)
             try:
-                if await self._follow(client, symbols, served):
+                stalled = await self._follow(client, symbols, served)
+                if stalled is None:
                     delay = BACKOFF
                     continue  # the positions changed: subscribe to the new symbols
                 problem = f"no mark price for {STALL:g} s"
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # ccxt raises its own errors and plain ConnectionError alike
-                problem = redact(f"{type(error).__name__}: {error}")[:300]
+                problem, stalled = redact(f"{type(error).__name__}: {error}")[:300], list(served)
             finally:
                 await self._close(client)
-            for account in served:
+            for account in stalled:
                 account.lost(problem, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
-            for account in served:
+            for account in stalled:
                 account.reconnecting()
 
-    async def _follow(self, client: Any, symbols: tuple[str, ...], served: dict[MarkStream, None]) -> bool:
-        """Hand every mark to the accounts that hold a position to follow (adding them to `served`)
-        until the symbols held change (True) or the stream stalls (False); a failure of the
-        connection raises."""
+    async def _follow(
+        self, client: Any, symbols: tuple[str, ...], served: dict[MarkStream, None]
+    ) -> list[MarkStream] | None:
+        """Hand the marks to the accounts with a new mark among their symbols (adding them to
+        `served`) until the symbols held change (None) or accounts stall (those accounts);
+        a failure of the connection raises.
+
+        An account stalls when none of its symbols had a new mark for STALL seconds, as its
+        own connection would: ccxt keeps every symbol's last ticker, and the connection's
+        other symbols keep it busy, so an account whose symbol went quiet would otherwise be
+        handed the same old mark for ever and look followed. The connection is then opened
+        again, and only the stalled accounts are told they lost it.
+        """
         method = watch_method(client)
         if method is None:
             raise RuntimeError(f"ccxt has no mark-price stream for {client.id}")
+        opened = time.monotonic()
+        stamps: dict[str, Any] = {}
+        fresh_at: dict[str, float] = {}
         while True:
             try:
                 await asyncio.wait_for(getattr(client, method)(list(symbols)), STALL)
             except asyncio.TimeoutError:
-                return False
-            marks = {
-                symbol: float(ticker["markPrice"])
-                for symbol, ticker in client.tickers.items()
-                if symbol in symbols and ticker.get("markPrice")
-            }
+                return list(served) or list(self._holding())
+            now, marks, fresh = time.monotonic(), {}, set()
+            for symbol, ticker in client.tickers.items():
+                if symbol in symbols and ticker.get("markPrice"):
+                    marks[symbol] = float(ticker["markPrice"])
+                    stamp = ticker.get("timestamp") or id(ticker)  # a new message is a new ticker, with its time
+                    if stamps.get(symbol) != stamp:
+                        stamps[symbol], fresh_at[symbol] = stamp, now
+                        fresh.add(symbol)
             holding = self._holding()
-            for account in holding:
-                account.offer(marks)
+            for account, held in holding.items():
+                if fresh.intersection(held):
+                    account.offer(marks)
             served.update(dict.fromkeys(holding))
             if {symbol for held in holding.values() for symbol in held} != set(symbols):
-                return True
+                return None
+            stalled = [account for account, held in holding.items()
+                       if now - max(fresh_at.get(symbol, opened) for symbol in held) > STALL]
+            if stalled:
+                return stalled
 
     async def _close(self, client: Any) -> None:
         try:

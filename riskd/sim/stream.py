@@ -59,6 +59,8 @@ class MarkStreams:
         """Connections accepted since start, so a test can see a reconnect."""
         self.down = False
         self.silent = False
+        self.quiet: set[str] = set()
+        """Symbols (exchange ids, BTCUSDT) whose marks stop while the others' go on."""
         self._moved = asyncio.Event()
 
     def moved(self) -> None:
@@ -139,6 +141,8 @@ class MarkStreams:
                     contract = ledger.contract(name.removesuffix("@markPrice").upper())
                 except Rejection:
                     continue  # Binance accepts the subscription and never sends anything for it
+                if contract.id in self.quiet:
+                    continue
                 events.append((stream, wire.mark_price_update(contract, ledger.mark(contract), now)))
         return events
 
@@ -155,10 +159,13 @@ class MarkStreams:
     # --- controls ----------------------------------------------------------------
 
     async def control(self, body: dict) -> dict:
-        """{"drop": true}, {"down": true|false}, {"silent": true|false},
+        """{"drop": true}, {"down": true|false}, {"silent": true|false}, {"quiet": ["BTCUSDT"]}
+        (those symbols' marks stop, the others' go on; [] to resume),
         {"glitch": {"symbol": "BTCUSDT", "price": 30000}}; answers the stream's state."""
         if "silent" in body:
             self.silent = bool(body["silent"])
+        if "quiet" in body:
+            self.quiet = {str(symbol).upper() for symbol in body["quiet"]}
         if "down" in body:
             self.down = bool(body["down"])
         if body.get("drop") or self.down:
@@ -187,4 +194,5 @@ class MarkStreams:
             "subscriptions": sorted({s for subscriber in self.subscribers for s in subscriber.streams}),
             "down": self.down,
             "silent": self.silent,
+            "quiet": sorted(self.quiet),
         }

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import aiohttp
 import pytest
 import yaml
 
 from riskd import stream as stream_module
-from riskd.config import load_settings
-from riskd.domain import TradingState
+from riskd.account_stream import MarkStream
+from riskd.config import AccountConfig, load_settings
+from riskd.domain import EventKind, TradingState
 from riskd.http import HttpServer
 from riskd.sim import SimServer, Simulator, ccxt_config
 from riskd.supervisor import Daemon
+from tests.factories import position, snapshot
 from tests.timing import limit
 
 from .conftest import open_positions, orders_sent, write_config
@@ -298,3 +301,37 @@ async def test_a_reload_leaves_the_streams_as_they_are(tmp_path, monkeypatch, co
     marks = stream.marks_seen
     await until(lambda: stream.marks_seen >= marks + 2, 5, "more marks judged")
     assert exchange.streams.connections == 1 and exchange.streams.state()["open"] == 1
+
+
+async def test_an_account_whose_symbols_go_quiet_stalls_though_the_shared_connection_carries_others(exchange, monkeypatch):
+    # The simulator serves one account to every key, so two accounts holding different
+    # symbols are made here from their snapshots; the connection is ccxt.pro's on its websocket.
+    monkeypatch.setattr(stream_module, "STALL", 2.5)  # the simulator pushes every second; riskd waits 10
+    reports: list[tuple[str, EventKind]] = []
+
+    def follower(name: str, symbol: str) -> MarkStream:
+        held = snapshot(10_000, [position(symbol, contracts=1.0, mark_price=100.0)])
+
+        async def no_read():
+            return None
+
+        return MarkStream(name, snapshot=lambda: held, basis=lambda: None, read=no_read,
+                          report=lambda event, alert: reports.append((name, event.kind)), hold=lambda: timedelta(seconds=60))
+
+    quiet, busy = follower("quiet", "BTC/USDT:USDT"), follower("busy", "ETH/USDT:USDT")
+    account = AccountConfig(exchange="binanceusdm", ccxt={"urls": ccxt_config(exchange.url)["urls"]})
+    venue = stream_module.VenueStream(lambda symbols: stream_module.build_stream_client(account), (quiet, busy))
+    for each in (quiet, busy, venue):
+        each.start()
+    try:
+        await until(lambda: quiet.up and busy.up, 5, "both follow the one connection")
+        await control(exchange, "stream", {"quiet": ["BTCUSDT"]})  # BTC's marks stop, ETH's go on
+        await until(lambda: ("quiet", EventKind.STREAM_DOWN) in reports, 5, "the quiet account's stall is reported")
+        assert not quiet.up and ("busy", EventKind.STREAM_DOWN) not in reports
+
+        await control(exchange, "stream", {"quiet": []})
+        await until(lambda: quiet.up, 10, "BTC's marks are back")
+        assert ("quiet", EventKind.STREAM_UP) in reports and busy.up
+    finally:
+        for each in (venue, quiet, busy):
+            await each.stop()
