@@ -643,6 +643,13 @@ def _portfolio_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _streams(exchange: str) -> bool:
+    """Whether ccxt has a websocket class for the exchange (imported only to ask: about 6 MB)."""
+    import ccxt.pro
+
+    return exchange in ccxt.pro.exchanges
+
+
 def _account_problems(settings: Settings) -> list[str]:
     import ccxt  # imported here: it is large, and only needed to check exchange ids
 
@@ -654,6 +661,9 @@ def _account_problems(settings: Settings) -> list[str]:
             problems.append(f"accounts.{_printable(name)}.stream: the mark-price stream follows futures positions; a spot account is polled")
         if account.stream and account.is_sim and account.sim.venue == "bybit":
             problems.append(f"accounts.{_printable(name)}.stream: the simulator's Bybit dialect serves no websocket; this account is polled")
+        if account.stream and not account.is_sim and account.market != "spot" and account.exchange in ccxt.exchanges \
+                and not _streams(account.exchange):
+            problems.append(f"accounts.{_printable(name)}.stream: ccxt has no websocket class for {account.exchange}; this account is polled")
         if not account.is_sim and account.exchange not in ccxt.exchanges:
             problems.append(f"accounts.{name}.exchange: {account.exchange!r} is not a ccxt exchange id (or sim)")
         elif not account.is_sim and not (account.api_key and account.secret):
