@@ -26,8 +26,8 @@ asks no read: the polls enforce it.
 
 The account's up and down (an event and an alert, the log, `riskd_stream_up`) are its
 venue connection's, reported to each account that follows it, once per outage; an
-account none of whose symbols had a new mark for the stall time is down on its own,
-though the connection carries the others' marks (`VenueStream._follow`).
+account none of whose symbols had a new mark for the stall time is down on its own
+while the connection goes on carrying the others' marks (`VenueStream._follow`).
 """
 
 from __future__ import annotations
@@ -118,10 +118,12 @@ class MarkStream:
         self._newest = marks
         self._fresh.set()
 
-    def lost(self, problem: str, delay: float) -> None:
-        """The connection failed or stalled; it is opened again in `delay` seconds."""
+    def lost(self, problem: str, delay: float | None) -> None:
+        """The connection failed or stalled, and is opened again in `delay` seconds; or (None)
+        the account's own symbols went quiet on a connection that goes on."""
         self.up = False
-        log.warning("%s: mark-price stream down (%s); polling alone, reconnecting in %g s", self.account, problem, delay)
+        after = f"reconnecting in {delay:g} s" if delay is not None else "until its marks come back"
+        log.warning("%s: mark-price stream down (%s); polling alone, %s", self.account, problem, after)
         if self._reported_down:
             return  # one report per outage, however many attempts it takes
         self._reported_down = True

@@ -152,36 +152,34 @@ class VenueStream:
             served = dict.fromkeys(holding)  # the accounts the connection serves, in order: told when it fails
             client = self.connect(symbols)
             try:
-                stalled = await self._follow(client, symbols, served)
-                if stalled is None:
+                if await self._follow(client, symbols, served):
                     delay = BACKOFF
                     continue  # the positions changed: subscribe to the new symbols
                 problem = f"no mark price for {STALL:g} s"
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # ccxt raises its own errors and plain ConnectionError alike
-                problem, stalled = redact(f"{type(error).__name__}: {error}")[:300], list(served)
+                problem = redact(f"{type(error).__name__}: {error}")[:300]
             finally:
                 await self._close(client)
-            for account in stalled:
+            for account in served:
                 account.lost(problem, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
-            for account in stalled:
+            for account in served:
                 account.reconnecting()
 
-    async def _follow(
-        self, client: Any, symbols: tuple[str, ...], served: dict[MarkStream, None]
-    ) -> list[MarkStream] | None:
+    async def _follow(self, client: Any, symbols: tuple[str, ...], served: dict[MarkStream, None]) -> bool:
         """Hand the marks to the accounts with a new mark among their symbols (adding them to
-        `served`) until the symbols held change (None) or accounts stall (those accounts);
-        a failure of the connection raises.
+        `served`) until the symbols held change (True) or the connection stalls (False); a
+        failure of the connection raises.
 
-        An account stalls when none of its symbols had a new mark for STALL seconds, as its
-        own connection would: ccxt keeps every symbol's last ticker, and the connection's
-        other symbols keep it busy, so an account whose symbol went quiet would otherwise be
-        handed the same old mark for ever and look followed. The connection is then opened
-        again, and only the stalled accounts are told they lost it.
+        An account none of whose symbols had a new mark for STALL seconds is down on its own:
+        ccxt keeps every symbol's last ticker, and the others' marks keep the connection
+        busy, so it would otherwise be handed the same old mark for ever and look followed.
+        The connection stays open for the others (opening it again would cost them their
+        marks, and a venue that stops pushing one symbol is not cured by it); the account is
+        back with its next new mark.
         """
         method = watch_method(client)
         if method is None:
@@ -193,7 +191,7 @@ class VenueStream:
             try:
                 await asyncio.wait_for(getattr(client, method)(list(symbols)), STALL)
             except asyncio.TimeoutError:
-                return list(served) or list(self._holding())
+                return False
             now, marks, fresh = time.monotonic(), {}, set()
             for symbol, ticker in client.tickers.items():
                 if symbol in symbols and ticker.get("markPrice"):
@@ -208,11 +206,10 @@ class VenueStream:
                     account.offer(marks)
             served.update(dict.fromkeys(holding))
             if {symbol for held in holding.values() for symbol in held} != set(symbols):
-                return None
-            stalled = [account for account, held in holding.items()
-                       if now - max(fresh_at.get(symbol, opened) for symbol in held) > STALL]
-            if stalled:
-                return stalled
+                return True
+            for account, held in holding.items():
+                if account.up and now - max(fresh_at.get(symbol, opened) for symbol in held) > STALL:
+                    account.lost(f"no new mark for its positions' symbols for {STALL:g} s", None)
 
     async def _close(self, client: Any) -> None:
         try:

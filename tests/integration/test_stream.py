@@ -328,10 +328,13 @@ async def test_an_account_whose_symbols_go_quiet_stalls_though_the_shared_connec
         await control(exchange, "stream", {"quiet": ["BTCUSDT"]})  # BTC's marks stop, ETH's go on
         await until(lambda: ("quiet", EventKind.STREAM_DOWN) in reports, 5, "the quiet account's stall is reported")
         assert not quiet.up and ("busy", EventKind.STREAM_DOWN) not in reports
+        judged = busy.marks_seen
+        await until(lambda: busy.marks_seen >= judged + 2, 5, "the other account's marks go on")
 
         await control(exchange, "stream", {"quiet": []})
         await until(lambda: quiet.up, 10, "BTC's marks are back")
         assert ("quiet", EventKind.STREAM_UP) in reports and busy.up
+        assert exchange.streams.connections == 1  # one connection throughout: the others never lost theirs
     finally:
         for each in (venue, quiet, busy):
             await each.stop()
