@@ -294,7 +294,10 @@ class Budget:
         self.throttler = Throttler(dict(client.tokenBucket))  # the first client's settings, a copy ccxt mutates
         self.venue = venue(client.id, _futures(client))
         self.used: float | None = None
-        """The weight the venue last said this IP used in its window."""
+        """What the venue last said was used of its limit: the IP's weight in the window
+        (Binance), or requests this second of the endpoint last read, for its key (Bybit)."""
+        self.reported: float | None = None
+        """The limit the venue's last reply named, where it names one (Bybit's X-Bapi-Limit)."""
         self.hold_until: datetime | None = None
         self.refusals: dict[int, int] = dict.fromkeys(REFUSALS.get(client.id, (429, 418)), 0)
         """Rate-limit answers by their code (see Refusal), the ones the venue sends counted from 0."""
@@ -326,8 +329,9 @@ class Budget:
 
     @property
     def limit(self) -> float | None:
-        """The venue's budget in its own units per window, where riskd knows it."""
-        return self.venue.budget if self.venue else None
+        """The venue's budget in its own units per window, where riskd knows it, else the
+        limit its replies name."""
+        return self.venue.budget if self.venue else self.reported
 
     def observe(self, status: Any, headers: dict | None, response: Any = None, body: str | None = None) -> None:
         """Take in one response (its status, headers, JSON and text): the weight used, and a
@@ -339,6 +343,14 @@ class Budget:
             except (KeyError, TypeError, ValueError):
                 pass
             else:
+                self._maybe_warn()
+        elif "x-bapi-limit" in headers:  # Bybit: the endpoint's limit a second for this key, and what is left of it
+            try:
+                limit, left = float(headers["x-bapi-limit"]), float(headers["x-bapi-limit-status"])
+            except (KeyError, TypeError, ValueError):
+                pass
+            else:
+                self.reported, self.used = limit, max(0.0, limit - left)
                 self._maybe_warn()
         found = refusal(self.key[0], status, headers, response, self.clock(), body)
         if found is not None:
@@ -354,7 +366,8 @@ class Budget:
 
     def _maybe_warn(self) -> None:
         if self.limit and self.used is not None and self.used >= WARN_AT * self.limit:
-            self.notices[EventKind.RATE_BUDGET] = wording.rate_budget(self.name, self.used, self.limit)
+            per_key = self.venue is None  # Bybit's figures: one endpoint, one key, one second
+            self.notices[EventKind.RATE_BUDGET] = wording.rate_budget(self.name, self.used, self.limit, per_key)
 
     def holding(self) -> float:
         """Seconds left of a hold the venue asked for; 0 when reads may go."""

@@ -389,10 +389,14 @@ class Metrics:
     def _venues(self):
         """Each venue's request budget per IP, which riskd shares with the bots on the machine."""
         used = GaugeMetricFamily(
-            "riskd_venue_weight_used", "Request weight the venue says this IP used in its window (riskd and bots)",
+            "riskd_venue_weight_used", "Request weight the venue says this IP used in its window (riskd and bots); "
+            "on Bybit, requests this second of the endpoint last read, for its API key",
             labels=["venue"],
         )
-        budget_limit = GaugeMetricFamily("riskd_venue_weight_limit", "The venue's request weight budget per IP per window", labels=["venue"])
+        budget_limit = GaugeMetricFamily(
+            "riskd_venue_weight_limit", "The venue's request weight budget per IP per window; on Bybit, the endpoint's "
+            "requests a second per API key", labels=["venue"],
+        )
         hold = GaugeMetricFamily("riskd_venue_hold_seconds", "Seconds left of a pause the venue asked for (a rate-limit answer)", labels=["venue"])
         refusals = CounterMetricFamily(
             "riskd_venue_refusals", "Requests the venue refused for the rate limit, by HTTP status (or the venue's code "

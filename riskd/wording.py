@@ -339,8 +339,14 @@ def rate_limited(venue: str, answer: str, banned: bool, seconds: float) -> str:
     )
 
 
-def rate_budget(venue: str, used: float, limit: float) -> str:
-    """Most of a venue's per-IP budget used, by riskd and the bots on the machine together."""
+def rate_budget(venue: str, used: float, limit: float, per_key: bool = False) -> str:
+    """Most of a venue's budget used, by riskd and the bots sharing it: the IP's weight a
+    minute (Binance), or an endpoint's requests a second for one API key (Bybit)."""
+    if per_key:
+        return (
+            f"{venue}: {used:.0f} of the {limit:.0f} requests a second an endpoint allows one API key were used "
+            f"(riskd and every bot on that key); at the limit the exchange refuses requests"
+        )
     return (
         f"{venue}: {used:.0f} of {limit:.0f} request weight used this minute on this IP "
         f"(riskd and every bot on it); at the limit the exchange refuses requests, then bans the IP"

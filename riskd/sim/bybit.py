@@ -103,6 +103,23 @@ LIMIT = 10
 contracts (v5/rate-limit)."""
 
 
+class EndpointLimits:
+    """What Bybit counts for its X-Bapi-Limit-* headers: requests per API key and endpoint
+    in each second (every private endpoint is held to LIMIT here)."""
+
+    def __init__(self) -> None:
+        self.second: int | None = None
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def take(self, key: str, path: str, now: int) -> dict[str, str]:
+        """Count one request at `now` (ms) and give the headers its reply carries."""
+        second = now // 1000
+        if second != self.second:
+            self.second, self.counts = second, {}
+        used = self.counts[key, path] = self.counts.get((key, path), 0) + 1
+        return limit_headers(max(0, LIMIT - used), (second + 1) * 1000)
+
+
 def limit_headers(left: int, reset: int) -> dict[str, str]:
     """Bybit's X-Bapi-Limit-* headers: the endpoint's limit, what is left of it, and when it
     resets (epoch ms; the server's time when the limit is not exceeded)."""

@@ -285,6 +285,7 @@ class SimServer:
         self._stopping = asyncio.Event()
         self.streams = MarkStreams(self.simulator)
         self.weights = WeightMeter(self.simulator.clock)
+        self.bybit_limits = bybit.EndpointLimits()
 
     async def start(self) -> str:
         """Start serving; returns the base URL, e.g. http://127.0.0.1:41234."""
@@ -338,13 +339,16 @@ class SimServer:
         """A /v5 route: Bybit's envelope, and its refusals as HTTP 200 with a retCode."""
         async def handle(request: web.Request) -> web.Response:
             now = self.simulator.ledger.now()
+            key = request.headers.get(bybit.API_KEY_HEADER)
+            # Bybit reports each private endpoint's per-second limit on every reply to it
+            limits = self.bybit_limits.take(key, request.path, now) if private and key else None
             try:
-                if private and not request.headers.get(bybit.API_KEY_HEADER):
+                if private and not key:
                     raise Rejection(10003, "API key is invalid.")
                 self.simulator.sync()
-                return _json(bybit.envelope(endpoint(self.simulator.ledger, await _params(request)), now))
+                return _json(bybit.envelope(endpoint(self.simulator.ledger, await _params(request)), now), headers=limits)
             except Rejection as rejection:
-                return _json(bybit.rejected(rejection, now))
+                return _json(bybit.rejected(rejection, now), headers=limits)
         return handle
 
     @web.middleware

@@ -183,3 +183,26 @@ async def test_the_venues_budget_is_exported_as_metrics(configure, exchange, clo
     assert samples[("riskd_venue_weight_limit", venue)] == 2400
     assert samples[("riskd_venue_hold_seconds", venue)] == 30
     assert samples[("riskd_venue_refusals_total", (("status", "429"), *venue))] == 1
+
+
+async def test_bybits_per_key_endpoint_limit_is_read_and_warned_about_before_it_runs_out(configure, exchange, clock, started):
+    # Bybit names no per-IP weight; each private endpoint's reply says its limit a second
+    # for the key and what is left of it (X-Bapi-Limit, X-Bapi-Limit-Status)
+    from riskd.http import Metrics
+    from riskd.sim import bybit
+
+    daemon = await started(configure(live=True, market="bybit"), clock)
+    await tick(daemon, clock, seconds=1)
+    budget_ = daemon.guards["main"].adapter.budget
+    assert budget_.limit == bybit.LIMIT and 1 <= budget_.used < 0.8 * bybit.LIMIT
+    samples = {sample.name: sample.value for family in Metrics(daemon).collect()
+               if family.name.startswith("riskd_venue_weight") for sample in family.samples}
+    assert samples["riskd_venue_weight_limit"] == bybit.LIMIT and samples["riskd_venue_weight_used"] == budget_.used
+
+    # a bot on the same key has spent most of this second's allowance on an endpoint riskd reads
+    for _ in range(bybit.LIMIT - 2):
+        exchange.bybit_limits.take("test-key-not-secret", "/v5/position/list", exchange.simulator.ledger.now())
+    await daemon.tick("main")  # the clock stands still: the same second
+    await daemon.watch_budgets()
+    warnings = [event for event in daemon.store.events(RISKD, 20) if event.kind is EventKind.RATE_BUDGET]
+    assert len(warnings) == 1 and f"of the {bybit.LIMIT} requests a second an endpoint allows one API key" in warnings[0].message
