@@ -232,9 +232,6 @@ class Order:
     contract_size: float = 1.0
     """What one unit of `amount` is: base currency per contract, or quote for an inverse one."""
     inverse: bool = False
-    hedged: bool = False
-    """Placed on one side of a hedge-mode symbol (it names LONG or SHORT): unless it closes
-    that side (`reduce_only`), it opens or grows it, whatever the other side holds."""
 
     @property
     def notional(self) -> float | None:

@@ -519,10 +519,10 @@ def _orders_that_could_add(orders) -> tuple[str, ...]:
 
 def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
     """Cancel every order that would add exposure. In one-way mode that is judged against
-    the symbol's position; a hedge-mode order that does not close its side opens or grows
-    it, however the two sides net (a short added under a larger long still adds). An order
-    is taken for a hedge-mode one when it names its side, or when its symbol's positions
-    are held on a side (Gate's orders name none)."""
+    the symbol's position. In hedge mode (the symbol's positions are held on a side) an
+    order that does not close its side opens or grows one, however the two sides net (a
+    short added under a larger long still adds); on a hedge-mode symbol with no position,
+    every order adds either way."""
     held: dict[str, float] = {}
     for position in snapshot.positions:
         held[position.symbol] = held.get(position.symbol, 0.0) + snapshot.exposure[position.key]
@@ -531,8 +531,7 @@ def _enforce_reducing(tick: _Tick, snapshot: Snapshot) -> None:
         order.id
         for order in snapshot.orders
         if not order.reduce_only
-        and (order.hedged or order.symbol in sided
-             or adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0)))
+        and (order.symbol in sided or adds_exposure(order.side, order.remaining or order.amount, held.get(order.symbol, 0.0)))
     )
     if adding:
         reason = wording.reducing_orders(len(adding))

@@ -451,5 +451,4 @@ def _order(raw: dict, profile: venues.Venue | None = None, market: dict | None =
         opened_at=datetime.fromtimestamp(raw["timestamp"] / 1000, timezone.utc) if raw.get("timestamp") else None,
         contract_size=_float(raw.get("contractSize")) or _float(market.get("contractSize")) or 1.0,
         inverse=bool(market.get("inverse")),
-        hedged=profile is not None and profile.order_hedged(raw),
     )

@@ -63,8 +63,6 @@ class Venue:
     """riskd's client order id in the characters the venue accepts."""
     order_closes: Callable[[dict], bool] = never
     """Whether a raw ccxt order can only close a hedge-mode position (reduce-only or not)."""
-    order_hedged: Callable[[dict], bool] = never
-    """Whether a raw ccxt order is placed on one side of a hedge-mode symbol (to open or close it)."""
     zero_liquidation_is_safe: bool = False
     """The venue reports 0 (or nothing) for a position that cannot be liquidated (Binance);
     elsewhere a missing liquidation price means riskd cannot measure it."""
@@ -150,14 +148,6 @@ def against_its_side(hedge_side: Callable[[dict], str | None]) -> Callable[[dict
     def closes(raw: dict) -> bool:
         return {"LONG": "sell", "SHORT": "buy"}.get(hedge_side(raw)) == raw.get("side")
     return closes
-
-
-def names_a_side(hedge_side: Callable[[dict], str | None]) -> Callable[[dict], bool]:
-    """An order is on one hedge-mode side when it names it (Binance positionSide, Bybit
-    positionIdx, OKX posSide); in one-way mode they say BOTH, 0 and net."""
-    def hedged(raw: dict) -> bool:
-        return hedge_side(raw) is not None
-    return hedged
 
 
 def binance_close(side: str | None) -> dict:
@@ -318,11 +308,6 @@ def bitget_order_closes(raw: dict) -> bool:
     return str((raw.get("info") or {}).get("tradeSide", "")).lower() == "close"
 
 
-def bitget_order_hedged(raw: dict) -> bool:
-    # Bitget names no side on an order: tradeSide open or close exists in hedge mode only.
-    return str((raw.get("info") or {}).get("tradeSide", "")).lower() in ("open", "close")
-
-
 def bitget_close(side: str | None) -> dict:
     # ccxt turns hedged + reduceOnly into Bitget's tradeSide "Close" (and its side convention).
     return {"hedged": True, "reduceOnly": True} if side else {"reduceOnly": True}
@@ -363,7 +348,7 @@ SPOT_ONLY = frozen_mapping({"defaultType": "spot"})
 BINANCE_USDM = Venue(
     "Binance USDⓈ-M", frozen_mapping({"defaultType": "future"}), frozen_mapping(), "futures",
     binance_usdm, binance_side, binance_close, zero_liquidation_is_safe=True,
-    order_closes=against_its_side(binance_side), order_hedged=names_a_side(binance_side),
+    order_closes=against_its_side(binance_side),
 )
 BINANCE = Venue(
     "Binance",
@@ -371,15 +356,15 @@ BINANCE = Venue(
     # Spot markets only: not also the futures markets and margin pairs.
     frozen_mapping({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}),
     "spot", binance_usdm, binance_side, binance_close, zero_liquidation_is_safe=True,
-    order_closes=against_its_side(binance_side), order_hedged=names_a_side(binance_side),
+    order_closes=against_its_side(binance_side),
 )
 LINEAR = frozen_mapping({"defaultType": "swap", "defaultSubType": "linear"})
 BYBIT = Venue("Bybit", LINEAR, SPOT_ONLY, "futures", bybit, bybit_side, bybit_close,
-              order_closes=against_its_side(bybit_side), order_hedged=names_a_side(bybit_side))
+              order_closes=against_its_side(bybit_side))
 OKX = Venue("OKX", frozen_mapping({"defaultType": "swap"}), SPOT_ONLY, "futures", okx, okx_side, okx_close, okx_client_id,
-            order_closes=against_its_side(okx_side), order_hedged=names_a_side(okx_side))
+            order_closes=against_its_side(okx_side))
 BITGET = Venue("Bitget", LINEAR, SPOT_ONLY, "futures", bitget, bitget_side, bitget_close,
-               order_closes=bitget_order_closes, order_hedged=bitget_order_hedged)
+               order_closes=bitget_order_closes)
 GATE = Venue("Gate", LINEAR, SPOT_ONLY, "futures", gate, gate_side, reduce_only)
 
 VENUES: dict[str, Venue] = {

@@ -585,8 +585,8 @@ def test_reducing_in_hedge_mode_cancels_an_order_that_grows_one_side_whatever_th
     reducing = watched_state(trading_state=REDUCING, latches={"leverage": latch("leverage", state=REDUCING, resume="1h")})
     long_side = position(BTC, side=Side.LONG, contracts=2.0, position_side="long")
     short_side = position(BTC, side=Side.SHORT, contracts=1.0, position_side="short")
-    more_short = order("grow", BTC, side="sell", amount=0.5, hedged=True)  # nets under the long: it still adds
-    take_profit = order("keep", BTC, side="sell", amount=2.0, hedged=True, reduce_only=True)  # closes the long
+    more_short = order("grow", BTC, side="sell", amount=0.5)  # nets under the long: it still adds
+    take_profit = order("keep", BTC, side="sell", amount=2.0, reduce_only=True)  # closes the long
 
     result = step(reducing, snapshot(10_000, [long_side, short_side], orders=[more_short, take_profit]), policy(leverage={}), NOW)
 

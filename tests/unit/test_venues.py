@@ -230,23 +230,3 @@ def test_an_orders_notional_counts_its_contract_size_as_a_positions_does():
 )
 def test_an_order_that_can_only_close_its_hedge_side_is_known_as_one(profile, raw, closes):
     assert profile.order_closes(raw) is closes
-
-
-@pytest.mark.parametrize(
-    ("profile", "raw", "hedged"),
-    [
-        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "SHORT"}}, True),  # opens a short
-        (venues.BINANCE_USDM, {"side": "sell", "info": {"positionSide": "BOTH"}}, False),
-        (venues.BYBIT, {"side": "sell", "info": {"positionIdx": 2}}, True),
-        (venues.BYBIT, {"side": "sell", "info": {"positionIdx": 0}}, False),
-        (venues.OKX, {"side": "sell", "info": {"posSide": "short"}}, True),
-        (venues.OKX, {"side": "sell", "info": {"posSide": "net"}}, False),
-        (venues.BITGET, {"side": "sell", "info": {"tradeSide": "open"}}, True),
-        (venues.BITGET, {"side": "sell", "info": {"tradeSide": "sell_single"}}, False),
-        (venues.GATE, {"side": "sell", "info": {}}, False),
-    ],
-)
-def test_an_order_on_one_hedge_mode_side_is_known_as_one(profile, raw, hedged):
-    order = _order({"id": "1", "symbol": "BTC/USDT:USDT", "amount": 1, **raw}, profile)
-    assert order.hedged is hedged
-    assert not order.reduce_only or raw["side"] == "buy"  # a sell on SHORT opens: never taken for a close
