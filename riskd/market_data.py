@@ -5,9 +5,9 @@ fetches OHLCV for every symbol its accounts hold and their benchmark, incrementa
 from the last cached candle, stores it, prunes what is older than `keep`, and builds
 the immutable `MarketData` that the following ticks read. Candles are public: every
 account on one venue sees the same ones, so they are fetched, cached and held in
-memory once for all of them (issue 9: a copy per account cost memory and CPU for
-nothing). Each account reads that one value through a view sharing its arrays, with
-its own benchmark and its own fetch time: a failed fetch of a symbol the account holds
+memory once for all of them (a copy per account cost memory and CPU for nothing).
+Each account reads that one value through a view sharing its arrays, with its own
+benchmark and its own fetch time: a failed fetch of a symbol the account holds
 leaves that time unchanged, and once it is stale the account's market breakers read
 "cannot measure", never a calm market, whatever the venue's other accounts hold.
 """
